@@ -1,0 +1,53 @@
+"""Streamlet: Kafka's model as a serverless log on DynamoDB and S3.
+
+Example:
+    >>> from streamlet import Admin, Consumer, Producer                  # doctest: +SKIP
+    >>> Admin().create_topic("orders", partitions=3)                     # doctest: +SKIP
+    >>> with Producer() as p:                                            # doctest: +SKIP
+    ...     p.send("orders", b"hello", key=b"k")
+    >>> with Consumer("orders", auto_offset_reset="earliest") as c:     # doctest: +SKIP
+    ...     print([r.value for r in c.poll(timeout=2)])
+"""
+
+from .admin import Admin
+from .consumer import Consumer
+from .errors import (
+    AppendConflict,
+    InvalidConfig,
+    InvalidPartitions,
+    InvalidRecord,
+    InvalidRequest,
+    InvalidTopicName,
+    OffsetMismatch,
+    OffsetOutOfRange,
+    OutOfOrderSequence,
+    PartitionNotFound,
+    ProducerFenced,
+    RecordTooLarge,
+    RequestTimedOut,
+    RetriableError,
+    StreamletError,
+    Throttled,
+    TopicExists,
+    TopicNotFound,
+)
+from .producer import Producer
+from .records import (
+    PartitionInfo,
+    Record,
+    RecordMetadata,
+    TimestampType,
+    TopicDescription,
+    TopicPartition,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Admin", "AppendConflict", "Consumer", "InvalidConfig", "InvalidPartitions",
+    "InvalidRecord", "InvalidRequest", "InvalidTopicName", "OffsetMismatch", "OffsetOutOfRange",
+    "OutOfOrderSequence", "PartitionInfo", "PartitionNotFound", "Producer", "ProducerFenced",
+    "Record", "RecordMetadata", "RecordTooLarge", "RequestTimedOut", "RetriableError",
+    "StreamletError", "Throttled", "TimestampType", "TopicDescription", "TopicExists",
+    "TopicNotFound", "TopicPartition",
+]

@@ -1,0 +1,112 @@
+"""The storage engine: the only code that knows Streamlet's table and bucket layouts.
+
+The SDK's direct transport runs it in-process; the Lambda handlers run it behind the
+HTTP API. Clients are injected, never created at import.
+
+Example:
+    >>> engine = Engine(boto3.client("dynamodb"), boto3.client("s3"))  # doctest: +SKIP
+    >>> engine.create_topic("orders", partitions=3)                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..records import AppendResult, FetchResult, PartitionInfo, TopicDescription
+from . import schema
+from .aws import batch_write, ensure_storage, translated
+from .blobs import BlobStore
+from .log import DEFAULT_FETCH_BYTES, PartitionLog
+from .schema import Names
+from .topics import TopicMeta, TopicStore
+
+__all__ = ["Engine", "Names", "ensure_storage", "schema"]
+
+
+class Engine:
+    """Topics and partition logs on DynamoDB (+ S3 for large batches)."""
+
+    def __init__(self, dynamodb: Any, s3: Any, names: Names | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.names = names or Names()
+        self._ddb = dynamodb
+        self.blobs = BlobStore(s3, self.names)
+        self.topics = TopicStore(dynamodb, self.names, clock)
+        self.log = PartitionLog(dynamodb, self.blobs, self.names, self.topics, clock)
+
+    def provision(self, s3: Any) -> None:
+        """Create the tables and bucket (local platform and tests; CDK does it on AWS)."""
+        ensure_storage(self._ddb, s3, self.names)
+
+    # ---- topics ---------------------------------------------------------------------
+
+    def create_topic(self, name: str, partitions: int = 1,
+                     config: Mapping[str, object] | None = None) -> TopicDescription:
+        return self._describe(self.topics.create(name, partitions, config), with_offsets=False)
+
+    def list_topics(self) -> list[str]:
+        return self.topics.list()
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        return self._describe(self.topics.get(name, fresh=True), with_offsets=True)
+
+    def topic_metadata(self, name: str) -> TopicDescription:
+        """Partitions and config only, from a short-lived cache (the hot path's lookup)."""
+        return self._describe(self.topics.get(name), with_offsets=False)
+
+    def delete_topic(self, name: str) -> None:
+        meta = self.topics.delete(name)
+        for partition in range(meta.partitions):
+            self._purge_partition(meta.topic_id, partition)
+        self.blobs.delete_prefix(f"{schema.BLOB_PREFIX}{meta.topic_id}/")
+
+    def create_partitions(self, name: str, total: int) -> TopicDescription:
+        return self._describe(self.topics.grow(name, total), with_offsets=False)
+
+    def _describe(self, meta: TopicMeta, with_offsets: bool) -> TopicDescription:
+        info = []
+        if with_offsets:
+            for p in range(meta.partitions):
+                low, high = self.watermarks(meta.name, p)
+                info.append(PartitionInfo(p, low, high))
+        return TopicDescription(meta.name, meta.topic_id, meta.partitions, dict(meta.config),
+                                info)
+
+    def _purge_partition(self, topic_id: str, partition: int) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": self.names.log_table, "ProjectionExpression": "#pk, #sk",
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK},
+            "ExpressionAttributeValues": {":pk": {"S": schema.partition_pk(topic_id, partition)}},
+        }
+        while True:
+            with translated("purge a deleted partition"):
+                page = self._ddb.query(**kwargs)
+            requests = [{"DeleteRequest": {"Key": item}} for item in page.get("Items", [])]
+            batch_write(self._ddb, self.names.log_table, requests, "purge a deleted partition")
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # ---- log ------------------------------------------------------------------------
+
+    def append(self, topic: str, partition: int, batch: bytes,
+               expected_offset: int | None = None) -> AppendResult:
+        return self.log.append(topic, partition, batch, expected_offset)
+
+    def fetch(self, topic: str, partition: int, offset: int,
+              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
+              ) -> FetchResult:
+        return self.log.fetch(topic, partition, offset, max_bytes, max_records)
+
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        _, head = self.log.head(topic, partition)
+        return head.log_start, head.next_offset
+
+    def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
+        return self.log.offset_for_time(topic, partition, timestamp)
+
+    def init_producer_id(self) -> int:
+        return self.topics.next_producer_id()

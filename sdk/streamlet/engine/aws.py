@@ -1,0 +1,76 @@
+"""The AWS boundary: botocore failures become Streamlet errors, and storage is provisioned."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from ..errors import RequestTimedOut, Throttled
+from .schema import Names, table_specs
+
+THROTTLE_CODES = frozenset({
+    "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "SlowDown", "TooManyRequestsException", "TransactionInProgressException",
+})
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def cancellation_reasons(error: ClientError) -> list[dict[str, Any]]:
+    reasons = error.response.get("CancellationReasons") or []
+    return [dict(r) for r in reasons]
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn transient botocore failures (after botocore's own retries) into Streamlet errors.
+
+    ClientErrors that mean something to the caller (conditions, cancellations) pass through.
+    """
+    try:
+        yield
+    except ClientError as e:
+        code = error_code(e)
+        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in THROTTLE_CODES:
+            raise Throttled(f"{what}: storage throttled the request ({code}).") from e
+        if status >= 500 or code in ("InternalServerError", "ServiceUnavailable"):
+            raise RequestTimedOut(f"{what}: storage failed with {code or status}; "
+                                  "the request may have been applied.") from e
+        raise
+    except (ConnectionError, HTTPClientError) as e:
+        raise RequestTimedOut(f"{what}: no answer from storage ({type(e).__name__}); "
+                              "the request may have been applied.") from e
+
+
+def batch_write(dynamodb: Any, table: str, requests: list[dict[str, Any]], what: str) -> None:
+    """BatchWriteItem in chunks of 25, resubmitting unprocessed items."""
+    for i in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table: requests[i:i + 25]}
+        while pending:
+            with translated(what):
+                pending = dynamodb.batch_write_item(RequestItems=pending).get(
+                    "UnprocessedItems") or {}
+
+
+def ensure_storage(dynamodb: Any, s3: Any, names: Names) -> None:
+    """Create the tables (with TTL) and the bucket if they do not exist yet."""
+    existing = set(dynamodb.list_tables().get("TableNames", []))
+    for spec in table_specs(names):
+        if spec.name in existing:
+            continue
+        dynamodb.create_table(**spec.create_table_kwargs())
+        dynamodb.get_waiter("table_exists").wait(TableName=spec.name)
+        if spec.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=spec.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+            )
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=names.bucket)
+

@@ -1,0 +1,338 @@
+"""Partition logs: append with conditional offsets, fetch, watermarks and time lookups.
+
+Append is ONE ``TransactWriteItems``: advance the head (condition: ``next_offset`` is
+what we read), put the batch item (condition: absent) and, for idempotent producers,
+put the producer's state. A failed head condition means someone else appended (or our
+own earlier attempt landed and its reply was lost): re-read and decide again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..codec import (
+    BatchHeader,
+    decode_batch,
+    parse_header,
+    with_base_offset,
+    with_log_append_time,
+)
+from ..errors import AppendConflict, OffsetMismatch, OffsetOutOfRange, RecordTooLarge
+from ..records import AppendResult, FetchResult, TimestampType
+from ..topicconfig import MAX_INLINE_BYTES, config_int, config_str
+from . import producers as ps
+from . import schema as s
+from .aws import cancellation_reasons, error_code, translated
+from .blobs import BlobStore
+from .topics import TopicMeta, TopicStore
+
+MAX_APPEND_ATTEMPTS = 50
+PRODUCER_STATE_TTL_S = 7 * 24 * 3600
+DEFAULT_FETCH_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A partition head as read (strongly consistent)."""
+
+    next_offset: int
+    log_start: int
+    max_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    head: Head
+    producer: ps.ProducerState | None
+
+
+def _head_from_item(item: dict[str, Any]) -> Head:
+    return Head(int(item[s.A_NEXT_OFFSET]["N"]), int(item[s.A_LOG_START]["N"]),
+                int(item[s.A_MAX_TS]["N"]))
+
+
+class PartitionLog:
+    """Appends to and reads from partition logs."""
+
+    def __init__(self, dynamodb: Any, blobs: BlobStore, names: s.Names, topics: TopicStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._ddb = dynamodb
+        self._blobs = blobs
+        self._table = names.log_table
+        self._topics = topics
+        self._clock = clock
+        self._cache: dict[tuple[str, int], _State] = {}
+        self._lock = threading.Lock()
+
+    # ---- append -------------------------------------------------------------------------
+
+    def append(self, topic: str, partition: int, batch: bytes,
+               expected_offset: int | None = None) -> AppendResult:
+        """Append one RecordBatch v2; returns the offsets it was given."""
+        header = parse_header(batch)
+        meta = self._partition(topic, partition)
+        limit = config_int(meta.config, "max.message.bytes")
+        if header.size > limit:
+            raise RecordTooLarge(topic, header.size, limit, what="record batch")
+        append_time = -1
+        if config_str(meta.config, "message.timestamp.type") == "LogAppendTime":
+            append_time = int(self._clock() * 1000)
+            batch = with_log_append_time(batch, append_time)
+            header = parse_header(batch)
+        return self._append_loop(meta, partition, header, batch, expected_offset, append_time)
+
+    def _append_loop(self, meta: TopicMeta, partition: int, header: BatchHeader, batch: bytes,
+                     expected: int | None, append_time: int) -> AppendResult:
+        blob: str | None = None
+        for attempt in range(MAX_APPEND_ATTEMPTS):
+            state = self._state(meta, partition, header.producer_id, cached=attempt == 0)
+            done = self._decide(meta, partition, header, state, expected)
+            if done is not None:
+                return done
+            if blob is None and self._goes_to_s3(meta, header):
+                blob = self._blobs.put(meta.topic_id, partition, batch)
+            result = self._try_commit(meta, partition, header, batch, state, blob, append_time)
+            if result is not None:
+                return result
+            meta = self._partition(meta.name, partition, fresh=True)
+            time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
+        raise AppendConflict(f"Gave up appending to '{meta.name}' partition {partition} after "
+                             f"{MAX_APPEND_ATTEMPTS} conflicting attempts.")
+
+    def _decide(self, meta: TopicMeta, partition: int, header: BatchHeader, state: _State,
+                expected: int | None) -> AppendResult | None:
+        """A result for a duplicate batch, an error, or None to go ahead and write."""
+        if header.idempotent:
+            dup = ps.find_duplicate(state.producer, header)
+            if dup is not None:
+                return AppendResult(dup.base_offset, dup.last_offset,
+                                    dup.timestamp if header.timestamp_type else -1,
+                                    state.head.log_start, duplicate=True)
+            ps.check_sequence(state.producer, header, meta.name, partition)
+        if expected is not None and expected != state.head.next_offset:
+            raise OffsetMismatch(meta.name, partition, expected, state.head.next_offset)
+        return None
+
+    def _goes_to_s3(self, meta: TopicMeta, header: BatchHeader) -> bool:
+        return header.size > min(config_int(meta.config, "inline.max.bytes"), MAX_INLINE_BYTES)
+
+    def _try_commit(self, meta: TopicMeta, partition: int, header: BatchHeader, batch: bytes,
+                    state: _State, blob: str | None, append_time: int) -> AppendResult | None:
+        head = state.head
+        base = head.next_offset
+        last = base + header.record_count - 1
+        running_max = max(head.max_timestamp, header.max_timestamp)
+        items = [self._head_update(meta, partition, head, last + 1, running_max),
+                 self._batch_put(meta, partition, header, batch, base, running_max, blob)]
+        producer = None
+        if header.idempotent:
+            producer = ps.advance(state.producer, header, base, append_time)
+            items.append(self._producer_put(meta, partition, header.producer_id, producer))
+        try:
+            with translated(f"append to '{meta.name}' partition {partition}"):
+                self._ddb.transact_write_items(TransactItems=items)
+        except ClientError as e:
+            if error_code(e) in ("TransactionCanceledException", "TransactionConflictException"):
+                self._forget(meta, partition, header.producer_id)
+                self._note_missing_head(meta, e)
+                return None
+            raise
+        new_head = Head(last + 1, head.log_start, running_max)
+        self._remember(meta, partition, header.producer_id, _State(new_head, producer))
+        return AppendResult(base, last, append_time, head.log_start)
+
+    def _note_missing_head(self, meta: TopicMeta, error: ClientError) -> None:
+        reasons = cancellation_reasons(error)
+        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed" \
+                and not reasons[0].get("Item"):
+            self._topics.forget(meta.name)  # head gone: topic deleted or recreated
+
+    def _head_update(self, meta: TopicMeta, partition: int, head: Head, next_offset: int,
+                     max_ts: int) -> dict[str, Any]:
+        return {"Update": {
+            "TableName": self._table, "Key": s.head_key(meta.topic_id, partition),
+            "UpdateExpression": "SET #n = :next, #ts = :ts",
+            "ConditionExpression": "#n = :cur",
+            "ExpressionAttributeNames": {"#n": s.A_NEXT_OFFSET, "#ts": s.A_MAX_TS},
+            "ExpressionAttributeValues": {":next": {"N": str(next_offset)},
+                                          ":cur": {"N": str(head.next_offset)},
+                                          ":ts": {"N": str(max_ts)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }}
+
+    def _batch_put(self, meta: TopicMeta, partition: int, header: BatchHeader, batch: bytes,
+                   base: int, max_ts: int, blob: str | None) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            s.PK: {"S": s.partition_pk(meta.topic_id, partition)},
+            s.SK: {"S": s.batch_sk(base + header.record_count - 1)},
+            s.A_BASE: {"N": str(base)},
+            s.A_COUNT: {"N": str(header.record_count)},
+            s.A_SIZE: {"N": str(header.size)},
+            s.A_MAX_TS: {"N": str(max_ts)},
+        }
+        if blob is None:
+            item[s.A_DATA] = {"B": with_base_offset(batch, base)}
+        else:
+            item[s.A_BLOB] = {"S": blob}
+        return {"Put": {"TableName": self._table, "Item": item,
+                        "ConditionExpression": "attribute_not_exists(#sk)",
+                        "ExpressionAttributeNames": {"#sk": s.SK}}}
+
+    def _producer_put(self, meta: TopicMeta, partition: int, producer_id: int,
+                      state: ps.ProducerState) -> dict[str, Any]:
+        now = int(self._clock())
+        item = {
+            **s.producer_key(meta.topic_id, partition, producer_id),
+            s.A_EPOCH: {"N": str(state.epoch)},
+            s.A_BATCHES: {"L": [b.as_attribute() for b in state.batches]},
+            s.A_UPDATED: {"N": str(now * 1000)},
+            s.TTL: {"N": str(now + PRODUCER_STATE_TTL_S)},
+        }
+        return {"Put": {"TableName": self._table, "Item": item}}
+
+    # ---- state --------------------------------------------------------------------------
+
+    def _partition(self, topic: str, partition: int, fresh: bool = False) -> TopicMeta:
+        meta = self._topics.get(topic, fresh=fresh)
+        if not fresh and not 0 <= partition < meta.partitions:
+            meta = self._topics.get(topic, fresh=True)  # the topic may have grown
+        meta.check_partition(partition)
+        return meta
+
+    def _state(self, meta: TopicMeta, partition: int, producer_id: int,
+               cached: bool) -> _State:
+        key = (s.partition_pk(meta.topic_id, partition), producer_id)
+        if cached:
+            with self._lock:
+                hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+        gets = [{"Get": {"TableName": self._table, "Key": s.head_key(meta.topic_id, partition)}}]
+        if producer_id >= 0:
+            gets.append({"Get": {"TableName": self._table,
+                                 "Key": s.producer_key(meta.topic_id, partition, producer_id)}})
+        with translated(f"read '{meta.name}' partition {partition}"):
+            out = self._ddb.transact_get_items(TransactItems=gets)["Responses"]
+        head_item = out[0].get("Item")
+        if head_item is None:
+            self._topics.forget(meta.name)
+            meta = self._partition(meta.name, partition, fresh=True)
+            return self._state(meta, partition, producer_id, cached=False)
+        producer_item = out[1].get("Item") if len(out) > 1 else None
+        producer = (ps.ProducerState.from_item(producer_item, s.A_EPOCH, s.A_BATCHES)
+                    if producer_item else None)
+        return _State(_head_from_item(head_item), producer)
+
+    def _remember(self, meta: TopicMeta, partition: int, producer_id: int,
+                  state: _State) -> None:
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[(s.partition_pk(meta.topic_id, partition), producer_id)] = state
+
+    def _forget(self, meta: TopicMeta, partition: int, producer_id: int) -> None:
+        with self._lock:
+            self._cache.pop((s.partition_pk(meta.topic_id, partition), producer_id), None)
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def head(self, topic: str, partition: int) -> tuple[TopicMeta, Head]:
+        """The partition's head, read strongly consistent."""
+        meta = self._partition(topic, partition)
+        for fresh in (False, True):
+            if fresh:
+                meta = self._partition(topic, partition, fresh=True)
+            with translated(f"read '{topic}' partition {partition}"):
+                item = self._ddb.get_item(TableName=self._table, ConsistentRead=True,
+                                          Key=s.head_key(meta.topic_id, partition)).get("Item")
+            if item is not None:
+                return meta, _head_from_item(item)
+        self._topics.forget(topic)
+        self._topics.get(topic, fresh=True)  # raises TopicNotFound once it is gone
+        raise AppendConflict(f"Partition {partition} of '{topic}' is being recreated; retry.")
+
+    def fetch(self, topic: str, partition: int, offset: int,
+              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
+              ) -> FetchResult:
+        """Batches from the one containing ``offset`` up to the high watermark."""
+        meta, head = self.head(topic, partition)
+        _check_offset(topic, partition, offset, head)
+        batches: list[bytes] = []
+        if offset == head.next_offset:
+            return FetchResult(batches, head.next_offset, head.log_start)
+        size = records = 0
+        for item in self._query(meta, partition, offset, head.next_offset - 1):
+            data = self._batch_bytes(item)
+            batches.append(data)
+            size += len(data)
+            records += _last_offset(item) - max(offset, int(item[s.A_BASE]["N"])) + 1
+            if size >= max_bytes or (max_records is not None and records >= max_records):
+                break
+        return FetchResult(batches, head.next_offset, head.log_start)
+
+    def _query(self, meta: TopicMeta, partition: int, first: int, last: int,
+               page: int = 50) -> Any:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "ConsistentRead": True, "Limit": page,
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": {"#pk": s.PK, "#sk": s.SK},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": s.partition_pk(meta.topic_id, partition)},
+                ":lo": {"S": s.batch_sk(first)}, ":hi": {"S": s.batch_sk(last)}},
+        }
+        while True:
+            with translated(f"read '{meta.name}' partition {partition}"):
+                out = self._ddb.query(**kwargs)
+            yield from out.get("Items", [])
+            if "LastEvaluatedKey" not in out:
+                return
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+    def _batch_bytes(self, item: dict[str, Any]) -> bytes:
+        if s.A_DATA in item:
+            return bytes(item[s.A_DATA]["B"])
+        return with_base_offset(self._blobs.get(item[s.A_BLOB]["S"]), int(item[s.A_BASE]["N"]))
+
+    def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
+        """The first offset whose timestamp is >= ``timestamp`` (Kafka's offsetsForTimes)."""
+        meta, head = self.head(topic, partition)
+        if head.next_offset == head.log_start or head.max_timestamp < timestamp:
+            return None
+        lo, hi = head.log_start, head.next_offset - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            item = next(iter(self._query(meta, partition, mid, head.next_offset - 1, page=1)))
+            if int(item[s.A_MAX_TS]["N"]) >= timestamp:
+                hi = min(mid, int(item[s.A_BASE]["N"]))
+            else:
+                lo = _last_offset(item) + 1
+        item = next(iter(self._query(meta, partition, lo, head.next_offset - 1, page=1)))
+        return _first_at_or_after(self._batch_bytes(item), timestamp)
+
+
+def _last_offset(item: dict[str, Any]) -> int:
+    return int(item[s.SK]["S"][len(s.BATCH_PREFIX):])
+
+
+def _first_at_or_after(batch: bytes, timestamp: int) -> int:
+    header = parse_header(batch)
+    if header.timestamp_type == TimestampType.LOG_APPEND_TIME:
+        return header.base_offset
+    for record in decode_batch("", 0, batch):
+        if record.timestamp >= timestamp:
+            return record.offset
+    return header.base_offset + header.record_count - 1
+
+
+def _check_offset(topic: str, partition: int, offset: int, head: Head) -> None:
+    if isinstance(offset, bool) or not isinstance(offset, int) \
+            or not head.log_start <= offset <= head.next_offset:
+        raise OffsetOutOfRange(topic, partition, offset if isinstance(offset, int) else -1,
+                               head.log_start, head.next_offset)

@@ -1,0 +1,129 @@
+"""The one place that names tables, keys and attributes.
+
+The engine, the local platform and the CDK stack all read this module.
+
+Tables
+------
+``{prefix}-topics`` (key ``pk``)
+    ``topic#{name}``           topic metadata: topic_id, partitions, config
+    ``counter#producer_id``    producer id allocator
+``{prefix}-log`` (key ``pk``, ``sk``; TTL attribute ``expires_at``)
+    pk = ``{topic_id}/{partition}``
+    ``head``                   next_offset (high watermark), log_start_offset, max_timestamp
+    ``b/{last_offset:020}``    one record batch: bytes inline, or a pointer to an S3 blob
+    ``p/{producer_id}``        idempotent producer state: epoch + last 5 batches
+
+Batch items are keyed by their *last* offset, so one forward Query from ``b/{offset}``
+starts with the batch that contains ``offset``.
+
+Bucket ``{bucket}``
+    ``blobs/{topic_id}/{partition}/{sha256}``   batches above the topic's inline limit
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PK = "pk"
+SK = "sk"
+TTL = "expires_at"
+
+# topics table
+TOPIC_PREFIX = "topic#"
+PRODUCER_ID_COUNTER = "counter#producer_id"
+A_NAME = "name"
+A_TOPIC_ID = "topic_id"
+A_PARTITIONS = "partitions"
+A_CONFIG = "config"
+A_CREATED = "created_ms"
+A_COUNTER = "value"
+
+# log table
+HEAD_SK = "head"
+BATCH_PREFIX = "b/"
+PRODUCER_PREFIX = "p/"
+A_NEXT_OFFSET = "next_offset"
+A_LOG_START = "log_start_offset"
+A_MAX_TS = "max_timestamp"
+A_BASE = "base_offset"
+A_COUNT = "record_count"
+A_SIZE = "size"
+A_DATA = "data"
+A_BLOB = "blob"
+A_APPEND_TIME = "append_ms"
+A_EPOCH = "epoch"
+A_BATCHES = "batches"
+A_UPDATED = "updated_ms"
+
+BLOB_PREFIX = "blobs/"
+OFFSET_WIDTH = 20
+
+
+@dataclass(frozen=True)
+class Names:
+    """Physical names of one Streamlet deployment's tables and bucket."""
+
+    prefix: str = "streamlet"
+    bucket: str = "streamlet-data"
+
+    @property
+    def topics_table(self) -> str:
+        return f"{self.prefix}-topics"
+
+    @property
+    def log_table(self) -> str:
+        return f"{self.prefix}-log"
+
+
+def topic_key(name: str) -> dict[str, Any]:
+    return {PK: {"S": TOPIC_PREFIX + name}}
+
+
+def partition_pk(topic_id: str, partition: int) -> str:
+    return f"{topic_id}/{partition}"
+
+
+def head_key(topic_id: str, partition: int) -> dict[str, Any]:
+    return {PK: {"S": partition_pk(topic_id, partition)}, SK: {"S": HEAD_SK}}
+
+
+def batch_sk(last_offset: int) -> str:
+    return f"{BATCH_PREFIX}{last_offset:0{OFFSET_WIDTH}d}"
+
+
+def producer_key(topic_id: str, partition: int, producer_id: int) -> dict[str, Any]:
+    return {
+        PK: {"S": partition_pk(topic_id, partition)},
+        SK: {"S": f"{PRODUCER_PREFIX}{producer_id}"},
+    }
+
+
+def blob_key(topic_id: str, partition: int, digest: str) -> str:
+    return f"{BLOB_PREFIX}{topic_id}/{partition}/{digest}"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Key schema of one table: what CreateTable and the CDK stack both build from."""
+
+    name: str
+    hash_key: str
+    range_key: str | None = None
+    ttl_attribute: str | None = None
+
+    def create_table_kwargs(self) -> dict[str, Any]:
+        keys = [(self.hash_key, "HASH")] + ([(self.range_key, "RANGE")] if self.range_key else [])
+        return {
+            "TableName": self.name,
+            "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in keys],
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n, _ in keys],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+
+
+def table_specs(names: Names) -> list[TableSpec]:
+    return [
+        TableSpec(names.topics_table, PK),
+        TableSpec(names.log_table, PK, SK, ttl_attribute=TTL),
+    ]

@@ -1,0 +1,208 @@
+"""Topic metadata: create, list, describe, delete and grow topics."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..errors import InvalidPartitions, PartitionNotFound, TopicExists, TopicNotFound
+from ..topicconfig import validate_config, validate_partitions, validate_topic_name
+from . import schema as s
+from .aws import batch_write, error_code, translated
+
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class TopicMeta:
+    """A topic's identity, size and config, as stored in the topics table."""
+
+    name: str
+    topic_id: str
+    partitions: int
+    config: dict[str, str]
+    created_ms: int
+
+    def check_partition(self, partition: int) -> None:
+        if isinstance(partition, bool) or not isinstance(partition, int):
+            raise PartitionNotFound(self.name, partition, self.partitions)
+        if not 0 <= partition < self.partitions:
+            raise PartitionNotFound(self.name, partition, self.partitions)
+
+
+def _meta_from_item(item: Mapping[str, Any]) -> TopicMeta:
+    return TopicMeta(
+        name=item[s.A_NAME]["S"],
+        topic_id=item[s.A_TOPIC_ID]["S"],
+        partitions=int(item[s.A_PARTITIONS]["N"]),
+        config={k: v["S"] for k, v in item[s.A_CONFIG]["M"].items()},
+        created_ms=int(item[s.A_CREATED]["N"]),
+    )
+
+
+def _head_item(topic_id: str, partition: int) -> dict[str, Any]:
+    return {
+        **s.head_key(topic_id, partition),
+        s.A_NEXT_OFFSET: {"N": "0"},
+        s.A_LOG_START: {"N": "0"},
+        s.A_MAX_TS: {"N": "-1"},
+    }
+
+
+class TopicStore:
+    """Reads and writes topic items; caches lookups briefly for the hot path."""
+
+    def __init__(self, dynamodb: Any, names: s.Names, clock: Callable[[], float] = time.time):
+        self._ddb = dynamodb
+        self._names = names
+        self._clock = clock
+        self._cache: dict[str, tuple[float, TopicMeta]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, *, fresh: bool = False) -> TopicMeta:
+        """The topic's metadata; raises TopicNotFound."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(name)
+        if hit and not fresh and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        validate_topic_name(name)
+        with translated(f"describe topic '{name}'"):
+            item = self._ddb.get_item(TableName=self._names.topics_table,
+                                      Key=s.topic_key(name), ConsistentRead=True).get("Item")
+        if item is None:
+            self.forget(name)
+            raise TopicNotFound(name)
+        meta = _meta_from_item(item)
+        with self._lock:
+            self._cache[name] = (now, meta)
+        return meta
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._cache.pop(name, None)
+
+    def create(self, name: str, partitions: int,
+               config: Mapping[str, object] | None = None) -> TopicMeta:
+        """Write the partition heads, then the topic item (the commit point)."""
+        validate_topic_name(name)
+        validate_partitions(name, partitions)
+        meta = TopicMeta(name, uuid.uuid4().hex, partitions, validate_config(config),
+                         int(self._clock() * 1000))
+        self._put_heads(meta.topic_id, range(partitions))
+        try:
+            with translated(f"create topic '{name}'"):
+                self._ddb.put_item(TableName=self._names.topics_table, Item=self._item(meta),
+                                   ConditionExpression="attribute_not_exists(#pk)",
+                                   ExpressionAttributeNames={"#pk": s.PK})
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                self._delete_heads(meta.topic_id, range(partitions))
+                raise TopicExists(name) from None
+            raise
+        return meta
+
+    def _item(self, meta: TopicMeta) -> dict[str, Any]:
+        return {
+            **s.topic_key(meta.name),
+            s.A_NAME: {"S": meta.name},
+            s.A_TOPIC_ID: {"S": meta.topic_id},
+            s.A_PARTITIONS: {"N": str(meta.partitions)},
+            s.A_CONFIG: {"M": {k: {"S": v} for k, v in meta.config.items()}},
+            s.A_CREATED: {"N": str(meta.created_ms)},
+        }
+
+    def _put_heads(self, topic_id: str, partitions: range) -> None:
+        self._batch_write([{"PutRequest": {"Item": _head_item(topic_id, p)}} for p in partitions])
+
+    def _put_head_if_absent(self, topic_id: str, partition: int) -> None:
+        """Never overwrite a live head: a concurrent grow may have created it."""
+        try:
+            with translated("write partition head"):
+                self._ddb.put_item(TableName=self._names.log_table,
+                                   Item=_head_item(topic_id, partition),
+                                   ConditionExpression="attribute_not_exists(#pk)",
+                                   ExpressionAttributeNames={"#pk": s.PK})
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
+
+    def _delete_heads(self, topic_id: str, partitions: range) -> None:
+        keys = [s.head_key(topic_id, p) for p in partitions]
+        self._batch_write([{"DeleteRequest": {"Key": k}} for k in keys])
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        batch_write(self._ddb, self._names.log_table, requests, "write partition heads")
+
+    def list(self) -> list[str]:
+        names: list[str] = []
+        kwargs: dict[str, Any] = {"TableName": self._names.topics_table,
+                                  "ConsistentRead": True}
+        while True:
+            with translated("list topics"):
+                page = self._ddb.scan(**kwargs)
+            names += [i[s.A_NAME]["S"] for i in page.get("Items", []) if s.A_NAME in i]
+            if "LastEvaluatedKey" not in page:
+                return sorted(names)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def delete(self, name: str) -> TopicMeta:
+        """Remove the topic item (the commit point), then its partition heads."""
+        meta = self.get(name, fresh=True)
+        try:
+            with translated(f"delete topic '{name}'"):
+                self._ddb.delete_item(
+                    TableName=self._names.topics_table, Key=s.topic_key(name),
+                    ConditionExpression="#tid = :tid",
+                    ExpressionAttributeNames={"#tid": s.A_TOPIC_ID},
+                    ExpressionAttributeValues={":tid": {"S": meta.topic_id}})
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                raise TopicNotFound(name) from None
+            raise
+        self.forget(name)
+        self._delete_heads(meta.topic_id, range(meta.partitions))
+        return meta
+
+    def grow(self, name: str, total: int) -> TopicMeta:
+        """Increase the partition count to ``total`` (partitions never shrink)."""
+        meta = self.get(name, fresh=True)
+        validate_partitions(name, total)
+        if total <= meta.partitions:
+            raise InvalidPartitions(
+                f"Topic '{name}' has {meta.partitions} partitions; the new total must be "
+                f"larger, got {total}.")
+        for partition in range(meta.partitions, total):
+            self._put_head_if_absent(meta.topic_id, partition)
+        try:
+            with translated(f"add partitions to '{name}'"):
+                self._ddb.update_item(
+                    TableName=self._names.topics_table, Key=s.topic_key(name),
+                    UpdateExpression="SET #n = :new",
+                    ConditionExpression="#n = :old AND #tid = :tid",
+                    ExpressionAttributeNames={"#n": s.A_PARTITIONS, "#tid": s.A_TOPIC_ID},
+                    ExpressionAttributeValues={":new": {"N": str(total)},
+                                               ":old": {"N": str(meta.partitions)},
+                                               ":tid": {"S": meta.topic_id}})
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                raise InvalidPartitions(
+                    f"Topic '{name}' changed while adding partitions; retry.") from None
+            raise
+        self.forget(name)
+        return self.get(name, fresh=True)
+
+    def next_producer_id(self) -> int:
+        """Allocate a producer id (a lost reply only wastes an id)."""
+        with translated("allocate a producer id"):
+            out = self._ddb.update_item(
+                TableName=self._names.topics_table, Key={s.PK: {"S": s.PRODUCER_ID_COUNTER}},
+                UpdateExpression="ADD #v :one", ExpressionAttributeNames={"#v": s.A_COUNTER},
+                ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW")
+        return int(out["Attributes"][s.A_COUNTER]["N"])

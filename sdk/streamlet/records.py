@@ -1,0 +1,118 @@
+"""Plain data types shared by the producer, the consumer and the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class TimestampType(IntEnum):
+    """Where a record's timestamp came from (Kafka's two timestamp types)."""
+
+    CREATE_TIME = 0
+    LOG_APPEND_TIME = 1
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TopicPartition:
+    """A topic and one of its partitions.
+
+    Example:
+        >>> TopicPartition("orders", 3)
+        TopicPartition(topic='orders', partition=3)
+    """
+
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where an acknowledged record was written."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    """Milliseconds since the epoch: the create time, or the log append time."""
+    timestamp_type: TimestampType = TimestampType.CREATE_TIME
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record.
+
+    Example:
+        >>> r = Record("orders", 0, 41, b"k", b"v", [("trace", b"1")], 1700000000000)
+        >>> r.offset, r.value, r.header("trace")
+        (41, b'v', b'1')
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    timestamp: int = 0
+    timestamp_type: TimestampType = TimestampType.CREATE_TIME
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header ``name``, or None."""
+        found: bytes | None = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    """One partition of a described topic."""
+
+    partition: int
+    low: int
+    """Log start offset: the first offset still readable."""
+    high: int
+    """High watermark: the offset the next record will get."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDescription:
+    """A topic's metadata, as returned by ``Admin.describe_topic``."""
+
+    name: str
+    topic_id: str
+    partitions: int
+    config: dict[str, str]
+    partition_info: list[PartitionInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What the log assigned to one appended batch."""
+
+    base_offset: int
+    last_offset: int
+    log_append_time: int
+    """-1 unless the topic uses LogAppendTime."""
+    log_start_offset: int
+    duplicate: bool = False
+    """True when the batch was a retry of one already written."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """Record batches read from one partition, in offset order."""
+
+    batches: list[bytes]
+    high_watermark: int
+    log_start_offset: int

@@ -1,0 +1,58 @@
+"""Shared fixtures: AWS credentials for moto, an in-process engine, a local platform."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from streamlet.engine import Engine
+from streamlet.local import LocalPlatform
+
+_names = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials, and no endpoint leaking in from the developer's shell."""
+    for key in ("AWS_ENDPOINT_URL", "STREAMLET_ENDPOINT", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """An engine on in-process moto (fresh state per test)."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        eng = Engine(boto3.client("dynamodb", region_name="us-east-1"), s3)
+        eng.provision(s3)
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[LocalPlatform]:
+    """One local platform (moto server on 127.0.0.1, serialized) for the session."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    with LocalPlatform() as lp:
+        yield lp
+    for key, value in saved.items():
+        if value is not None:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def endpoint(platform: LocalPlatform) -> str:
+    return platform.endpoint
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic name no other test uses (the local platform is shared)."""
+    return f"t-{os.getpid()}-{next(_names)}"

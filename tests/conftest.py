@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from streamlet.engine import Engine
-from streamlet.local import LocalPlatform
+from streamlet.local import LocalPlatform, serialized_moto
 
 _names = itertools.count()
 
@@ -28,8 +28,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def engine() -> Iterator[Engine]:
-    """An engine on in-process moto (fresh state per test)."""
-    with mock_aws():
+    """An engine on in-process moto (fresh state, requests serialized)."""
+    with mock_aws(), serialized_moto():
         s3 = boto3.client("s3", region_name="us-east-1")
         eng = Engine(boto3.client("dynamodb", region_name="us-east-1"), s3)
         eng.provision(s3)
@@ -48,8 +48,19 @@ def platform() -> Iterator[LocalPlatform]:
 
 
 @pytest.fixture
-def endpoint(platform: LocalPlatform) -> str:
-    return platform.endpoint
+def live_platform(platform: LocalPlatform) -> LocalPlatform:
+    """The session's platform with its storage present.
+
+    moto keeps one set of backends per process: leaving an in-process ``mock_aws``
+    resets them, tables of the running server included. Re-provisioning is cheap.
+    """
+    platform.engine().provision(platform.client("s3"))
+    return platform
+
+
+@pytest.fixture
+def endpoint(live_platform: LocalPlatform) -> str:
+    return live_platform.endpoint
 
 
 @pytest.fixture

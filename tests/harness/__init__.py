@@ -1,0 +1,1 @@
+"""Test-support harness: fault injection and Jepsen-style history checking."""

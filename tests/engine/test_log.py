@@ -184,3 +184,17 @@ def test_appends_to_a_deleted_topic_fail_cleanly(orders: Engine) -> None:
     result = other.append("orders", 0, make_batch([b"b"]))  # stale cache: old topic id
     assert result.base_offset == 0  # landed in the new topic, not the deleted one
     assert read_all(orders) == [(0, b"b")]
+
+
+def test_a_stale_cache_never_refuses_a_valid_batch(orders: Engine) -> None:
+    """Consecutive batches of one producer may reach different engines (Lambdas)."""
+    a, b = orders, fresh_engine(orders)
+    a.append("orders", 0, make_batch([b"0"], pid=5, seq=0))
+    b.append("orders", 0, make_batch([b"1"], pid=5, seq=1))
+    assert a.append("orders", 0, make_batch([b"2"], pid=5, seq=2)).base_offset == 2
+    b.append("orders", 0, make_batch([b"3"]))
+    assert a.append("orders", 0, make_batch([b"4"]), expected_offset=4).base_offset == 4
+    with pytest.raises(OffsetMismatch) as info:
+        b.append("orders", 0, make_batch([b"5"]), expected_offset=4)
+    assert info.value.actual == 5
+    assert [v for _, v in read_all(orders)] == [b"0", b"1", b"2", b"3", b"4"]

@@ -24,7 +24,13 @@ from ..codec import (
     with_base_offset,
     with_log_append_time,
 )
-from ..errors import AppendConflict, OffsetMismatch, OffsetOutOfRange, RecordTooLarge
+from ..errors import (
+    AppendConflict,
+    OffsetMismatch,
+    OffsetOutOfRange,
+    RecordTooLarge,
+    StreamletError,
+)
 from ..records import AppendResult, FetchResult, TimestampType
 from ..topicconfig import MAX_INLINE_BYTES, config_int, config_str
 from . import producers as ps
@@ -92,8 +98,8 @@ class PartitionLog:
                      expected: int | None, append_time: int) -> AppendResult:
         blob: str | None = None
         for attempt in range(MAX_APPEND_ATTEMPTS):
-            state = self._state(meta, partition, header.producer_id, cached=attempt == 0)
-            done = self._decide(meta, partition, header, state, expected)
+            state, done = self._state_and_decision(meta, partition, header, expected,
+                                                   cached=attempt == 0)
             if done is not None:
                 return done
             if blob is None and self._goes_to_s3(meta, header):
@@ -105,6 +111,20 @@ class PartitionLog:
             time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
         raise AppendConflict(f"Gave up appending to '{meta.name}' partition {partition} after "
                              f"{MAX_APPEND_ATTEMPTS} conflicting attempts.")
+
+    def _state_and_decision(self, meta: TopicMeta, partition: int, header: BatchHeader,
+                            expected: int | None, cached: bool
+                            ) -> tuple[_State, AppendResult | None]:
+        """Decide on cached state; an error is only raised after a fresh, consistent read."""
+        if cached:
+            hit = self._cached(meta, partition, header.producer_id)
+            if hit is not None:
+                try:
+                    return hit, self._decide(meta, partition, header, hit, expected)
+                except StreamletError:
+                    self._forget(meta, partition, header.producer_id)
+        state = self._read_state(meta, partition, header.producer_id)
+        return state, self._decide(meta, partition, header, state, expected)
 
     def _decide(self, meta: TopicMeta, partition: int, header: BatchHeader, state: _State,
                 expected: int | None) -> AppendResult | None:
@@ -206,14 +226,12 @@ class PartitionLog:
         meta.check_partition(partition)
         return meta
 
-    def _state(self, meta: TopicMeta, partition: int, producer_id: int,
-               cached: bool) -> _State:
-        key = (s.partition_pk(meta.topic_id, partition), producer_id)
-        if cached:
-            with self._lock:
-                hit = self._cache.get(key)
-            if hit is not None:
-                return hit
+    def _cached(self, meta: TopicMeta, partition: int, producer_id: int) -> _State | None:
+        with self._lock:
+            return self._cache.get((s.partition_pk(meta.topic_id, partition), producer_id))
+
+    def _read_state(self, meta: TopicMeta, partition: int, producer_id: int) -> _State:
+        """Head and producer state in one serializable read (TransactGetItems)."""
         gets = [{"Get": {"TableName": self._table, "Key": s.head_key(meta.topic_id, partition)}}]
         if producer_id >= 0:
             gets.append({"Get": {"TableName": self._table,
@@ -224,7 +242,7 @@ class PartitionLog:
         if head_item is None:
             self._topics.forget(meta.name)
             meta = self._partition(meta.name, partition, fresh=True)
-            return self._state(meta, partition, producer_id, cached=False)
+            return self._read_state(meta, partition, producer_id)
         producer_item = out[1].get("Item") if len(out) > 1 else None
         producer = (ps.ProducerState.from_item(producer_item, s.A_EPOCH, s.A_BATCHES)
                     if producer_item else None)

@@ -113,8 +113,8 @@ class LocalPlatform:
         make: Any = boto3.client
         return make(service, endpoint_url=self.aws_endpoint_url, region_name=REGION,
                             aws_access_key_id=key, aws_secret_access_key=secret,
-                            config=Config(retries={"mode": "standard", "max_attempts": 5},
-                                          **config))
+                            config=Config(**{"retries": {"mode": "standard", "max_attempts": 5},
+                                             **config}))
 
     def engine(self) -> Engine:
         return Engine(self.client("dynamodb"), self.client("s3"), self.names)

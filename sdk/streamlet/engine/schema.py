@@ -16,6 +16,12 @@ Tables
 Batch items are keyed by their *last* offset, so one forward Query from ``b/{offset}``
 starts with the batch that contains ``offset``.
 
+``{prefix}-groups`` (key ``pk``, ``sk``; TTL attribute ``expires_at``)
+    pk = ``group#{group}``
+    ``lease#{topic}#{partition:06}``   one partition's lease: owner, epoch, committed offset
+    ``member#{member_id}``             a live member: heartbeat counter, subscription
+    ``instance#{name}``                a REST Proxy v2 consumer instance's state
+
 Bucket ``{bucket}``
     ``blobs/{topic_id}/{partition}/{sha256}``   batches above the topic's inline limit
 """
@@ -56,6 +62,12 @@ A_EPOCH = "epoch"
 A_BATCHES = "batches"
 A_UPDATED = "updated_ms"
 
+# groups table
+GROUP_PREFIX = "group#"
+LEASE_PREFIX = "lease#"
+MEMBER_PREFIX = "member#"
+INSTANCE_PREFIX = "instance#"
+
 BLOB_PREFIX = "blobs/"
 OFFSET_WIDTH = 20
 
@@ -74,6 +86,10 @@ class Names:
     @property
     def log_table(self) -> str:
         return f"{self.prefix}-log"
+
+    @property
+    def groups_table(self) -> str:
+        return f"{self.prefix}-groups"
 
 
 def topic_key(name: str) -> dict[str, Any]:
@@ -97,6 +113,22 @@ def producer_key(topic_id: str, partition: int, producer_id: int) -> dict[str, A
         PK: {"S": partition_pk(topic_id, partition)},
         SK: {"S": f"{PRODUCER_PREFIX}{producer_id}"},
     }
+
+
+def group_pk(group: str) -> str:
+    return f"{GROUP_PREFIX}{group}"
+
+
+def lease_sk(topic: str, partition: int) -> str:
+    return f"{LEASE_PREFIX}{topic}#{partition:06d}"
+
+
+def member_sk(member_id: str) -> str:
+    return f"{MEMBER_PREFIX}{member_id}"
+
+
+def instance_sk(name: str) -> str:
+    return f"{INSTANCE_PREFIX}{name}"
 
 
 def blob_key(topic_id: str, partition: int, digest: str) -> str:
@@ -126,4 +158,5 @@ def table_specs(names: Names) -> list[TableSpec]:
     return [
         TableSpec(names.topics_table, PK),
         TableSpec(names.log_table, PK, SK, ttl_attribute=TTL),
+        TableSpec(names.groups_table, PK, SK, ttl_attribute=TTL),
     ]

@@ -1,0 +1,143 @@
+"""``streamlet local`` (a local platform for other shells) and ``streamlet demo``."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from .common import CliError, stderr, stdout
+
+if TYPE_CHECKING:
+    from ..local import LocalPlatform
+    from ..local.demo import DemoResult
+
+DEFAULT_PORT = 4566
+
+
+def local(
+    port: Annotated[int, typer.Option(
+        "--port", min=0, max=65535, help="Port to listen on; 0 picks a free one.",
+    )] = DEFAULT_PORT,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run a local Streamlet platform (moto) until Ctrl-C.
+
+    Prints `export ...` lines on stdout: paste them into another shell to point the
+    SDK, the CLI and AWS tools at it. Its state lives in memory and ends with it.
+    """
+    _check_port(host, port)
+    platform = _start(port, host)
+    try:
+        with _interruptible():
+            for name, value in platform.env().items():
+                typer.echo(f"export {name}={shlex.quote(value)}")
+            sys.stdout.flush()
+            stderr().print(f"Streamlet local platform listening on "
+                           f"{platform.aws_endpoint_url} (paste the exports above into "
+                           "another shell; Ctrl-C to stop).", markup=False)
+            platform.serve_forever()
+    except KeyboardInterrupt:
+        stderr().print("Stopped.")
+    finally:
+        platform.stop()
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the server, even when started in the background.
+
+    A shell starts background jobs with SIGINT ignored, and Python keeps that.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line when the port is taken (the server would print two and exit)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CliError(f"Cannot listen on {host}:{port}: {error.strerror or error}; "
+                           "stop whatever uses it or pass --port (0 picks a free one).") from None
+
+
+def _start(port: int, host: str) -> LocalPlatform:
+    try:
+        from ..local import LocalPlatform
+
+        return LocalPlatform(port, host=host).start()
+    except ImportError as error:
+        raise CliError(f"The local platform needs moto ({error.name} is missing): "
+                       "pip install 'streamlet[local]'.") from None
+
+
+def demo(
+    partitions: Annotated[int, typer.Option(
+        "--partitions", "-p", min=1, max=1000, help="Partitions of the demo topic.")] = 4,
+    records: Annotated[int, typer.Option(
+        "--records", "-n", min=1, help="How many events to produce.")] = 5000,
+) -> None:
+    """Produce keyed JSON events on an embedded local platform, read them back, verify.
+
+    Checks that every event came back exactly once, at the offset its producer was told,
+    in order per key; prints per-partition offsets and throughput. Exits 1 on any mismatch.
+    """
+    try:
+        from ..local.demo import run_demo
+    except ImportError as error:
+        raise CliError(f"The demo needs moto ({error.name} is missing): "
+                       "pip install 'streamlet[local]'.") from None
+    result = run_demo(partitions=partitions, records=records, console=stderr())
+    out = stdout()
+    out.print(partition_table(result))
+    out.print(totals_table(result))
+    if not result.ok:
+        raise CliError("Verification failed: " + "; ".join(result.problems))
+    stderr().print(f"[green]OK[/green]: all {result.consumed} records came back exactly once, "
+                   "in order per key.")
+
+
+def partition_table(result: DemoResult) -> Table:
+    table = Table("PARTITION", "RECORDS", "FIRST OFFSET", "LAST OFFSET", "HIGH WATERMARK",
+                  title=f"Topic '{result.topic}'")
+    for stats in result.partitions:
+        table.add_row(*(str(v) if v is not None else "-" for v in (
+            stats.partition, stats.records, stats.first_offset, stats.last_offset,
+            stats.high_watermark)))
+    for column in table.columns:
+        column.justify = "right"
+    return table
+
+
+def totals_table(result: DemoResult) -> Table:
+    table = Table("TOTAL", "VALUE", show_header=False, title="Totals")
+    table.columns[1].justify = "right"
+    table.add_row("produced", str(result.produced))
+    table.add_row("consumed", str(result.consumed))
+    table.add_row("produce throughput", f"{result.produce_rate:,.0f} records/s")
+    table.add_row("consume throughput", f"{result.consume_rate:,.0f} records/s")
+    table.add_row("elapsed", f"{result.elapsed_seconds:.2f} s")
+    return table

@@ -9,10 +9,13 @@ Example:
     ...     print([r.value for r in c.poll(timeout=2)])
 """
 
-from .admin import Admin
+from .admin import Admin, GroupPartition
 from .consumer import Consumer
 from .errors import (
     AppendConflict,
+    CommitFailed,
+    GroupActive,
+    GroupNotFound,
     InvalidConfig,
     InvalidPartitions,
     InvalidRecord,
@@ -44,7 +47,8 @@ from .records import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Admin", "AppendConflict", "Consumer", "InvalidConfig", "InvalidPartitions",
+    "Admin", "AppendConflict", "CommitFailed", "Consumer", "GroupActive", "GroupNotFound",
+    "GroupPartition", "InvalidConfig", "InvalidPartitions",
     "InvalidRecord", "InvalidRequest", "InvalidTopicName", "OffsetMismatch", "OffsetOutOfRange",
     "OutOfOrderSequence", "PartitionInfo", "PartitionNotFound", "Producer", "ProducerFenced",
     "Record", "RecordMetadata", "RecordTooLarge", "RequestTimedOut", "RetriableError",

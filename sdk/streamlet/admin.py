@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from .errors import GroupActive, GroupNotFound, InvalidRequest
+from .leases import GroupSnapshot
 from .records import TopicDescription, TopicPartition
 from .transport import Transport, connect
+
+MAX_LIVENESS_WAIT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPartition:
+    """One row of ``describe_group``, as kafka-consumer-groups.sh prints it."""
+
+    group: str
+    topic: str
+    partition: int
+    current_offset: int | None
+    log_end_offset: int
+    lag: int | None
+    consumer_id: str | None
+    host: str | None
+    client_id: str | None
+    lease_epoch: int
 
 
 class Admin:
@@ -53,6 +75,95 @@ class Admin:
         return {tp: self._transport.offset_for_time(tp.topic, tp.partition, ts)
                 for tp, ts in timestamps.items()}
 
+    # ---- consumer groups ----------------------------------------------------------------
+
+    def list_groups(self) -> list[str]:
+        return self._transport.groups.list_groups()
+
+    def describe_group(self, group: str) -> list[GroupPartition]:
+        """One row per partition: committed offset, log end, lag and current owner."""
+        snap = self._snapshot(group)
+        rows = []
+        for tp, lease in sorted(snap.leases.items()):
+            high = self._transport.watermarks(tp.topic, tp.partition)[1]
+            member = snap.members.get(lease.owner or "")
+            rows.append(GroupPartition(
+                group, tp.topic, tp.partition, lease.committed, high,
+                None if lease.committed is None else max(0, high - lease.committed),
+                lease.owner, member.host if member else None,
+                member.client_id if member else None, lease.epoch))
+        return rows
+
+    def live_members(self, group: str) -> list[str]:
+        """Members whose heartbeat counter moves, watched for 1.5 heartbeat intervals."""
+        first = self._snapshot(group).members
+        if not first:
+            return []
+        interval = max(m.heartbeat_ms for m in first.values()) / 1000
+        time.sleep(min(MAX_LIVENESS_WAIT_S, interval * 1.5))
+        second = self._snapshot(group).members
+        return sorted(m for m, member in second.items()
+                      if m not in first or first[m].beat != member.beat)
+
+    def reset_offsets(self, group: str, *, topic: str | None = None,
+                      partition: int | None = None, to_earliest: bool = False,
+                      to_latest: bool = False, to_offset: int | None = None,
+                      to_datetime_ms: int | None = None, shift_by: int | None = None,
+                      execute: bool = False) -> dict[TopicPartition, tuple[int | None, int]]:
+        """Plan (and with ``execute=True`` apply) new committed offsets: {tp: (old, new)}.
+
+        Exactly one of the ``to_*``/``shift_by`` options; new offsets are clamped to each
+        partition's (low, high) as Kafka does. Refused while the group has live members.
+        """
+        _one_spec(to_earliest, to_latest, to_offset, to_datetime_ms, shift_by)
+        snap = self._snapshot(group)
+        tps = [tp for tp in sorted(snap.leases) if (topic is None or tp.topic == topic)
+               and (partition is None or tp.partition == partition)]
+        if not tps:
+            raise InvalidRequest(f"Group '{group}' has no offsets for "
+                                 f"{topic or 'any topic'}"
+                                 f"{'' if partition is None else f' partition {partition}'}.")
+        plan = {tp: (snap.leases[tp].committed,
+                     self._target(tp, snap.leases[tp].committed, to_earliest, to_latest,
+                                  to_offset, to_datetime_ms, shift_by)) for tp in tps}
+        if execute:
+            live = self.live_members(group)
+            if live:
+                raise GroupActive(group, live)
+            self._transport.groups.reset(group, {tp: new for tp, (_, new) in plan.items()},
+                                         {tp: snap.leases[tp] for tp in tps})
+        return plan
+
+    def _target(self, tp: TopicPartition, current: int | None, to_earliest: bool,
+                to_latest: bool, to_offset: int | None, to_datetime_ms: int | None,
+                shift_by: int | None) -> int:
+        low, high = self._transport.watermarks(tp.topic, tp.partition)
+        if to_earliest:
+            wanted = low
+        elif to_latest:
+            wanted = high
+        elif to_offset is not None:
+            wanted = to_offset
+        elif to_datetime_ms is not None:
+            found = self._transport.offset_for_time(tp.topic, tp.partition, to_datetime_ms)
+            wanted = high if found is None else found
+        else:
+            wanted = (low if current is None else current) + (shift_by or 0)
+        return min(max(wanted, low), high)
+
+    def delete_group(self, group: str) -> None:
+        """Delete a group's offsets and leases; refused while it has live members."""
+        live = self.live_members(group)
+        if live:
+            raise GroupActive(group, live)
+        self._transport.groups.delete(group)
+
+    def _snapshot(self, group: str) -> GroupSnapshot:
+        snap = self._transport.groups.snapshot(group)
+        if not snap.leases and not snap.members:
+            raise GroupNotFound(group)
+        return snap
+
     def close(self) -> None:
         """Nothing to release; present for symmetry with Producer and Consumer."""
 
@@ -62,3 +173,18 @@ class Admin:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _one_spec(to_earliest: bool, to_latest: bool, to_offset: int | None,
+              to_datetime_ms: int | None, shift_by: int | None) -> None:
+    chosen = [to_earliest, to_latest, to_offset is not None, to_datetime_ms is not None,
+              shift_by is not None]
+    if sum(chosen) != 1:
+        raise InvalidRequest("Choose exactly one of to_earliest, to_latest, to_offset, "
+                             "to_datetime_ms, shift_by.")
+    for name, value in (("to_offset", to_offset), ("to_datetime_ms", to_datetime_ms)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 0):
+            raise InvalidRequest(f"{name} must be a non-negative integer, got {value!r}.")
+    if shift_by is not None and (isinstance(shift_by, bool) or not isinstance(shift_by, int)):
+        raise InvalidRequest(f"shift_by must be an integer, got {shift_by!r}.")

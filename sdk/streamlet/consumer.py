@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Self
 
 from .codec import decode_batch
-from .errors import InvalidRequest, OffsetOutOfRange, StreamletError
+from .errors import CommitFailed, InvalidRequest, OffsetOutOfRange, StreamletError
+from .leases import Clock, SystemClock
+from .membership import Changes, Membership
 from .records import Record, TopicPartition
 from .topicconfig import validate_topic_name
 from .transport import Transport, connect
+
+Listener = Callable[[list[TopicPartition]], None]
 
 RESET_POLICIES = ("earliest", "latest", "none")
 METADATA_MAX_AGE_S = 30.0
@@ -31,10 +37,15 @@ class Consumer:
         ...         print(record.partition, record.offset, record.value)
     """
 
-    def __init__(self, *topics: str, endpoint: str | None = None,
-                 auto_offset_reset: str = "latest", max_poll_records: int = 500,
+    def __init__(self, *topics: str, endpoint: str | None = None, group_id: str | None = None,
+                 group_instance_id: str | None = None, client_id: str = "streamlet",
+                 auto_offset_reset: str = "latest", enable_auto_commit: bool = True,
+                 auto_commit_interval_ms: int = 5000, session_timeout_ms: int = 10_000,
+                 heartbeat_interval_ms: int | None = None, max_poll_records: int = 500,
                  fetch_max_bytes: int = 1024 * 1024, consumer_timeout_ms: float | None = None,
-                 transport: Transport | None = None) -> None:
+                 on_assign: Listener | None = None, on_revoke: Listener | None = None,
+                 on_lost: Listener | None = None, transport: Transport | None = None,
+                 clock: Clock | None = None) -> None:
         if auto_offset_reset not in RESET_POLICIES:
             raise InvalidRequest(f"auto_offset_reset={auto_offset_reset!r}: expected one of "
                                  f"{', '.join(RESET_POLICIES)}.")
@@ -53,19 +64,48 @@ class Consumer:
         self._buffers: dict[TopicPartition, deque[Record]] = {}
         self._next = 0
         self._closed = False
+        self._listeners: dict[str, Listener | None] = {
+            "assign": on_assign, "revoke": on_revoke, "lost": on_lost}
+        self._auto_commit = enable_auto_commit
+        self._commit_interval = auto_commit_interval_ms / 1000
+        self._clock = clock or SystemClock()
+        self._group = None if group_id is None else Membership(
+            self._transport, group_id, instance_id=group_instance_id, client_id=client_id,
+            session_timeout_s=session_timeout_ms / 1000,
+            heartbeat_interval_s=(heartbeat_interval_ms or session_timeout_ms / 3) / 1000,
+            clock=self._clock)
+        self._next_tick = self._next_commit = 0.0
+        self._committed: dict[TopicPartition, int] = {}
         if topics:
             self.subscribe(topics)
 
     # ---- assignment -------------------------------------------------------------------------
 
-    def subscribe(self, topics: Iterable[str]) -> None:
-        """Read every partition of ``topics`` (replaces any previous assignment)."""
+    def subscribe(self, topics: Iterable[str], *, on_assign: Listener | None = None,
+                  on_revoke: Listener | None = None, on_lost: Listener | None = None) -> None:
+        """Read ``topics``: every partition, or with a ``group_id`` this member's share.
+
+        The listeners run inside ``poll``/``close`` like Kafka's ConsumerRebalanceListener:
+        ``on_revoke`` before partitions are given up (after their auto-commit),
+        ``on_assign`` after new ones are taken, ``on_lost`` when a lease was lost.
+        """
         self._topics = [validate_topic_name(t) for t in topics]
         self._assigned = None
+        for name, listener in (("assign", on_assign), ("revoke", on_revoke), ("lost", on_lost)):
+            if listener is not None:
+                self._listeners[name] = listener
+        if self._group is not None:
+            self._group.start(self._topics)
+            self._next_tick = 0.0
+            self._set_partitions([])
+            return
         self._refresh(force=True)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """Read exactly these partitions (replaces any subscription)."""
+        """Read exactly these partitions (replaces any subscription; not with a group)."""
+        if self._group is not None:
+            raise InvalidRequest("A consumer with a group_id gets its partitions from the "
+                                 "group: use subscribe(), not assign().")
         tps = list(partitions)
         for tp in tps:
             self._check_partition(tp)
@@ -82,14 +122,17 @@ class Consumer:
         self._transport.watermarks(tp.topic, tp.partition)  # raises TopicNotFound / Partition
 
     def _refresh(self, force: bool = False) -> None:
-        if self._assigned is not None:
+        if self._assigned is not None or self._group is not None:
             return
         if not force and time.monotonic() - self._metadata_at < METADATA_MAX_AGE_S:
             return
+        self._set_partitions(self._all_partitions())
+
+    def _all_partitions(self) -> list[TopicPartition]:
         tps = [TopicPartition(t, p) for t in self._topics
                for p in range(self._transport.topic_metadata(t).partitions)]
         self._metadata_at = time.monotonic()
-        self._set_partitions(tps)
+        return tps
 
     def _set_partitions(self, tps: list[TopicPartition]) -> None:
         self._partitions = tps
@@ -150,6 +193,7 @@ class Consumer:
         idle = IDLE_BACKOFF_S[0]
         while True:
             self._refresh()
+            self._group_tick()
             records = self._poll_once()
             remaining = deadline - time.monotonic()
             if records or remaining <= 0:
@@ -185,9 +229,13 @@ class Consumer:
         except OffsetOutOfRange as error:
             self._reset_position(tp, error)
             return
+        epoch = self._group.owned.get(tp, -1) if self._group is not None else -1
         for batch in result.batches:
-            self._buffers[tp].extend(r for r in decode_batch(tp.topic, tp.partition, batch)
-                                     if r.offset >= position)
+            records = [r for r in decode_batch(tp.topic, tp.partition, batch)
+                       if r.offset >= position]
+            if epoch >= 0:
+                records = [dataclasses.replace(r, lease_epoch=epoch) for r in records]
+            self._buffers[tp].extend(records)
 
     def __iter__(self) -> Iterator[Record]:
         """Yield records forever, or until ``consumer_timeout_ms`` passes without any."""
@@ -201,8 +249,112 @@ class Consumer:
                 return
             yield from records
 
+    # ---- groups -------------------------------------------------------------------------
+
+    def _group_tick(self, force: bool = False) -> None:
+        """Every heartbeat interval: auto-commit, then rebalance (listeners run here)."""
+        if self._group is None:
+            return
+        now = time.monotonic()
+        if self._auto_commit and now >= self._next_commit:
+            self._next_commit = now + self._commit_interval
+            try:
+                self._commit_positions(self._group.owned)
+            except CommitFailed:
+                force = True  # a lease moved: find out which now
+        if not force and now < self._next_tick:
+            return
+        self._next_tick = now + self._group.interval
+        self._apply(self._group, *self._group.rebalance(self._all_partitions()))
+
+    def _apply(self, group: Membership, changes: Changes, release: list[TopicPartition]
+               ) -> None:
+        if changes.lost:
+            self._drop(changes.lost)
+            self._call("lost", changes.lost)
+        if release:
+            if self._auto_commit:
+                with contextlib.suppress(CommitFailed):  # already lost: nothing to keep
+                    self._commit_positions(release)
+            self._call("revoke", release)
+            group.release(release)
+            self._drop(release)
+        if changes.assigned:
+            for tp, lease in changes.assigned.items():
+                self._positions[tp] = lease.committed
+                self._buffers[tp] = deque()
+                if lease.committed is not None:
+                    self._committed[tp] = lease.committed
+            self._call("assign", sorted(changes.assigned))
+        self._partitions = sorted(group.owned)
+
+    def _drop(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            self._positions.pop(tp, None)
+            self._buffers.pop(tp, None)
+            self._committed.pop(tp, None)
+        self._partitions = [tp for tp in self._partitions if tp not in tps]
+
+    def _call(self, name: str, tps: list[TopicPartition]) -> None:
+        listener = self._listeners[name]
+        if listener is not None:
+            listener(list(tps))
+
+    def _commit_positions(self, tps: Iterable[TopicPartition]) -> None:
+        offsets = {tp: pos for tp in tps
+                   if (pos := self._positions.get(tp)) is not None
+                   and pos != self._committed.get(tp)}
+        if offsets:
+            self.commit(offsets)
+
+    def commit(self, offsets: Mapping[TopicPartition, int | tuple[int, str]] | None = None
+               ) -> None:
+        """Commit offsets (default: the current positions) for partitions this member owns.
+
+        Each offset is the next record to read. Raises CommitFailed, writing nothing, if
+        any partition's lease is no longer held at the epoch it was granted.
+        """
+        group = self._require_group()
+        if offsets is None:
+            offsets = {tp: p for tp in group.owned if (p := self._positions.get(tp)) is not None}
+        normalised = {tp: (v, "") if isinstance(v, int) else v for tp, v in offsets.items()}
+        for tp, (offset, _) in normalised.items():
+            if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+                raise InvalidRequest(f"Cannot commit offset {offset!r} for {tp.topic} "
+                                     f"partition {tp.partition}: offsets are >= 0.")
+        group.commit(normalised)
+        self._committed.update({tp: offset for tp, (offset, _) in normalised.items()})
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset for ``tp`` (None if nothing was committed)."""
+        group = self._require_group()
+        lease = self._transport.groups.lease(group.group, tp)
+        return None if lease is None else lease.committed
+
+    def lease_epoch(self, tp: TopicPartition) -> int:
+        """The fencing token this member holds for ``tp`` (-1 if it does not own it)."""
+        return self._group.owned.get(tp, -1) if self._group is not None else -1
+
+    def _require_group(self) -> Membership:
+        if self._group is None:
+            raise InvalidRequest("Commits need a consumer created with group_id=...")
+        return self._group
+
     def close(self) -> None:
+        """Commit (with auto-commit), run on_revoke and leave the group: others take over."""
+        if self._closed:
+            return
         self._closed = True
+        if self._group is None or not self._group.topics:
+            return
+        owned = sorted(self._group.owned)
+        try:
+            if self._auto_commit:
+                self._commit_positions(owned)
+        finally:
+            if owned:
+                self._call("revoke", owned)
+            self._group.leave()
 
     def __enter__(self) -> Self:
         return self

@@ -16,6 +16,9 @@
      ├── OffsetMismatch            412  41201  (expected-offset append refused)
      ├── ProducerFenced            409  40901  (a newer epoch owns the producer id)
      ├── OutOfOrderSequence        409  40902
+     ├── CommitFailed              409  40903  (the lease moved: nothing was committed)
+     ├── GroupNotFound             404  40404
+     ├── GroupActive               409  40904  (the group has live members)
      └── RetriableError            503  50302  (retried by the SDK with backoff)
           ├── Throttled            429  42901
           ├── RequestTimedOut      504  50401  (outcome unknown: may have been applied)
@@ -27,7 +30,16 @@ REST Proxy style ``error_code`` and ``retriable``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Iterable
+from typing import ClassVar, Protocol
+
+
+class TopicPartitionLike(Protocol):
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
 
 
 class StreamletError(Exception):
@@ -190,6 +202,46 @@ class OutOfOrderSequence(StreamletError):
         self.producer_id, self.got, self.expected = producer_id, got, expected
 
 
+class CommitFailed(StreamletError):
+    """A commit for partitions this member no longer owns at its lease epoch."""
+
+    code = "commit_failed"
+    status = 409
+    error_code = 40903
+
+    def __init__(self, group: str, partitions: Iterable[TopicPartitionLike], detail: str = ""):
+        names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+        super().__init__(
+            f"Commit refused for group '{group}': {names} no longer owned by this member "
+            f"at its lease epoch{f' ({detail})' if detail else ''}; nothing was committed.")
+        self.group = group
+
+
+class GroupNotFound(StreamletError):
+    """The consumer group has no state."""
+
+    code = "group_not_found"
+    status = 404
+    error_code = 40404
+
+    def __init__(self, group: str) -> None:
+        super().__init__(f"Consumer group '{group}' does not exist.")
+        self.group = group
+
+
+class GroupActive(StreamletError):
+    """An operation that needs an idle group found live members."""
+
+    code = "group_active"
+    status = 409
+    error_code = 40904
+
+    def __init__(self, group: str, members: Iterable[str]) -> None:
+        super().__init__(f"Consumer group '{group}' has live members ({', '.join(members)}); "
+                         "stop them first.")
+        self.group = group
+
+
 class RetriableError(StreamletError):
     """A transient failure; the SDK retries these with backoff."""
 
@@ -227,7 +279,8 @@ ERRORS_BY_CODE: dict[str, type[StreamletError]] = {
     for cls in (
         StreamletError, InvalidRequest, InvalidTopicName, InvalidConfig, InvalidPartitions,
         InvalidRecord, TopicExists, TopicNotFound, PartitionNotFound, RecordTooLarge,
-        OffsetOutOfRange, OffsetMismatch, ProducerFenced, OutOfOrderSequence, RetriableError,
+        OffsetOutOfRange, OffsetMismatch, ProducerFenced, OutOfOrderSequence, CommitFailed,
+        GroupNotFound, GroupActive, RetriableError,
         Throttled, RequestTimedOut, AppendConflict,
     )
 }

@@ -60,6 +60,9 @@ class Record:
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
     timestamp: int = 0
     timestamp_type: TimestampType = TimestampType.CREATE_TIME
+    lease_epoch: int = -1
+    """The partition's lease epoch when a group member read it (a fencing token for
+    downstream writes); -1 outside consumer groups."""
 
     @property
     def topic_partition(self) -> TopicPartition:

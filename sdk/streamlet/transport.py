@@ -15,19 +15,53 @@ Endpoints (``endpoint=`` or ``STREAMLET_ENDPOINT``):
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import InvalidRequest
-from .records import AppendResult, FetchResult, TopicDescription
+from .leases import GroupSnapshot, Lease, Member
+from .records import AppendResult, FetchResult, TopicDescription, TopicPartition
 
 ENDPOINT_ENV = "STREAMLET_ENDPOINT"
 LOCAL_CREDENTIALS = ("streamlet-local", "streamlet-local")
 
 
+class GroupOps(Protocol):
+    """Consumer-group state: members, leases, commits (see ``streamlet.leases``)."""
+
+    def snapshot(self, group: str) -> GroupSnapshot: ...
+
+    def lease(self, group: str, tp: TopicPartition) -> Lease | None: ...
+
+    def list_groups(self) -> list[str]: ...
+
+    def heartbeat(self, group: str, member: Member) -> int: ...
+
+    def remove_member(self, group: str, member_id: str, seen_beat: int | None = None
+                      ) -> None: ...
+
+    def ensure_leases(self, group: str, tps: Iterable[TopicPartition]) -> None: ...
+
+    def take(self, group: str, tp: TopicPartition, member_id: str, seen: Lease
+             ) -> Lease | None: ...
+
+    def release(self, group: str, tp: TopicPartition, member_id: str, epoch: int) -> None: ...
+
+    def commit(self, group: str, member_id: str,
+               offsets: Mapping[TopicPartition, tuple[int, int, str]]) -> None: ...
+
+    def reset(self, group: str, offsets: Mapping[TopicPartition, int],
+              seen: Mapping[TopicPartition, Lease]) -> None: ...
+
+    def delete(self, group: str) -> None: ...
+
+
 class Transport(Protocol):
     """Everything the client API needs from a deployment."""
+
+    @property
+    def groups(self) -> GroupOps: ...
 
     def create_topic(self, name: str, partitions: int = 1,
                      config: Mapping[str, object] | None = None) -> TopicDescription: ...

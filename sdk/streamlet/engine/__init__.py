@@ -18,6 +18,7 @@ from ..records import AppendResult, FetchResult, PartitionInfo, TopicDescription
 from . import schema
 from .aws import batch_write, ensure_storage, translated
 from .blobs import BlobStore
+from .groups import GroupStore
 from .log import DEFAULT_FETCH_BYTES, PartitionLog
 from .schema import Names
 from .topics import TopicMeta, TopicStore
@@ -35,6 +36,7 @@ class Engine:
         self.blobs = BlobStore(s3, self.names)
         self.topics = TopicStore(dynamodb, self.names, clock)
         self.log = PartitionLog(dynamodb, self.blobs, self.names, self.topics, clock)
+        self.groups = GroupStore(dynamodb, self.names, clock)
 
     def provision(self, s3: Any) -> None:
         """Create the tables and bucket (local platform and tests; CDK does it on AWS)."""

@@ -1,0 +1,304 @@
+"""Consumer-group state on DynamoDB: members, partition leases and committed offsets.
+
+One lease item per (group, topic, partition) holds the owner, an ``epoch`` bumped on
+every take (the fencing token) and the committed offset. One member item per live
+member holds a heartbeat counter that the member bumps; observers judge a member dead
+when its counter has not moved for the session timeout *on their own monotonic clock*
+(the KCL rule), so wall-clock skew between hosts cannot cause a steal.
+
+Every mutation is a conditional write. A conditional failure after an SDK retry may be
+our own earlier success whose reply was lost: take and commit re-read and recognise it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..errors import CommitFailed, GroupNotFound, InvalidRequest
+from ..leases import GroupSnapshot, Lease, Member
+from ..records import TopicPartition
+from . import schema as s
+from .aws import batch_write, cancellation_reasons, error_code, translated
+
+MEMBER_TTL_S = 24 * 3600
+MAX_COMMIT_PARTITIONS = 100  # one TransactWriteItems
+
+
+def _lease_from(item: Mapping[str, Any]) -> Lease:
+    topic, partition = item[s.SK]["S"][len(s.LEASE_PREFIX):].rsplit("#", 1)
+    committed = item.get("committed", {}).get("N")
+    return Lease(TopicPartition(topic, int(partition)), item.get("owner", {}).get("S"),
+                 int(item["epoch"]["N"]), None if committed is None else int(committed),
+                 item.get("metadata", {}).get("S", ""),
+                 int(item.get("committed_ms", {}).get("N", "0")))
+
+
+def _member_from(item: Mapping[str, Any]) -> Member:
+    return Member(item[s.SK]["S"][len(s.MEMBER_PREFIX):], int(item["beat"]["N"]),
+                  item.get("client_id", {}).get("S", ""), item.get("host", {}).get("S", ""),
+                  item.get("instance_id", {}).get("S", ""),
+                  tuple(item.get("topics", {}).get("SS", ())),
+                  int(item.get("heartbeat_ms", {}).get("N", "3000")))
+
+
+def _backwards(lease: Lease | None, offset: int) -> bool:
+    return lease is not None and lease.committed is not None and offset < lease.committed
+
+
+def _validate_group(group: object) -> str:
+    if not isinstance(group, str) or not 1 <= len(group) <= 249 or "#" in group:
+        raise InvalidRequest(f"Group id {group!r} must be a string of 1 to 249 characters "
+                             "without '#'.")
+    return group
+
+
+class GroupStore:
+    """Reads and conditionally writes one deployment's group items."""
+
+    def __init__(self, dynamodb: Any, names: s.Names, clock: Callable[[], float] = time.time):
+        self._ddb = dynamodb
+        self._table = names.groups_table
+        self._clock = clock
+
+    def _key(self, group: str, sk: str) -> dict[str, Any]:
+        return {s.PK: {"S": s.group_pk(_validate_group(group))}, s.SK: {"S": sk}}
+
+    def _lease_key(self, group: str, tp: TopicPartition) -> dict[str, Any]:
+        return self._key(group, s.lease_sk(tp.topic, tp.partition))
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def snapshot(self, group: str) -> GroupSnapshot:
+        snap = GroupSnapshot()
+        for item in self._query(group):
+            sk = item[s.SK]["S"]
+            if sk.startswith(s.LEASE_PREFIX):
+                lease = _lease_from(item)
+                snap.leases[lease.tp] = lease
+            elif sk.startswith(s.MEMBER_PREFIX):
+                member = _member_from(item)
+                snap.members[member.member_id] = member
+        return snap
+
+    def _query(self, group: str) -> Iterable[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "ConsistentRead": True,
+            "KeyConditionExpression": "#pk = :pk", "ExpressionAttributeNames": {"#pk": s.PK},
+            "ExpressionAttributeValues": {":pk": {"S": s.group_pk(_validate_group(group))}},
+        }
+        while True:
+            with translated(f"read group '{group}'"):
+                page = self._ddb.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def lease(self, group: str, tp: TopicPartition) -> Lease | None:
+        with translated(f"read group '{group}'"):
+            item = self._ddb.get_item(TableName=self._table, Key=self._lease_key(group, tp),
+                                      ConsistentRead=True).get("Item")
+        return None if item is None else _lease_from(item)
+
+    def list_groups(self) -> list[str]:
+        groups: set[str] = set()
+        kwargs: dict[str, Any] = {"TableName": self._table, "ProjectionExpression": "#pk",
+                                  "ExpressionAttributeNames": {"#pk": s.PK}}
+        while True:
+            with translated("list groups"):
+                page = self._ddb.scan(**kwargs)
+            groups.update(i[s.PK]["S"][len(s.GROUP_PREFIX):] for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return sorted(groups)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # ---- membership -----------------------------------------------------------------
+
+    def heartbeat(self, group: str, member: Member) -> int:
+        """Create or renew a member item; returns its new heartbeat counter."""
+        values: dict[str, Any] = {
+            ":one": {"N": "1"}, ":client": {"S": member.client_id or "-"},
+            ":host": {"S": member.host or "-"}, ":inst": {"S": member.instance_id or "-"},
+            ":hb": {"N": str(member.heartbeat_ms)},
+            ":ttl": {"N": str(int(self._clock()) + MEMBER_TTL_S)},
+        }
+        sets = ("client_id = :client, host = :host, instance_id = :inst, "
+                "heartbeat_ms = :hb, #ttl = :ttl")
+        if member.topics:
+            values[":topics"] = {"SS": sorted(set(member.topics))}
+            sets += ", topics = :topics"
+        with translated(f"heartbeat in group '{group}'"):
+            out = self._ddb.update_item(
+                TableName=self._table, Key=self._key(group, s.member_sk(member.member_id)),
+                UpdateExpression=f"ADD beat :one SET {sets}", ReturnValues="UPDATED_NEW",
+                ExpressionAttributeNames={"#ttl": s.TTL}, ExpressionAttributeValues=values)
+        return int(out["Attributes"]["beat"]["N"])
+
+    def remove_member(self, group: str, member_id: str, seen_beat: int | None = None) -> None:
+        """Delete a member item (a leaving member, or a dead one whose beat did not move)."""
+        kwargs: dict[str, Any] = {"TableName": self._table,
+                                  "Key": self._key(group, s.member_sk(member_id))}
+        if seen_beat is not None:
+            kwargs.update(ConditionExpression="beat = :b",
+                          ExpressionAttributeValues={":b": {"N": str(seen_beat)}})
+        try:
+            with translated(f"remove a member of group '{group}'"):
+                self._ddb.delete_item(**kwargs)
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
+
+    # ---- leases ---------------------------------------------------------------------
+
+    def ensure_leases(self, group: str, tps: Iterable[TopicPartition]) -> None:
+        """Create missing lease items (unowned, epoch 0); existing ones are left alone."""
+        for tp in tps:
+            try:
+                with translated(f"create a lease in group '{group}'"):
+                    self._ddb.put_item(
+                        TableName=self._table,
+                        Item={**self._lease_key(group, tp), "epoch": {"N": "0"}},
+                        ConditionExpression="attribute_not_exists(#sk)",
+                        ExpressionAttributeNames={"#sk": s.SK})
+            except ClientError as e:
+                if error_code(e) != "ConditionalCheckFailedException":
+                    raise
+
+    def take(self, group: str, tp: TopicPartition, member_id: str, seen: Lease) -> Lease | None:
+        """Take a lease last seen as ``seen``; None if someone else changed it first."""
+        epoch = seen.epoch + 1
+        try:
+            with translated(f"take a lease in group '{group}'"):
+                self._ddb.update_item(
+                    TableName=self._table, Key=self._lease_key(group, tp),
+                    UpdateExpression="SET #owner = :me, epoch = :new",
+                    ConditionExpression="epoch = :seen",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":me": {"S": member_id},
+                                               ":new": {"N": str(epoch)},
+                                               ":seen": {"N": str(seen.epoch)}})
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
+            now = self.lease(group, tp)  # our own retried success, or a lost race?
+            return now if now and now.owner == member_id and now.epoch == epoch else None
+        return Lease(tp, member_id, epoch, seen.committed, seen.metadata, seen.committed_ms)
+
+    def release(self, group: str, tp: TopicPartition, member_id: str, epoch: int) -> None:
+        """Give a lease up (owner removed); a no-op if it was already lost."""
+        try:
+            with translated(f"release a lease in group '{group}'"):
+                self._ddb.update_item(
+                    TableName=self._table, Key=self._lease_key(group, tp),
+                    UpdateExpression="REMOVE #owner",
+                    ConditionExpression="#owner = :me AND epoch = :e",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":me": {"S": member_id}, ":e": {"N": str(epoch)}})
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
+
+    # ---- commits --------------------------------------------------------------------
+
+    def commit(self, group: str, member_id: str,
+               offsets: Mapping[TopicPartition, tuple[int, int, str]]) -> None:
+        """Commit ``{tp: (epoch, offset, metadata)}`` atomically, fenced by owner and epoch.
+
+        Raises CommitFailed (nothing written) if any lease is no longer ours at that epoch.
+        A commit below the stored offset leaves that partition's offset as it is.
+        """
+        if not offsets:
+            return
+        if len(offsets) > MAX_COMMIT_PARTITIONS:
+            raise InvalidRequest(f"A commit covers at most {MAX_COMMIT_PARTITIONS} partitions.")
+        stored = {tp: self.lease(group, tp) for tp in offsets}
+        forward = {tp: v for tp, v in offsets.items() if not _backwards(stored[tp], v[1])}
+        self._check_owned(group, member_id, offsets, stored)
+        if not forward:
+            return
+        items = [self._commit_item(group, member_id, tp, *v) for tp, v in forward.items()]
+        try:
+            with translated(f"commit offsets of group '{group}'"):
+                self._ddb.transact_write_items(TransactItems=items)
+        except ClientError as e:
+            if error_code(e) not in ("TransactionCanceledException",
+                                     "TransactionConflictException"):
+                raise
+            self._after_failed_commit(group, member_id, forward, cancellation_reasons(e))
+
+    def _check_owned(self, group: str, member_id: str,
+                     offsets: Mapping[TopicPartition, tuple[int, int, str]],
+                     stored: Mapping[TopicPartition, Lease | None]) -> None:
+        stale = [tp for tp, (epoch, _, _) in offsets.items()
+                 if (lease := stored[tp]) is None or lease.owner != member_id
+                 or lease.epoch != epoch]
+        if stale:
+            raise CommitFailed(group, stale)
+
+    def _commit_item(self, group: str, member_id: str, tp: TopicPartition, epoch: int,
+                     offset: int, metadata: str) -> dict[str, Any]:
+        return {"Update": {
+            "TableName": self._table, "Key": self._lease_key(group, tp),
+            "UpdateExpression": "SET committed = :o, metadata = :m, committed_ms = :t",
+            "ConditionExpression": "#owner = :me AND epoch = :e AND "
+                                   "(attribute_not_exists(committed) OR committed <= :o)",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {
+                ":o": {"N": str(offset)}, ":m": {"S": metadata},
+                ":t": {"N": str(int(self._clock() * 1000))}, ":me": {"S": member_id},
+                ":e": {"N": str(epoch)}},
+        }}
+
+    def _after_failed_commit(self, group: str, member_id: str,
+                             offsets: Mapping[TopicPartition, tuple[int, int, str]],
+                             reasons: list[dict[str, Any]]) -> None:
+        """A cancelled commit may be our own retried success; anything else failed."""
+        now = {tp: self.lease(group, tp) for tp in offsets}
+        self._check_owned(group, member_id, offsets, now)
+        if all((lease := now[tp]) is not None and lease.committed is not None
+               and lease.committed >= offset for tp, (_, offset, _) in offsets.items()):
+            return
+        codes = {str(r.get("Code")) for r in reasons} - {"None"}
+        raise CommitFailed(group, list(offsets), detail=", ".join(sorted(codes)) or "conflict")
+
+    # ---- administration -------------------------------------------------------------
+
+    def reset(self, group: str, offsets: Mapping[TopicPartition, int],
+              seen: Mapping[TopicPartition, Lease]) -> None:
+        """Set committed offsets explicitly (even backwards); fences any old owner."""
+        items = []
+        for tp, offset in offsets.items():
+            lease = seen.get(tp)
+            condition = "epoch = :e" if lease else "attribute_not_exists(#sk)"
+            values = {":o": {"N": str(offset)}, ":t": {"N": str(int(self._clock() * 1000))},
+                      ":new": {"N": str(lease.epoch + 1 if lease else 1)}, ":m": {"S": ""}}
+            if lease:
+                values[":e"] = {"N": str(lease.epoch)}
+            items.append({"Update": {
+                "TableName": self._table, "Key": self._lease_key(group, tp),
+                "UpdateExpression": "SET committed = :o, committed_ms = :t, epoch = :new, "
+                                    "metadata = :m REMOVE #owner",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#owner": "owner",
+                                             **({} if lease else {"#sk": s.SK})},
+                "ExpressionAttributeValues": values}})
+        for i in range(0, len(items), MAX_COMMIT_PARTITIONS):
+            try:
+                with translated(f"reset offsets of group '{group}'"):
+                    self._ddb.transact_write_items(TransactItems=items[i:i + MAX_COMMIT_PARTITIONS])
+            except ClientError as e:
+                if error_code(e) == "TransactionCanceledException":
+                    raise InvalidRequest(f"Group '{group}' changed during the reset; "
+                                         "nothing was reset in this batch, retry.") from None
+                raise
+
+    def delete(self, group: str) -> None:
+        keys = [{s.PK: item[s.PK], s.SK: item[s.SK]} for item in self._query(group)]
+        if not keys:
+            raise GroupNotFound(group)
+        batch_write(self._ddb, self._table, [{"DeleteRequest": {"Key": k}} for k in keys],
+                    f"delete group '{group}'")

@@ -1,0 +1,136 @@
+"""Consumer-group lease logic, pure: liveness by counter movement, quotas, rebalance plans.
+
+A member is live while its heartbeat counter keeps moving *as observed on this
+process's own monotonic clock* (the KCL rule): no wall-clock timestamps from other
+hosts are ever compared, so clock offsets cannot cause a steal and only rate drift
+matters. With the heartbeat every third of the session timeout, an observer whose
+clock runs up to ~2x fast still sees live members move in time.
+
+Assignment is cooperative and sticky: every member computes the same quota from the
+sorted list of live members (each owns floor or ceil of partitions/members), gives up
+only the partitions it holds beyond its quota, and takes only unowned or dead-owned
+partitions. Nothing is ever stolen from a live member.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .records import TopicPartition
+
+
+class Clock(Protocol):
+    """A monotonic clock in seconds (injectable for tests)."""
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One partition's lease: owner, fencing epoch and committed offset."""
+
+    tp: TopicPartition
+    owner: str | None
+    epoch: int
+    committed: int | None
+    metadata: str = ""
+    committed_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member's item: its heartbeat counter and who it is."""
+
+    member_id: str
+    beat: int
+    client_id: str = ""
+    host: str = ""
+    instance_id: str = ""
+    topics: tuple[str, ...] = ()
+    heartbeat_ms: int = 3000
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    """Everything under a group's key, read in one strongly consistent Query."""
+
+    leases: dict[TopicPartition, Lease] = field(default_factory=dict)
+    members: dict[str, Member] = field(default_factory=dict)
+
+
+class LivenessTracker:
+    """Remembers, per member, when (on our clock) its counter last moved."""
+
+    def __init__(self, session_timeout_s: float, clock: Clock) -> None:
+        self._timeout = session_timeout_s
+        self._clock = clock
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def observe(self, members: Mapping[str, Member]) -> None:
+        now = self._clock.monotonic()
+        for member_id, member in members.items():
+            last = self._seen.get(member_id)
+            if last is None or last[0] != member.beat:
+                self._seen[member_id] = (member.beat, now)
+        for gone in set(self._seen) - set(members):
+            del self._seen[gone]
+
+    def live(self) -> set[str]:
+        now = self._clock.monotonic()
+        return {m for m, (_, moved) in self._seen.items() if now - moved < self._timeout}
+
+    def dead(self) -> dict[str, int]:
+        """Members whose counter has not moved for the session timeout -> last beat seen."""
+        alive = self.live()
+        return {m: beat for m, (beat, _) in self._seen.items() if m not in alive}
+
+
+def quota(member_id: str, live: Iterable[str], partitions: int) -> int:
+    """Partitions ``member_id`` should own: floor or ceil of partitions / members.
+
+    Example:
+        >>> [quota(m, ["a", "b", "c"], 8) for m in "abc"]
+        [3, 3, 2]
+    """
+    members = sorted(set(live) | {member_id})
+    base, extra = divmod(partitions, len(members))
+    return base + (1 if members.index(member_id) < extra else 0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one member should do next."""
+
+    lost: list[TopicPartition]
+    release: list[TopicPartition]
+    take: list[Lease]
+
+
+def plan(me: str, owned: Mapping[TopicPartition, int], snapshot: GroupSnapshot,
+         live: set[str], wanted: Iterable[TopicPartition]) -> Plan:
+    """Lose what moved away, give up what is beyond quota, take what is free."""
+    wanted = sorted(tp for tp in wanted if tp in snapshot.leases)
+    leases = snapshot.leases
+    lost = [tp for tp, epoch in owned.items()
+            if (lease := leases.get(tp)) is None or lease.owner != me or lease.epoch != epoch]
+    kept = sorted(tp for tp in owned if tp not in lost and tp in wanted)
+    target = quota(me, live, len(wanted))
+    release = kept[target:]
+    need = max(0, target - len(kept))
+    free = [leases[tp] for tp in wanted
+            if tp not in owned and _takeable(leases[tp], me, live)]
+    free.sort(key=lambda lease: (lease.owner != me, lease.owner is not None, lease.tp))
+    return Plan(lost, release, free[:need])
+
+
+def _takeable(lease: Lease, me: str, live: set[str]) -> bool:
+    """Unowned, owned by a member that is not live, or ours from an earlier life."""
+    return lease.owner is None or lease.owner == me or lease.owner not in live

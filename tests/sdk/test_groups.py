@@ -1,0 +1,217 @@
+"""Consumer groups against the local platform: split, rebalance, hand over, fence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from streamlet import (
+    Admin,
+    CommitFailed,
+    Consumer,
+    GroupActive,
+    InvalidRequest,
+    Producer,
+    Record,
+    TopicPartition,
+)
+from streamlet.local import LocalPlatform
+
+SESSION_MS = 1500
+
+
+@pytest.fixture
+def endpoint(live_platform: LocalPlatform) -> str:
+    """Groups run over the direct transport (the HTTP API has no group routes yet)."""
+    return live_platform.endpoint
+
+
+def member(endpoint: str, topic: str, group: str, **kw) -> Consumer:  # type: ignore[no-untyped-def]
+    return Consumer(topic, endpoint=endpoint, group_id=group, auto_offset_reset="earliest",
+                    session_timeout_ms=SESSION_MS, **kw)
+
+
+def pump(consumers: list[Consumer], until: Callable[[], bool], timeout: float = 15.0
+         ) -> list[Record]:
+    """Poll every consumer in turn until ``until()`` holds."""
+    out: list[Record] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in consumers:
+            out += c.poll(timeout=0.05)
+        if until():
+            return out
+    raise AssertionError("condition not reached in time")
+
+
+def sizes(consumers: list[Consumer]) -> list[int]:
+    return sorted(len(c.assignment()) for c in consumers)
+
+
+def produce(endpoint: str, topic: str, n: int) -> None:
+    with Producer(endpoint) as producer:
+        for i in range(n):
+            producer.send(topic, str(i), key=str(i))
+
+
+@pytest.fixture
+def eight(endpoint: str, topic: str) -> str:
+    Admin(endpoint).create_topic(topic, 8)
+    produce(endpoint, topic, 400)
+    return topic
+
+
+def test_members_split_partitions_floor_or_ceil(endpoint: str, eight: str) -> None:
+    members = [member(endpoint, eight, "split") for _ in range(3)]
+    pump(members, lambda: sizes(members) == [2, 3, 3])
+    owned = [tp for m in members for tp in m.assignment()]
+    assert sorted(owned) == [TopicPartition(eight, p) for p in range(8)]
+    for m in members:
+        m.close()
+
+
+def test_join_moves_only_what_must_move(endpoint: str, eight: str) -> None:
+    revoked: list[TopicPartition] = []
+    a = member(endpoint, eight, "sticky", on_revoke=revoked.extend)
+    pump([a], lambda: len(a.assignment()) == 8)
+    before = set(a.assignment())
+    b = member(endpoint, eight, "sticky")
+    pump([a, b], lambda: sizes([a, b]) == [4, 4])
+    assert len(revoked) == 4 and set(a.assignment()) == before - set(revoked)
+    assert set(b.assignment()) == set(revoked)
+    a.close()
+    b.close()
+
+
+def test_every_record_once_across_a_rebalance_and_close(endpoint: str, eight: str) -> None:
+    a, b = member(endpoint, eight, "once"), member(endpoint, eight, "once")
+    seen = pump([a, b], lambda: sizes([a, b]) == [4, 4])
+    b.close()  # hands over at once (commits first)
+    seen += pump([a], lambda: len(a.assignment()) == 8, timeout=SESSION_MS / 1000)
+    deadline = time.monotonic() + 10
+    while len({(r.partition, r.offset) for r in seen}) < 400 and time.monotonic() < deadline:
+        seen += a.poll(0.1)
+    keys = [(r.partition, r.offset) for r in seen]
+    assert len(set(keys)) == 400
+    assert len(keys) == 400  # nothing delivered twice: revoke committed before handing over
+    a.close()
+
+
+def test_a_crashed_member_loses_its_partitions_after_the_session_timeout(
+        endpoint: str, eight: str) -> None:
+    a, b = member(endpoint, eight, "crash"), member(endpoint, eight, "crash")
+    pump([a, b], lambda: sizes([a, b]) == [4, 4])
+    b._group._suspend_heartbeats(True)  # type: ignore[union-attr]  # b freezes: no close
+    frozen = time.monotonic()
+    pump([a], lambda: len(a.assignment()) == 8, timeout=4 * SESSION_MS / 1000)
+    took = time.monotonic() - frozen
+    assert took < 2 * SESSION_MS / 1000 + 1.0
+    b._group._suspend_heartbeats(False)  # type: ignore[union-attr]  # b wakes up
+    lost: list[TopicPartition] = []
+    b._listeners["lost"] = lost.extend
+    b.poll(0.1)
+    b._next_tick = 0
+    pump([b], lambda: len(lost) == 4, timeout=5)
+    with pytest.raises(CommitFailed):
+        b.commit({lost[0]: 1})
+    a.close()
+    b.close()
+
+
+def test_static_member_restart_keeps_its_partitions(endpoint: str, eight: str) -> None:
+    a = member(endpoint, eight, "static", group_instance_id="worker-a")
+    b = member(endpoint, eight, "static", group_instance_id="worker-b")
+    pump([a, b], lambda: sizes([a, b]) == [4, 4])
+    mine = set(b.assignment())
+    epochs = {tp: b.lease_epoch(tp) for tp in mine}
+    b._group._stop.set()  # type: ignore[union-attr]  # process dies without leaving
+    b2 = member(endpoint, eight, "static", group_instance_id="worker-b")
+    pump([a, b2], lambda: set(b2.assignment()) == mine, timeout=SESSION_MS / 1000)
+    assert len(a.assignment()) == 4  # no rebalance happened
+    assert all(b2.lease_epoch(tp) == epochs[tp] + 1 for tp in mine)  # old process fenced
+    a.close()
+    b2.close()
+
+
+def test_records_carry_the_lease_epoch_and_commits_are_fenced(endpoint: str, eight: str
+                                                              ) -> None:
+    a = member(endpoint, eight, "fence", enable_auto_commit=False)
+    records = pump([a], lambda: len(a.assignment()) == 8)
+    records += a.poll(1)
+    assert records and all(r.lease_epoch == a.lease_epoch(r.topic_partition) >= 1
+                           for r in records)
+    tp = TopicPartition(eight, 0)
+    a.commit({tp: 7})
+    assert a.committed(tp) == 7
+    a.commit({tp: 3})  # backwards: ignored
+    assert a.committed(tp) == 7
+    with pytest.raises(CommitFailed, match="nothing was committed"):
+        a.commit({tp: 9, TopicPartition(eight, 99): 1})
+    assert a.committed(tp) == 7
+    with pytest.raises(InvalidRequest, match="offsets are >= 0"):
+        a.commit({tp: -1})
+    a.close()
+
+
+def test_committed_offsets_survive_and_new_members_resume_there(endpoint: str, eight: str
+                                                                ) -> None:
+    a = member(endpoint, eight, "resume")
+    first = pump([a], lambda: len(a.assignment()) == 8)
+    while len(first) < 100:
+        first += a.poll(0.1)
+    a.close()  # commits positions
+    b = member(endpoint, eight, "resume")
+    rest = pump([b], lambda: len(b.assignment()) == 8)
+    deadline = time.monotonic() + 10
+    while len(first) + len(rest) < 400 and time.monotonic() < deadline:
+        rest += b.poll(0.1)
+    both = [(r.partition, r.offset) for r in first + rest]
+    assert len(both) == len(set(both)) == 400
+    b.close()
+
+
+def test_new_partitions_are_picked_up(endpoint: str, topic: str) -> None:
+    admin = Admin(endpoint)
+    admin.create_topic(topic, 2)
+    a = member(endpoint, topic, "grow")
+    pump([a], lambda: len(a.assignment()) == 2)
+    admin.create_partitions(topic, 3)
+    pump([a], lambda: len(a.assignment()) == 3)
+    a.close()
+
+
+def test_admin_describe_and_refusals(endpoint: str, eight: str) -> None:
+    admin = Admin(endpoint)
+    a = member(endpoint, eight, "ops", client_id="billing", enable_auto_commit=False)
+    pump([a], lambda: len(a.assignment()) == 8)
+    a.commit({TopicPartition(eight, 0): 10})
+    rows = admin.describe_group("ops")
+    row = next(r for r in rows if r.partition == 0)
+    assert (row.current_offset, row.log_end_offset, row.lag) == (
+        10, admin.watermarks(eight, 0)[1], admin.watermarks(eight, 0)[1] - 10)
+    assert row.consumer_id and row.client_id == "billing"
+    assert "ops" in admin.list_groups()
+    with pytest.raises(GroupActive, match="live members"):
+        admin.reset_offsets("ops", to_earliest=True, execute=True)
+    with pytest.raises(GroupActive):
+        admin.delete_group("ops")
+    assert [r.current_offset for r in admin.describe_group("ops")] == [
+        r.current_offset for r in rows]  # nothing changed
+    a.close()
+    plan = admin.reset_offsets("ops", topic=eight, partition=0, to_offset=2, execute=True)
+    assert plan == {TopicPartition(eight, 0): (10, 2)}
+    assert next(r for r in admin.describe_group("ops") if r.partition == 0).current_offset == 2
+    admin.delete_group("ops")
+    assert "ops" not in admin.list_groups()
+
+
+def test_assign_is_refused_with_a_group(endpoint: str, topic: str) -> None:
+    Admin(endpoint).create_topic(topic)
+    consumer = Consumer(endpoint=endpoint, group_id="g")
+    with pytest.raises(InvalidRequest, match="subscribe"):
+        consumer.assign([TopicPartition(topic, 0)])
+    plain = Consumer(topic, endpoint=endpoint)
+    with pytest.raises(InvalidRequest, match="group_id"):
+        plain.commit()

@@ -1,0 +1,118 @@
+"""Pure group logic: liveness by counter movement, quotas and plans."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamlet.leases import (
+    GroupSnapshot,
+    Lease,
+    LivenessTracker,
+    Member,
+    plan,
+    quota,
+)
+from streamlet.records import TopicPartition
+
+
+class FakeClock:
+    def __init__(self, start: float = 0.0, rate: float = 1.0) -> None:
+        self.real, self.start, self.rate = 0.0, start, rate
+
+    def monotonic(self) -> float:
+        return self.start + self.real * self.rate
+
+
+def members(**beats: int) -> dict[str, Member]:
+    return {m: Member(m, b) for m, b in beats.items()}
+
+
+def tps(n: int) -> list[TopicPartition]:
+    return [TopicPartition("t", p) for p in range(n)]
+
+
+def snapshot(owners: dict[int, str | None], epoch: int = 1) -> GroupSnapshot:
+    return GroupSnapshot(leases={TopicPartition("t", p): Lease(TopicPartition("t", p), o, epoch,
+                                                                None)
+                                 for p, o in owners.items()})
+
+
+def test_a_member_is_live_while_its_counter_moves() -> None:
+    clock = FakeClock()
+    tracker = LivenessTracker(10, clock)
+    tracker.observe(members(a=1, b=1))
+    clock.real = 8
+    tracker.observe(members(a=2, b=1))
+    clock.real = 12
+    tracker.observe(members(a=3, b=1))
+    assert tracker.live() == {"a"}
+    assert tracker.dead() == {"b": 1}
+
+
+def test_clock_offsets_do_not_matter_only_elapsed_time_on_our_clock() -> None:
+    for start in (-300.0, 0.0, 300.0):  # +-5 minutes
+        clock = FakeClock(start=start)
+        tracker = LivenessTracker(10, clock)
+        tracker.observe(members(a=1))
+        clock.real = 9.9
+        assert tracker.live() == {"a"}
+
+
+def test_a_fast_observer_still_sees_heartbeats_every_third_of_the_timeout() -> None:
+    clock = FakeClock(rate=1.5)
+    tracker = LivenessTracker(9, clock)
+    for beat in range(1, 20):  # the member beats every 3 real seconds
+        tracker.observe(members(a=beat))
+        clock.real += 3
+        assert tracker.live() == {"a"}
+
+
+def test_quota_is_floor_or_ceil_and_sums_to_the_partitions() -> None:
+    assert quota("a", ["a", "b", "c"], 8) == 3
+    assert quota("c", ["a", "b", "c"], 8) == 2
+    assert quota("z", [], 5) == 5
+
+
+@given(st.integers(1, 60), st.integers(1, 12))
+def test_quotas_always_balance(partitions: int, count: int) -> None:
+    names = [f"m{i}" for i in range(count)]
+    quotas = [quota(m, names, partitions) for m in names]
+    assert sum(quotas) == partitions
+    assert max(quotas) - min(quotas) <= 1
+
+
+def test_a_new_member_takes_free_partitions() -> None:
+    todo = plan("a", {}, snapshot(dict.fromkeys(range(4))), {"a"}, tps(4))
+    assert [lease.tp.partition for lease in todo.take] == [0, 1, 2, 3]
+    assert todo.release == [] and todo.lost == []
+
+
+def test_over_quota_members_release_only_the_excess() -> None:
+    owned = {tp: 1 for tp in tps(4)}
+    todo = plan("a", owned, snapshot(dict.fromkeys(range(4), "a")), {"a", "b"}, tps(4))
+    assert [tp.partition for tp in todo.release] == [2, 3]
+    assert todo.take == []
+
+
+def test_live_members_are_never_stolen_from() -> None:
+    todo = plan("b", {}, snapshot(dict.fromkeys(range(4), "a")), {"a", "b"}, tps(4))
+    assert todo.take == []
+
+
+def test_dead_members_leases_are_taken() -> None:
+    todo = plan("b", {}, snapshot(dict.fromkeys(range(4), "a")), {"b"}, tps(4))
+    assert len(todo.take) == 4
+
+
+def test_a_moved_lease_is_reported_lost() -> None:
+    tp = TopicPartition("t", 0)
+    snap = snapshot({0: "b", 1: "a"}, epoch=2)
+    todo = plan("a", {tp: 1, TopicPartition("t", 1): 2}, snap, {"a", "b"}, tps(2))
+    assert todo.lost == [tp]
+
+
+def test_own_leases_from_an_earlier_life_come_first() -> None:
+    snap = snapshot({0: None, 1: "a", 2: None})
+    todo = plan("a", {}, snap, {"a", "b"}, tps(3))
+    assert [lease.tp.partition for lease in todo.take] == [1, 0]

@@ -28,7 +28,8 @@ def test_idempotent_producers_under_faults(live_platform: LocalPlatform, topic: 
         assert [o for o, _ in rows] == list(range(len(rows)))  # dense from 0
 
 
-def test_without_idempotence_only_duplicates_appear(live_platform: LocalPlatform, topic: str) -> None:
+def test_without_idempotence_only_duplicates_appear(live_platform: LocalPlatform,
+                                                    topic: str) -> None:
     outcome = run_scenario(live_platform, topic, idempotence=False, seed=SEED)
     report = check(outcome.history, final_drain=outcome.drain)
     print(f"seed={SEED} duplicates={report.duplicate_count} faults={dict(outcome.faults)}")

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from .errors import GroupActive, GroupNotFound, InvalidRequest
+from .errors import (
+    GroupActive,
+    GroupNotFound,
+    InvalidRequest,
+    PartitionNotFound,
+    TopicNotFound,
+)
 from .leases import GroupSnapshot
 from .records import TopicDescription, TopicPartition
 from .transport import Transport, connect
@@ -85,7 +91,10 @@ class Admin:
         snap = self._snapshot(group)
         rows = []
         for tp, lease in sorted(snap.leases.items()):
-            high = self._transport.watermarks(tp.topic, tp.partition)[1]
+            watermarks = self._watermarks(tp)
+            if watermarks is None:
+                continue  # the topic (or partition) was deleted: its offsets mean nothing
+            high = watermarks[1]
             member = snap.members.get(lease.owner or "")
             rows.append(GroupPartition(
                 group, tp.topic, tp.partition, lease.committed, high,
@@ -118,7 +127,8 @@ class Admin:
         _one_spec(to_earliest, to_latest, to_offset, to_datetime_ms, shift_by)
         snap = self._snapshot(group)
         tps = [tp for tp in sorted(snap.leases) if (topic is None or tp.topic == topic)
-               and (partition is None or tp.partition == partition)]
+               and (partition is None or tp.partition == partition)
+               and self._watermarks(tp) is not None]
         if not tps:
             raise InvalidRequest(f"Group '{group}' has no offsets for "
                                  f"{topic or 'any topic'}"
@@ -150,6 +160,12 @@ class Admin:
         else:
             wanted = (low if current is None else current) + (shift_by or 0)
         return min(max(wanted, low), high)
+
+    def _watermarks(self, tp: TopicPartition) -> tuple[int, int] | None:
+        try:
+            return self._transport.watermarks(tp.topic, tp.partition)
+        except (TopicNotFound, PartitionNotFound):
+            return None
 
     def delete_group(self, group: str) -> None:
         """Delete a group's offsets and leases; refused while it has live members."""

@@ -22,7 +22,8 @@ Listener = Callable[[list[TopicPartition]], None]
 
 RESET_POLICIES = ("earliest", "latest", "none")
 METADATA_MAX_AGE_S = 30.0
-IDLE_BACKOFF_S = (0.005, 0.1)
+IDLE_BACKOFF_S = (0.005, 0.25)
+"""Pause between empty fetch rounds: doubles while idle (kept across polls), resets on data."""
 
 
 class Consumer:
@@ -63,6 +64,7 @@ class Consumer:
         self._positions: dict[TopicPartition, int | None] = {}
         self._buffers: dict[TopicPartition, deque[Record]] = {}
         self._next = 0
+        self._idle = IDLE_BACKOFF_S[0]
         self._closed = False
         self._listeners: dict[str, Listener | None] = {
             "assign": on_assign, "revoke": on_revoke, "lost": on_lost}
@@ -190,16 +192,18 @@ class Consumer:
         if self._closed:
             raise StreamletError("The consumer is closed.")
         deadline = time.monotonic() + max(timeout, 0)
-        idle = IDLE_BACKOFF_S[0]
         while True:
             self._refresh()
             self._group_tick()
             records = self._poll_once()
             remaining = deadline - time.monotonic()
-            if records or remaining <= 0:
+            if records:
+                self._idle = IDLE_BACKOFF_S[0]
                 return records
-            time.sleep(min(idle, remaining))
-            idle = min(idle * 2, IDLE_BACKOFF_S[1])
+            if remaining <= 0:
+                return records
+            time.sleep(min(self._idle, remaining))
+            self._idle = min(self._idle * 2, IDLE_BACKOFF_S[1])
 
     def _poll_once(self) -> list[Record]:
         out: list[Record] = []
@@ -264,7 +268,7 @@ class Consumer:
                 force = True  # a lease moved: find out which now
         if not force and now < self._next_tick:
             return
-        self._next_tick = now + self._group.interval
+        self._next_tick = now + self._group.interval / 2  # see leases.py: hand-off time
         self._apply(self._group, *self._group.rebalance(self._all_partitions()))
 
     def _apply(self, group: Membership, changes: Changes, release: list[TopicPartition]

@@ -9,7 +9,8 @@ clock runs up to ~2x fast still sees live members move in time.
 Assignment is cooperative and sticky: every member computes the same quota from the
 sorted list of live members (each owns floor or ceil of partitions/members), gives up
 only the partitions it holds beyond its quota, and takes only unowned or dead-owned
-partitions. Nothing is ever stolen from a live member.
+partitions (dead-owned ones at once, even beyond quota, so a crash is handed over as
+soon as the first member notices). Nothing is ever stolen from a live member.
 """
 
 from __future__ import annotations
@@ -116,21 +117,23 @@ class Plan:
 
 def plan(me: str, owned: Mapping[TopicPartition, int], snapshot: GroupSnapshot,
          live: set[str], wanted: Iterable[TopicPartition]) -> Plan:
-    """Lose what moved away, give up what is beyond quota, take what is free."""
+    """Lose what moved away, give up what is beyond quota, take what is free.
+
+    Leases of dead members are taken at once even beyond quota, so a crash is
+    handed over as soon as any member notices it; the surplus is released at the
+    next rebalance and settles on the members below quota.
+    """
     wanted = sorted(tp for tp in wanted if tp in snapshot.leases)
     leases = snapshot.leases
     lost = [tp for tp, epoch in owned.items()
             if (lease := leases.get(tp)) is None or lease.owner != me or lease.epoch != epoch]
     kept = sorted(tp for tp in owned if tp not in lost and tp in wanted)
     target = quota(me, live, len(wanted))
-    release = kept[target:]
-    need = max(0, target - len(kept))
-    free = [leases[tp] for tp in wanted
-            if tp not in owned and _takeable(leases[tp], me, live)]
-    free.sort(key=lambda lease: (lease.owner != me, lease.owner is not None, lease.tp))
-    return Plan(lost, release, free[:need])
-
-
-def _takeable(lease: Lease, me: str, live: set[str]) -> bool:
-    """Unowned, owned by a member that is not live, or ours from an earlier life."""
-    return lease.owner is None or lease.owner == me or lease.owner not in live
+    candidates = [leases[tp] for tp in wanted if tp not in owned]
+    orphans = [lease for lease in candidates
+               if lease.owner is not None and lease.owner != me and lease.owner not in live]
+    free = sorted((lease for lease in candidates if lease.owner in (None, me)),
+                  key=lambda lease: (lease.owner != me, lease.tp))
+    need = max(0, target - len(kept) - len(orphans))
+    release = kept[target:] if not orphans else []
+    return Plan(lost, release, orphans + free[:need])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import uuid
@@ -104,16 +105,21 @@ class Membership:
         for tp in todo.lost:
             self.owned.pop(tp, None)
         for lease in todo.take:
-            taken = self._groups.take(self.group, lease.tp, self.member_id, lease)
+            try:
+                taken = self._groups.take(self.group, lease.tp, self.member_id, lease)
+            except StreamletError:
+                break  # transient: report what was taken; the next rebalance goes on
             if taken is not None:
                 self.owned[lease.tp] = taken.epoch
                 changes.assigned[lease.tp] = taken
         return changes, todo.release
 
     def _forget_dead(self, members: Mapping[str, Member]) -> None:
+        """Tidy up members that stopped beating (TTL would too, within a day)."""
         for member_id, beat in self._tracker.dead().items():
             if member_id != self.member_id and member_id in members:
-                self._groups.remove_member(self.group, member_id, seen_beat=beat)
+                with contextlib.suppress(StreamletError):
+                    self._groups.remove_member(self.group, member_id, seen_beat=beat)
 
     def release(self, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:

@@ -215,3 +215,18 @@ def test_assign_is_refused_with_a_group(endpoint: str, topic: str) -> None:
     plain = Consumer(topic, endpoint=endpoint)
     with pytest.raises(InvalidRequest, match="group_id"):
         plain.commit()
+
+
+def test_a_deleted_topic_drops_out_of_describe_and_reset(endpoint: str, topic: str) -> None:
+    admin = Admin(endpoint)
+    gone = f"{topic}-gone"
+    admin.create_topic(topic)
+    admin.create_topic(gone)
+    a = Consumer(topic, gone, endpoint=endpoint, group_id="mixed", session_timeout_ms=SESSION_MS,
+                 enable_auto_commit=False)
+    pump([a], lambda: len(a.assignment()) == 2)
+    a.commit({TopicPartition(topic, 0): 0, TopicPartition(gone, 0): 0})
+    a.close()
+    admin.delete_topic(gone)
+    assert [(r.topic, r.partition) for r in admin.describe_group("mixed")] == [(topic, 0)]
+    assert list(admin.reset_offsets("mixed", to_earliest=True)) == [TopicPartition(topic, 0)]

@@ -105,6 +105,17 @@ def test_dead_members_leases_are_taken() -> None:
     assert len(todo.take) == 4
 
 
+def test_dead_members_leases_are_taken_at_once_even_beyond_quota() -> None:
+    owners = {0: "b", 1: "b", 2: "dead", 3: "dead"}
+    owned = {TopicPartition("t", 0): 1, TopicPartition("t", 1): 1}
+    todo = plan("b", owned, snapshot(owners), {"b", "c"}, tps(4))
+    assert [lease.tp.partition for lease in todo.take] == [2, 3]
+    assert todo.release == []  # the surplus goes back at the next rebalance
+    later = plan("b", {**owned, TopicPartition("t", 2): 1, TopicPartition("t", 3): 1},
+                 snapshot(dict.fromkeys(range(4), "b")), {"b", "c"}, tps(4))
+    assert [tp.partition for tp in later.release] == [2, 3]
+
+
 def test_a_moved_lease_is_reported_lost() -> None:
     tp = TopicPartition("t", 0)
     snap = snapshot({0: "b", 1: "a"}, epoch=2)

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from ..errors import StreamletError
 from ..transport import ENDPOINT_ENV
-from . import io, local, topics
+from . import groups, io, local, topics
 
 DEBUG_ENV = "STREAMLET_DEBUG"
 
@@ -92,6 +92,7 @@ def root(
 
 
 app.add_typer(topics.app, name="topics")
+app.add_typer(groups.app, name="groups")
 app.command("produce")(io.produce)
 app.command("consume")(io.consume)
 app.command("local")(local.local)

@@ -11,6 +11,12 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from ..errors import RequestTimedOut, Throttled
 from .schema import Names, table_specs
 
+RETRIES = {"mode": "legacy", "total_max_attempts": 4}
+"""botocore retries for Streamlet's clients: legacy mode keeps DynamoDB's quick schedule
+(50, 100, 200 ms) where standard mode sleeps up to 1 s, 2 s, ... on a throttle; past
+these attempts the callers (producer, consumer, group member) retry with their own
+backoff, so a log append never waits seconds for one throttled request."""
+
 THROTTLE_CODES = frozenset({
     "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
     "SlowDown", "TooManyRequestsException", "TransactionInProgressException",

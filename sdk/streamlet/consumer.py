@@ -11,7 +11,13 @@ from types import TracebackType
 from typing import Self
 
 from .codec import decode_batch
-from .errors import CommitFailed, InvalidRequest, OffsetOutOfRange, StreamletError
+from .errors import (
+    CommitFailed,
+    InvalidRequest,
+    OffsetOutOfRange,
+    StreamletError,
+    TopicNotFound,
+)
 from .leases import Clock, SystemClock
 from .membership import Changes, Membership
 from .records import Record, TopicPartition
@@ -131,8 +137,15 @@ class Consumer:
         self._set_partitions(self._all_partitions())
 
     def _all_partitions(self) -> list[TopicPartition]:
-        tps = [TopicPartition(t, p) for t in self._topics
-               for p in range(self._transport.topic_metadata(t).partitions)]
+        """Every partition of the subscribed topics; a topic that does not exist yet is
+        skipped and picked up once it is created (as Kafka consumers do)."""
+        tps = []
+        for topic in self._topics:
+            try:
+                count = self._transport.topic_metadata(topic).partitions
+            except TopicNotFound:
+                continue
+            tps += [TopicPartition(topic, p) for p in range(count)]
         self._metadata_at = time.monotonic()
         return tps
 

@@ -172,10 +172,11 @@ def test_committed_offsets_survive_and_new_members_resume_there(endpoint: str, e
     b.close()
 
 
-def test_new_partitions_are_picked_up(endpoint: str, topic: str) -> None:
+def test_new_topics_and_partitions_are_picked_up(endpoint: str, topic: str) -> None:
     admin = Admin(endpoint)
+    a = member(endpoint, topic, "grow")  # the topic does not exist yet
+    assert a.poll(0.2) == [] and a.assignment() == set()
     admin.create_topic(topic, 2)
-    a = member(endpoint, topic, "grow")
     pump([a], lambda: len(a.assignment()) == 2)
     admin.create_partitions(topic, 3)
     pump([a], lambda: len(a.assignment()) == 3)

@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """The CDK app: `cdk synth` / `cdk deploy` (or `python app.py` to synthesize offline).
 
-Context: `-c prefix=NAME` (table prefix, default "streamlet"),
-`-c removal=destroy` for throwaway dev stacks (default: retain data).
+Context (`-c key=value`):
+  prefix=NAME          table prefix (default "streamlet")
+  removal=destroy      throwaway dev stacks: tables, buckets and logs go with the stack
+  alarm_email=ADDRESS  subscribe ADDRESS to the encrypted alarm topic
+  bundle=false         skip building the Lambda asset (template checks only; not deployable)
+
+Synthesis makes no AWS calls. Building the Lambda asset runs pip against PyPI (no Docker).
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "sdk"))
+# aws-cdk-lib's Node runtime warns about Node 20's end of life on every run.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import aws_cdk as cdk
 
@@ -21,11 +29,14 @@ from infra import StreamletStack
 def main() -> None:
     # Under the CDK CLI, CDK_OUTDIR is set; `python app.py` alone writes to ./cdk.out.
     app = cdk.App(outdir=None if "CDK_OUTDIR" in os.environ else "cdk.out")
-    prefix = app.node.try_get_context("prefix") or "streamlet"
+    if str(app.node.try_get_context("bundle")).lower() == "false":
+        app.node.set_context("aws:cdk:bundling-stacks", [])
     removal = cdk.RemovalPolicy.DESTROY if app.node.try_get_context("removal") == "destroy" \
         else cdk.RemovalPolicy.RETAIN
     StreamletStack(
-        app, "Streamlet", prefix=prefix, removal_policy=removal,
+        app, "Streamlet", prefix=app.node.try_get_context("prefix") or "streamlet",
+        removal_policy=removal, alarm_email=app.node.try_get_context("alarm_email"),
+        description="Streamlet: Kafka's model on DynamoDB, S3, Lambda and API Gateway",
         env=cdk.Environment(account=os.getenv("CDK_DEFAULT_ACCOUNT"),
                             region=os.getenv("CDK_DEFAULT_REGION")),
     )

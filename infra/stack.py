@@ -1,26 +1,43 @@
-"""The stack ``app.py`` deploys."""
+"""The stack ``app.py`` deploys: one :class:`StreamletPlatform` and the outputs clients need."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from .storage import StreamletStorage
+from .platform import StreamletPlatform
 
 
 class StreamletStack(Stack):
-    """Streamlet's storage, with the values clients need as outputs."""
+    """Streamlet's storage, functions, HTTP API and monitoring, with endpoint outputs.
+
+    Other keyword arguments are the stack's own (``env``, ``description``, ...); to tune
+    throttling, retention or concurrency, put a :class:`StreamletPlatform` in your stack.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, prefix: str = "streamlet",
-                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN, **kwargs: Any) -> None:
+                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+                 alarm_email: str | None = None, code: lambda_.Code | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.storage = StreamletStorage(self, "Storage", prefix=prefix,
-                                        removal_policy=removal_policy)
-        names = self.storage.names
-        CfnOutput(self, "DirectEndpoint", value=f"direct://{prefix}?bucket={names.bucket}",
+        self.platform = StreamletPlatform(self, "Streamlet", prefix=prefix,
+                                          removal_policy=removal_policy,
+                                          alarm_email=alarm_email, code=code)
+        self._outputs()
+
+    def _outputs(self) -> None:
+        platform, names = self.platform, self.platform.storage.names
+        CfnOutput(self, "ApiEndpoint", value=platform.api_url,
+                  description="STREAMLET_ENDPOINT for the SDK and CLI over HTTPS (SigV4)")
+        CfnOutput(self, "DirectEndpoint", value=platform.direct_endpoint,
                   description="STREAMLET_ENDPOINT for the SDK and CLI (direct mode)")
         CfnOutput(self, "TopicsTable", value=names.topics_table)
         CfnOutput(self, "LogTable", value=names.log_table)
-        CfnOutput(self, "DataBucket", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "GroupsTable", value=names.groups_table)
+        CfnOutput(self, "DataBucket", value=platform.storage.bucket.bucket_name)
+        CfnOutput(self, "Dashboard", value=platform.monitoring.dashboard.dashboard_name)
+        if platform.monitoring.topic:
+            CfnOutput(self, "AlarmTopic", value=platform.monitoring.topic.topic_arn)

@@ -364,14 +364,25 @@ class Consumer:
         self._closed = True
         if self._group is None or not self._group.topics:
             return
-        owned = sorted(self._group.owned)
         try:
             if self._auto_commit:
-                self._commit_positions(owned)
+                self._final_commit(self._group)
         finally:
+            owned = sorted(self._group.owned)
             if owned:
                 self._call("revoke", owned)
             self._group.leave()
+
+    def _final_commit(self, group: Membership) -> None:
+        """Commit what is still ours; partitions lost meanwhile go to on_lost, not an error."""
+        try:
+            self._commit_positions(list(group.owned))
+        except CommitFailed:
+            lost = group.drop_lost()
+            self._drop(lost)
+            self._call("lost", lost)
+            with contextlib.suppress(CommitFailed):
+                self._commit_positions(list(group.owned))
 
     def __enter__(self) -> Self:
         return self

@@ -138,6 +138,16 @@ class Membership:
             tp: (self.owned[tp], offset, metadata) for tp, (offset, metadata) in offsets.items()
         })
 
+    def drop_lost(self) -> list[TopicPartition]:
+        """Forget the partitions whose lease moved (owner or epoch); returns them."""
+        leases = self._groups.snapshot(self.group).leases
+        lost = [tp for tp, epoch in self.owned.items()
+                if (lease := leases.get(tp)) is None or lease.owner != self.member_id
+                or lease.epoch != epoch]
+        for tp in lost:
+            del self.owned[tp]
+        return lost
+
     def leave(self) -> None:
         """Release every lease and remove the member item: others take over at once."""
         self._stop.set()

@@ -231,3 +231,21 @@ def test_a_deleted_topic_drops_out_of_describe_and_reset(endpoint: str, topic: s
     admin.delete_topic(gone)
     assert [(r.topic, r.partition) for r in admin.describe_group("mixed")] == [(topic, 0)]
     assert list(admin.reset_offsets("mixed", to_earliest=True)) == [TopicPartition(topic, 0)]
+
+
+def test_close_commits_what_is_still_owned_and_reports_the_rest_lost(endpoint: str, eight: str
+                                                                    ) -> None:
+    lost: list[TopicPartition] = []
+    a = member(endpoint, eight, "closing", on_lost=lost.extend)
+    pump([a], lambda: len(a.assignment()) == 8)
+    a.poll(1)  # positions move past what is committed
+    positions = {tp: a.position(tp) for tp in a.assignment()}
+    admin_engine_groups = a._transport.groups
+    stolen = TopicPartition(eight, 3)
+    admin_engine_groups.take("closing", stolen, "intruder",
+                             admin_engine_groups.lease("closing", stolen))
+    a.close()  # no exception: the stolen partition is reported lost, the rest committed
+    assert lost == [stolen]
+    for tp, position in positions.items():
+        if tp != stolen:
+            assert admin_engine_groups.lease("closing", tp).committed == position

@@ -22,7 +22,7 @@ from ..errors import CommitFailed, GroupNotFound, InvalidRequest
 from ..leases import GroupSnapshot, Lease, Member
 from ..records import TopicPartition
 from . import schema as s
-from .aws import batch_write, cancellation_reasons, error_code, translated
+from .aws import batch_write, error_code, translated
 
 MEMBER_TTL_S = 24 * 3600
 MAX_COMMIT_PARTITIONS = 100  # one TransactWriteItems
@@ -209,26 +209,37 @@ class GroupStore:
         """Commit ``{tp: (epoch, offset, metadata)}`` atomically, fenced by owner and epoch.
 
         Raises CommitFailed (nothing written) if any lease is no longer ours at that epoch.
-        A commit below the stored offset leaves that partition's offset as it is.
+        A commit below the stored offset leaves that partition's offset as it is. The
+        common case is one request; leases are read only to explain a refusal.
         """
         if not offsets:
             return
         if len(offsets) > MAX_COMMIT_PARTITIONS:
             raise InvalidRequest(f"A commit covers at most {MAX_COMMIT_PARTITIONS} partitions.")
-        stored = {tp: self.lease(group, tp) for tp in offsets}
-        forward = {tp: v for tp, v in offsets.items() if not _backwards(stored[tp], v[1])}
-        self._check_owned(group, member_id, offsets, stored)
-        if not forward:
-            return
-        items = [self._commit_item(group, member_id, tp, *v) for tp, v in forward.items()]
+        pending = dict(offsets)
+        for _ in range(3):
+            if not pending or self._try_commit(group, member_id, pending):
+                return
+            stored = {tp: self.lease(group, tp) for tp in pending}
+            self._check_owned(group, member_id, pending, stored)
+            # ours at the right epoch: drop what is backwards or already applied (a retry)
+            pending = {tp: v for tp, v in pending.items() if not _backwards(stored[tp], v[1])
+                       and stored[tp].committed != v[1]}  # type: ignore[union-attr]
+        if pending:
+            raise CommitFailed(group, list(pending), detail="concurrent updates")
+
+    def _try_commit(self, group: str, member_id: str,
+                    offsets: Mapping[TopicPartition, tuple[int, int, str]]) -> bool:
+        """One fenced TransactWriteItems; False if a condition failed (nothing written)."""
+        items = [self._commit_item(group, member_id, tp, *v) for tp, v in offsets.items()]
         try:
             with translated(f"commit offsets of group '{group}'"):
                 self._ddb.transact_write_items(TransactItems=items)
         except ClientError as e:
-            if error_code(e) not in ("TransactionCanceledException",
-                                     "TransactionConflictException"):
-                raise
-            self._after_failed_commit(group, member_id, forward, cancellation_reasons(e))
+            if error_code(e) in ("TransactionCanceledException", "TransactionConflictException"):
+                return False
+            raise
+        return True
 
     def _check_owned(self, group: str, member_id: str,
                      offsets: Mapping[TopicPartition, tuple[int, int, str]],
@@ -252,18 +263,6 @@ class GroupStore:
                 ":t": {"N": str(int(self._clock() * 1000))}, ":me": {"S": member_id},
                 ":e": {"N": str(epoch)}},
         }}
-
-    def _after_failed_commit(self, group: str, member_id: str,
-                             offsets: Mapping[TopicPartition, tuple[int, int, str]],
-                             reasons: list[dict[str, Any]]) -> None:
-        """A cancelled commit may be our own retried success; anything else failed."""
-        now = {tp: self.lease(group, tp) for tp in offsets}
-        self._check_owned(group, member_id, offsets, now)
-        if all((lease := now[tp]) is not None and lease.committed is not None
-               and lease.committed >= offset for tp, (_, offset, _) in offsets.items()):
-            return
-        codes = {str(r.get("Code")) for r in reasons} - {"None"}
-        raise CommitFailed(group, list(offsets), detail=", ".join(sorted(codes)) or "conflict")
 
     # ---- administration -------------------------------------------------------------
 

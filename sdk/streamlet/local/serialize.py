@@ -21,6 +21,9 @@ def serialized_moto() -> Iterator[None]:
     """While active, every in-process moto request runs under one process-wide lock."""
     from moto.core.botocore_stubber import BotocoreStubber
 
+    from . import motofix
+
+    motofix.install()
     original = BotocoreStubber.__call__
 
     def locked(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:

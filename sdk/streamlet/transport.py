@@ -1,8 +1,8 @@
 """The seam between the client API and a Streamlet deployment.
 
 ``Producer``, ``Consumer`` and ``Admin`` talk to a :class:`Transport`. The direct
-transport runs the storage engine in-process over boto3; an HTTP transport speaking to
-the deployed API slots in behind the same protocol.
+transport runs the storage engine in-process over boto3; the HTTP transport
+(:mod:`streamlet.http`) speaks to the deployed API behind the same protocol.
 
 Endpoints (``endpoint=`` or ``STREAMLET_ENDPOINT``):
 
@@ -10,6 +10,8 @@ Endpoints (``endpoint=`` or ``STREAMLET_ENDPOINT``):
     DynamoDB and S3 on AWS, tables named ``PREFIX-*`` (default ``streamlet``).
 ``direct+http://HOST:PORT[/PREFIX]``
     The same against an AWS-compatible endpoint, e.g. ``streamlet local``.
+``https://API[/STAGE]`` or ``http://127.0.0.1:PORT``
+    The HTTP API (API Gateway, or the local gateway), every request SigV4-signed.
 """
 
 from __future__ import annotations
@@ -105,9 +107,9 @@ def connect(endpoint: str | None = None) -> Transport:
     if url.scheme in ("direct", "direct+http", "direct+https"):
         return _direct(url.scheme, url.netloc, url.path.strip("/"), parse_qs(url.query))
     if url.scheme in ("http", "https"):
-        raise InvalidRequest(
-            f"Endpoint {url.geturl()!r} is an HTTP API endpoint; this SDK version speaks to "
-            "Streamlet directly: use direct:// or direct+http://HOST:PORT.")
+        from .http import HttpTransport
+
+        return HttpTransport(url.geturl())
     raise InvalidRequest(
         f"Unsupported endpoint {url.geturl()!r}: expected direct://, direct+http:// "
         "or direct+https://.")
@@ -117,12 +119,13 @@ def _direct(scheme: str, netloc: str, path: str, query: dict[str, list[str]]) ->
     from botocore.config import Config
 
     from .engine import Engine, Names
+    from .engine.aws import RETRIES
 
     endpoint_url = None if scheme == "direct" else f"{scheme.split('+')[1]}://{netloc}"
     prefix = (netloc if scheme == "direct" else path) or "streamlet"
     names = Names(prefix=prefix, bucket=query.get("bucket", [f"{prefix}-data"])[0])
     session = _session(endpoint_url, query.get("region", [None])[0])
-    config = Config(retries={"mode": "standard", "max_attempts": 5},
+    config = Config(retries=dict(RETRIES),  # type: ignore[arg-type]
                     connect_timeout=5, read_timeout=30)
     clients: dict[str, Any] = {
         service: session.client(service, endpoint_url=endpoint_url, config=config)

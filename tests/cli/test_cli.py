@@ -258,7 +258,8 @@ def test_local_reports_a_busy_port() -> None:
 
 
 def test_local_runs_until_interrupted(topic: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "streamlet.cli", "local", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "streamlet.cli", "local", "--port", "0",
+                             "--api-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         exports = dict(shlex.split(proc.stdout.readline())[1].split("=", 1)  # type: ignore[union-attr]
@@ -276,3 +277,4 @@ def test_local_runs_until_interrupted(topic: str) -> None:
         _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr
     assert "listening on" in stderr and "Traceback" not in stderr
+    assert "HTTP API (SigV4" in stderr and "/v3/clusters" in stderr

@@ -21,6 +21,20 @@ if TYPE_CHECKING:
     from ..local.demo import DemoResult
 
 DEFAULT_PORT = 4566
+DEFAULT_API_PORT = 4567
+
+
+def _announce_api(platform: LocalPlatform, api_port: int) -> None:
+    """Start the HTTP API gateway and say how to reach it (stderr)."""
+    try:
+        url = platform.start_gateway(port=api_port)
+    except RuntimeError as error:  # functions/ is not installed (not a source checkout)
+        stderr().print(f"HTTP API not started: {error}", markup=False)
+        return
+    stderr().print(f"HTTP API (SigV4, the credentials above): {url} — e.g. "
+                   f"STREAMLET_ENDPOINT={url}, or curl --aws-sigv4 "
+                   f"'aws:amz:us-east-1:execute-api' --user streamlet-local:streamlet-local "
+                   f"{url}/v3/clusters", markup=False)
 
 
 def local(
@@ -28,13 +42,19 @@ def local(
         "--port", min=0, max=65535, help="Port to listen on; 0 picks a free one.",
     )] = DEFAULT_PORT,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    api_port: Annotated[int, typer.Option(
+        "--api-port", min=0, max=65535,
+        help="Port of the HTTP API (the Lambda handlers, SigV4-checked); 0 picks a free one.",
+    )] = DEFAULT_API_PORT,
 ) -> None:
-    """Run a local Streamlet platform (moto) until Ctrl-C.
+    """Run a local Streamlet platform (moto + the HTTP API) until Ctrl-C.
 
     Prints `export ...` lines on stdout: paste them into another shell to point the
     SDK, the CLI and AWS tools at it. Its state lives in memory and ends with it.
     """
     _check_port(host, port)
+    if api_port:
+        _check_port(host, api_port)
     platform = _start(port, host)
     try:
         with _interruptible():
@@ -44,6 +64,7 @@ def local(
             stderr().print(f"Streamlet local platform listening on "
                            f"{platform.aws_endpoint_url} (paste the exports above into "
                            "another shell; Ctrl-C to stop).", markup=False)
+            _announce_api(platform, api_port)
             platform.serve_forever()
     except KeyboardInterrupt:
         stderr().print("Stopped.")

@@ -19,6 +19,7 @@ from . import schema
 from .aws import batch_write, ensure_storage, translated
 from .blobs import BlobStore
 from .groups import GroupStore
+from .instances import ConsumerInstances
 from .log import DEFAULT_FETCH_BYTES, PartitionLog
 from .schema import Names
 from .topics import TopicMeta, TopicStore
@@ -112,3 +113,10 @@ class Engine:
 
     def init_producer_id(self) -> int:
         return self.topics.next_producer_id()
+
+    # ---- REST Proxy v2 consumer instances -------------------------------------------
+
+    @property
+    def instances(self) -> ConsumerInstances:
+        """REST Proxy v2 consumer instances, stored in the groups table."""
+        return ConsumerInstances(self._ddb, self.names)

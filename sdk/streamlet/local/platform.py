@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from ..engine import Engine, Names
+from ..engine.aws import RETRIES
 from ..transport import LOCAL_CREDENTIALS
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -37,12 +38,32 @@ class SerializedApp:
                 close = getattr(body, "close", None)
                 if close is not None:
                     close()
+                forget_dynamodb_copies()
+
+
+def forget_dynamodb_copies() -> None:
+    """Drop moto's references to every DynamoDB model object it ever created.
+
+    moto tracks each instance for its dashboard, and ``TransactWriteItems`` deep-copies
+    every table it touches as a rollback backup, so without this each append keeps a
+    full copy of the log table alive: 2,000 appends took a process from 111 MB to 5.2 GB.
+    The live tables stay referenced by their backends and are unaffected.
+    """
+    from moto.core.model_instances import model_data
+
+    for model in model_data.get("dynamodb", {}).values():
+        tracked = getattr(model, "instances_tracked", None)
+        if tracked:
+            tracked.clear()
 
 
 def moto_app(serialize: bool = True) -> WSGIApp:
     """moto's server-mode WSGI app, wrapped in the serializing lock unless told not to."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from . import motofix
+
+    motofix.install()
     app: WSGIApp = DomainDispatcherApplication(create_backend_app)
     return SerializedApp(app) if serialize else app
 
@@ -63,6 +84,7 @@ class LocalPlatform:
         self._serialize = serialize
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._gateway: Any = None
 
     def start(self) -> Self:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -113,13 +135,28 @@ class LocalPlatform:
         make: Any = boto3.client
         return make(service, endpoint_url=self.aws_endpoint_url, region_name=REGION,
                             aws_access_key_id=key, aws_secret_access_key=secret,
-                            config=Config(**{"retries": {"mode": "standard", "max_attempts": 5},
-                                             **config}))
+                            config=Config(**{"retries": dict(RETRIES), **config}))
 
     def engine(self) -> Engine:
         return Engine(self.client("dynamodb"), self.client("s3"), self.names)
 
+    def start_gateway(self, port: int = 0, credentials: dict[str, str] | None = None) -> str:
+        """Also serve the HTTP API (SigV4-checked) on 127.0.0.1; returns its URL.
+
+        ``credentials`` maps the accepted access keys to secrets (default: the local pair).
+        Starting it twice returns the running gateway's URL.
+        """
+        from .gateway import Gateway
+
+        if self._gateway is None:
+            self._gateway = Gateway(self.engine(), host=self.host, port=port,
+                                    credentials=credentials).start()
+        return str(self._gateway.url)
+
     def stop(self) -> None:
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

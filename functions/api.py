@@ -1,0 +1,102 @@
+"""The three Lambda handlers behind the HTTP API (API Gateway HTTP API, payload 2.0).
+
+- ``admin_handler``: REST Proxy v3 clusters, topics, partitions and configs;
+- ``produce_handler``: v3 records and ``records:batch``, the native batch append and
+  producer ids;
+- ``consume_handler``: the native fetch (long-poll), offsets and topic metadata, and
+  REST Proxy v2 consumer instances.
+
+Each is a Powertools ``APIGatewayHttpResolver`` with request validation, wrapped in
+Logger, Metrics and Tracer. :func:`routes` lists every route key (``"GET /v3/clusters"``)
+with its handler: the local gateway and the CDK stack both build their routes from it.
+
+Example:
+    >>> functions.api.admin_handler(event, context)["statusCode"]   # doctest: +SKIP
+    200
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+from . import native, v2, v3_admin, v3_produce
+from ._resolver import StreamletResolver
+from ._runtime import bound_engine, local_mode, logger, metrics, tracer
+
+__all__ = ["admin_handler", "apps", "bound_engine", "consume_handler", "local_mode",
+           "produce_handler", "routes"]
+
+Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def _app(*routers: Any) -> StreamletResolver:
+    app = StreamletResolver()
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+admin_app = _app(v3_admin.router)
+produce_app = _app(v3_produce.router, native.produce_router)
+consume_app = _app(native.consume_router, v2.router)
+
+
+def _handler(app: StreamletResolver) -> Handler:
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def handle(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        if is_metrics_disabled():
+            metrics.clear_metrics()  # Powertools keeps disabled metrics until 100 pile up
+        response = app.resolve(event, context)
+        status = int(response.get("statusCode", 500))
+        kind = "ServerErrors" if status >= 500 else "ClientErrors" if status >= 400 else "Ok"
+        metrics.add_metric(name=f"Requests{kind}", unit=MetricUnit.Count, value=1)
+        return response
+
+    return handle
+
+
+admin_handler = _handler(admin_app)
+"""Lambda entry point: REST Proxy v3 administration."""
+produce_handler = _handler(produce_app)
+"""Lambda entry point: v3 records, records:batch, native batch append, producer ids."""
+consume_handler = _handler(consume_app)
+"""Lambda entry point: native fetch/offsets/metadata and REST Proxy v2 consumers."""
+
+
+def apps() -> dict[str, tuple[StreamletResolver, Handler]]:
+    """Each handler's name, resolver and entry point."""
+    return {"admin_handler": (admin_app, admin_handler),
+            "produce_handler": (produce_app, produce_handler),
+            "consume_handler": (consume_app, consume_handler)}
+
+
+@functools.cache
+def openapi(app: StreamletResolver) -> dict[str, Any]:
+    """One resolver's OpenAPI document, as a dict."""
+    document: dict[str, Any] = json.loads(app.get_openapi_json_schema(
+        title="Streamlet HTTP API", version="1"))
+    return document
+
+
+def routes() -> list[tuple[str, str]]:
+    """``(route key, handler name)`` of every route.
+
+    Example:
+        >>> ("GET /v3/clusters", "admin_handler") in routes()
+        True
+    """
+    out = []
+    for name, (app, _) in apps().items():
+        for path, item in openapi(app).get("paths", {}).items():
+            out += [(f"{method.upper()} {path}", name) for method in item if method in METHODS]
+    return out

@@ -1,0 +1,216 @@
+"""Confluent REST Proxy v2 consumption: consumer instances with manual assignment.
+
+An instance's format, assignment and positions live in DynamoDB (``engine.instances``),
+so any invocation can serve its next request. Subscriptions and committed offsets
+(``.../subscription``, ``.../offsets``) belong to consumer groups and are not served here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from streamlet.codec import decode_batch
+from streamlet.engine.instances import ConsumerInstance
+from streamlet.errors import InvalidRequest, OffsetOutOfRange, StreamletError
+from streamlet.records import Record, TopicPartition
+
+from ._runtime import engine
+from .encoding import timestamp_ms
+from .models import CreateInstance, Partitions, Positions, TopicPartitionRef
+from .native import wait_budget_ms
+from .urls import base_url, unquoted
+
+router = Router()
+INSTANCE = "/consumers/<group>/instances/<name>"
+V2_JSON = "application/vnd.kafka.v2+json"
+MAX_RECORDS_BYTES = 2 * 1024 * 1024
+"""Record bytes per v2 response: embedded as base64 or JSON, it must fit Lambda's 6 MB."""
+
+
+class RecordNotJson(StreamletError):
+    """A ``json`` consumer instance met a record whose key or value is not JSON."""
+
+    code = "record_not_json"
+    status = 422
+    error_code = 42201
+
+
+def _no_content() -> Response[None]:
+    return Response(204)
+
+
+@router.post("/consumers/<group>")
+def create_instance(group: str, body: CreateInstance) -> Response[str]:
+    """Create a consumer instance; the answer names it and gives its base URI."""
+    group = unquoted(group)
+    name = body.name or f"rest-consumer-{uuid.uuid4().hex[:12]}"
+    engine().instances.create(group, name, body.format, body.auto_offset_reset,
+                              body.request_timeout_ms)
+    uri = (f"{base_url(router.current_event)}/consumers/{quote(group, safe='')}"
+           f"/instances/{quote(name, safe='')}")
+    return Response(200, V2_JSON, json.dumps({"instance_id": name, "base_uri": uri}))
+
+
+@router.delete(INSTANCE)
+def delete_instance(group: str, name: str) -> Response[None]:
+    """Delete a consumer instance (204)."""
+    engine().instances.delete(unquoted(group), unquoted(name))
+    return _no_content()
+
+
+@router.post(f"{INSTANCE}/assignments")
+def assign(group: str, name: str, body: Partitions) -> Response[None]:
+    """Assign partitions manually (replaces the previous assignment)."""
+    tps = _existing(body.partitions)
+    engine().instances.assign(unquoted(group), unquoted(name), tps)
+    return _no_content()
+
+
+@router.get(f"{INSTANCE}/assignments")
+def assignments(group: str, name: str) -> Response[str]:
+    """The partitions assigned to the instance."""
+    state = engine().instances.get(unquoted(group), unquoted(name))
+    parts = [{"topic": tp.topic, "partition": tp.partition} for tp in state.assignments]
+    return Response(200, V2_JSON, json.dumps({"partitions": parts}))
+
+
+def _existing(refs: Iterable[TopicPartitionRef]) -> list[TopicPartition]:
+    """The partitions, each checked to exist (TopicNotFound / PartitionNotFound)."""
+    out = []
+    for ref in refs:
+        engine().watermarks(ref.topic, ref.partition)
+        out.append(TopicPartition(ref.topic, ref.partition))
+    return out
+
+
+def _assigned(state: ConsumerInstance, refs: Iterable[TopicPartitionRef]
+              ) -> list[TopicPartition]:
+    tps = [TopicPartition(r.topic, r.partition) for r in refs]
+    missing = [tp for tp in tps if tp not in state.assignments]
+    if missing:
+        names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in missing)
+        raise InvalidRequest(f"Not assigned to consumer instance '{state.name}': {names}.")
+    return tps
+
+
+@router.post(f"{INSTANCE}/positions")
+def seek(group: str, name: str, body: Positions) -> Response[None]:
+    """Seek to offsets, or to the first offsets at or after timestamps."""
+    state = engine().instances.get(unquoted(group), unquoted(name))
+    positions = dict(zip(_assigned(state, body.offsets), (p.offset for p in body.offsets),
+                         strict=True))
+    for tp, ref in zip(_assigned(state, body.timestamps), body.timestamps, strict=True):
+        found = engine().offset_for_time(tp.topic, tp.partition, timestamp_ms(ref.timestamp, 0))
+        if found is None:
+            found = engine().watermarks(tp.topic, tp.partition)[1]
+        positions[tp] = found
+    engine().instances.set_positions(state.group, state.name, positions)
+    return _no_content()
+
+
+@router.post(f"{INSTANCE}/positions/beginning")
+def seek_to_beginning(group: str, name: str, body: Partitions) -> Response[None]:
+    """Seek partitions to their log start offsets."""
+    return _seek_to_edge(group, name, body, 0)
+
+
+@router.post(f"{INSTANCE}/positions/end")
+def seek_to_end(group: str, name: str, body: Partitions) -> Response[None]:
+    """Seek partitions to their high watermarks."""
+    return _seek_to_edge(group, name, body, 1)
+
+
+def _seek_to_edge(group: str, name: str, body: Partitions, edge: int) -> Response[None]:
+    state = engine().instances.get(unquoted(group), unquoted(name))
+    tps = _assigned(state, body.partitions)
+    engine().instances.set_positions(state.group, state.name,
+                                     {tp: engine().watermarks(tp.topic, tp.partition)[edge]
+                                      for tp in tps})
+    return _no_content()
+
+
+@router.get(f"{INSTANCE}/records")
+def records(group: str, name: str,
+            timeout: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+            max_bytes: Annotated[int, Query(ge=1, le=2**63 - 1)] = MAX_RECORDS_BYTES
+            ) -> Response[str]:
+    """Records from the assigned partitions, waiting up to ``timeout`` ms for some."""
+    state = engine().instances.get(unquoted(group), unquoted(name))
+    wait_ms = state.request_timeout_ms if timeout is None else timeout
+    deadline = time.monotonic() + min(wait_ms, wait_budget_ms()) / 1000
+    budget = min(max_bytes, MAX_RECORDS_BYTES)
+    while True:
+        found, positions = _collect(state, budget)
+        if found or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    body = json.dumps([_render(r, state.format) for r in found])
+    engine().instances.set_positions(state.group, state.name, positions)
+    return Response(200, f"application/vnd.kafka.{state.format}.v2+json", body)
+
+
+def _collect(state: ConsumerInstance, budget: int
+             ) -> tuple[list[Record], dict[TopicPartition, int]]:
+    found: list[Record] = []
+    positions = dict(state.positions)
+    for tp in state.assignments:
+        if budget <= 0:
+            break
+        position = positions.get(tp)
+        if position is None:
+            position = positions[tp] = _reset(state, tp)
+        taken = _fetch(tp, position, state, budget)
+        if taken:
+            positions[tp] = taken[-1].offset + 1
+            budget -= sum(len(r.key or b"") + len(r.value or b"") for r in taken)
+            found += taken
+    return found, positions
+
+
+def _fetch(tp: TopicPartition, position: int, state: ConsumerInstance, budget: int
+           ) -> list[Record]:
+    try:
+        result = engine().fetch(tp.topic, tp.partition, position, budget)
+    except OffsetOutOfRange:
+        position = _reset(state, tp)
+        result = engine().fetch(tp.topic, tp.partition, position, budget)
+    out: list[Record] = []
+    for batch in result.batches:
+        out += [r for r in decode_batch(tp.topic, tp.partition, batch) if r.offset >= position]
+    return out
+
+
+def _reset(state: ConsumerInstance, tp: TopicPartition) -> int:
+    if state.auto_offset_reset == "none":
+        raise InvalidRequest(f"No position for {tp.topic}[{tp.partition}] and "
+                             "auto.offset.reset=none: seek first.")
+    low, high = engine().watermarks(tp.topic, tp.partition)
+    return low if state.auto_offset_reset == "earliest" else high
+
+
+def _render(record: Record, format: str) -> dict[str, Any]:
+    return {"topic": record.topic, "key": _embedded(record.key, format),
+            "value": _embedded(record.value, format), "partition": record.partition,
+            "offset": record.offset}
+
+
+def _embedded(data: bytes | None, format: str) -> Any:
+    if data is None:
+        return None
+    if format == "binary":
+        return base64.b64encode(data).decode()
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise RecordNotJson("A record is not JSON; create the consumer instance with "
+                            "format 'binary' to read it.") from None

@@ -1,0 +1,195 @@
+"""Confluent REST Proxy v3 administration: clusters, topics, partitions and configs.
+
+One fixed cluster, ``streamlet``. Resources carry REST Proxy's ``kind``, ``metadata.self``
+and ``metadata.resource_name``; partitions add ``log_start_offset`` and
+``high_watermark`` (a Streamlet extension REST Proxy clients ignore).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from streamlet.errors import StreamletError, TopicExists, TopicNotFound
+from streamlet.records import TopicDescription
+from streamlet.topicconfig import (
+    CONFIG_KEYS,
+    validate_config,
+    validate_partitions,
+    validate_topic_name,
+)
+
+from ._runtime import CLUSTER_ID, engine
+from .models import CreateTopic, UpdateTopic
+from .urls import base_url, unquoted
+
+router = Router()
+ClusterId = Annotated[str, Path(description="Always `streamlet`.")]
+TOPICS = "/v3/clusters/<cluster_id>/topics"
+
+
+class ClusterNotFound(StreamletError):
+    """A cluster id other than ``streamlet``."""
+
+    code = "cluster_not_found"
+    status = 404
+    error_code = 404
+
+
+def check_cluster(cluster_id: str) -> None:
+    if unquoted(cluster_id) != CLUSTER_ID:
+        raise ClusterNotFound(f"Cluster '{unquoted(cluster_id)}' does not exist; "
+                              f"this deployment's cluster is '{CLUSTER_ID}'.")
+
+
+def _meta(path: str, crn: str) -> dict[str, Any]:
+    return {"self": f"{base_url(router.current_event)}{path}",
+            "resource_name": f"crn:///kafka={CLUSTER_ID}{crn}"}
+
+
+def _related(path: str) -> dict[str, str]:
+    return {"related": f"{base_url(router.current_event)}{path}"}
+
+
+def cluster_resource() -> dict[str, Any]:
+    path = f"/v3/clusters/{CLUSTER_ID}"
+    return {"kind": "KafkaCluster", "metadata": _meta(path, ""), "cluster_id": CLUSTER_ID,
+            "controller": None, "topics": _related(f"{path}/topics")}
+
+
+def topic_resource(topic: TopicDescription) -> dict[str, Any]:
+    path = f"/v3/clusters/{CLUSTER_ID}/topics/{topic.name}"
+    return {
+        "kind": "KafkaTopic", "metadata": _meta(path, f"/topic={topic.name}"),
+        "cluster_id": CLUSTER_ID, "topic_name": topic.name, "topic_id": topic.topic_id,
+        "is_internal": False, "replication_factor": 3, "partitions_count": topic.partitions,
+        "partitions": _related(f"{path}/partitions"), "configs": _related(f"{path}/configs"),
+        "authorized_operations": [],
+    }
+
+
+def partition_resource(topic: str, partition: int, low: int, high: int) -> dict[str, Any]:
+    path = f"/v3/clusters/{CLUSTER_ID}/topics/{topic}/partitions/{partition}"
+    return {"kind": "KafkaPartition",
+            "metadata": _meta(path, f"/topic={topic}/partition={partition}"),
+            "cluster_id": CLUSTER_ID, "topic_name": topic, "partition_id": partition,
+            "leader": None, "replicas": _related(f"{path}/replicas"),
+            "log_start_offset": low, "high_watermark": high}
+
+
+def _listing(kind: str, path: str, data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"kind": kind, "metadata": {"self": f"{base_url(router.current_event)}{path}",
+                                       "next": None}, "data": data}
+
+
+@router.get("/v3/clusters")
+def list_clusters() -> dict[str, Any]:
+    """The one cluster of this deployment."""
+    return _listing("KafkaClusterList", "/v3/clusters", [cluster_resource()])
+
+
+@router.get("/v3/clusters/<cluster_id>")
+def get_cluster(cluster_id: ClusterId) -> dict[str, Any]:
+    """The cluster resource."""
+    check_cluster(cluster_id)
+    return cluster_resource()
+
+
+@router.get(TOPICS)
+def list_topics(cluster_id: ClusterId) -> dict[str, Any]:
+    """Every topic, with its partition count."""
+    check_cluster(cluster_id)
+    data = []
+    for name in engine().list_topics():
+        try:
+            data.append(topic_resource(engine().topic_metadata(name)))
+        except TopicNotFound:
+            continue  # deleted while listing
+    return _listing("KafkaTopicList", f"/v3/clusters/{CLUSTER_ID}/topics", data)
+
+
+@router.post(TOPICS)
+def create_topic(cluster_id: ClusterId, body: CreateTopic) -> Response[dict[str, Any]]:
+    """Create a topic (201), or only validate the request (200) with ``validate_only``."""
+    check_cluster(cluster_id)
+    config = {c.name: c.value for c in body.configs}
+    if body.validate_only:
+        return Response(200, "application/json", topic_resource(_dry_run(body, config)))
+    created = engine().create_topic(body.topic_name, body.partitions_count, config)
+    return Response(201, "application/json", topic_resource(created))
+
+
+def _dry_run(body: CreateTopic, config: dict[str, object]) -> TopicDescription:
+    validate_topic_name(body.topic_name)
+    partitions = validate_partitions(body.topic_name, body.partitions_count)
+    checked = validate_config(config)
+    try:
+        engine().describe_topic(body.topic_name)
+    except TopicNotFound:
+        return TopicDescription(body.topic_name, "", partitions, checked)
+    raise TopicExists(body.topic_name)
+
+
+@router.get(f"{TOPICS}/<topic>")
+def get_topic(cluster_id: ClusterId, topic: str) -> dict[str, Any]:
+    """One topic."""
+    check_cluster(cluster_id)
+    return topic_resource(engine().topic_metadata(unquoted(topic)))
+
+
+@router.patch(f"{TOPICS}/<topic>")
+def update_topic(cluster_id: ClusterId, topic: str, body: UpdateTopic) -> dict[str, Any]:
+    """Increase the partition count (partitions never shrink)."""
+    check_cluster(cluster_id)
+    return topic_resource(engine().create_partitions(unquoted(topic), body.partitions_count))
+
+
+@router.delete(f"{TOPICS}/<topic>")
+def delete_topic(cluster_id: ClusterId, topic: str) -> Response[None]:
+    """Delete a topic and all of its records (204)."""
+    check_cluster(cluster_id)
+    engine().delete_topic(unquoted(topic))
+    return Response(204)
+
+
+@router.get(f"{TOPICS}/<topic>/partitions")
+def list_partitions(cluster_id: ClusterId, topic: str) -> dict[str, Any]:
+    """Every partition of a topic, with its watermarks."""
+    check_cluster(cluster_id)
+    described = engine().describe_topic(unquoted(topic))
+    data = [partition_resource(described.name, p.partition, p.low, p.high)
+            for p in described.partition_info]
+    return _listing("KafkaPartitionList",
+                    f"/v3/clusters/{CLUSTER_ID}/topics/{described.name}/partitions", data)
+
+
+@router.get(f"{TOPICS}/<topic>/partitions/<partition>")
+def get_partition(cluster_id: ClusterId, topic: str, partition: int) -> dict[str, Any]:
+    """One partition, with its watermarks."""
+    check_cluster(cluster_id)
+    low, high = engine().watermarks(unquoted(topic), partition)
+    return partition_resource(unquoted(topic), partition, low, high)
+
+
+@router.get(f"{TOPICS}/<topic>/configs")
+def list_configs(cluster_id: ClusterId, topic: str) -> dict[str, Any]:
+    """Every config of a topic; ``is_default`` tells overrides from defaults."""
+    check_cluster(cluster_id)
+    meta = engine().describe_topic(unquoted(topic))
+    path = f"/v3/clusters/{CLUSTER_ID}/topics/{meta.name}/configs"
+    data = [_config_resource(meta.name, path, name, value)
+            for name, value in meta.config.items()]
+    return _listing("KafkaTopicConfigList", path, data)
+
+
+def _config_resource(topic: str, path: str, name: str, value: str) -> dict[str, Any]:
+    spec = CONFIG_KEYS.get(name)
+    default = spec is not None and spec.default == value
+    return {"kind": "KafkaTopicConfig",
+            "metadata": _meta(f"{path}/{name}", f"/topic={topic}/config={name}"),
+            "cluster_id": CLUSTER_ID, "topic_name": topic, "name": name, "value": value,
+            "is_default": default, "is_read_only": False, "is_sensitive": False,
+            "source": "DEFAULT_CONFIG" if default else "DYNAMIC_TOPIC_CONFIG", "synonyms": []}

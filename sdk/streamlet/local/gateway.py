@@ -1,0 +1,285 @@
+"""The local HTTP gateway: API Gateway's HTTP API on 127.0.0.1, running the real handlers.
+
+Each request is checked like API Gateway's IAM authorization (a SigV4 signature for
+``execute-api`` by a known key, dated within 5 minutes); a request that fails gets 403
+and no handler runs. A signed request becomes an HTTP API payload 2.0 event for the
+route it matches (route keys come from ``functions.api.routes()``, the same definitions
+the Lambda resolvers use), is handed to that route's handler in-process with a minimal
+Lambda context, and the handler's result becomes the HTTP response.
+
+Example:
+    >>> with LocalPlatform() as platform:                           # doctest: +SKIP
+    ...     url = platform.start_gateway()   # http://127.0.0.1:PORT
+    ...     Admin(url).list_topics()
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import logging
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Self
+from urllib.parse import unquote
+
+from ..transport import LOCAL_CREDENTIALS
+from .sigv4 import SigV4Verifier
+
+__all__ = ["Gateway", "SigV4Verifier", "http_api_event"]
+
+log = logging.getLogger(__name__)
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+"""API Gateway HTTP API's request payload limit."""
+TEXT_TYPES = ("application/json", "application/xml", "application/x-www-form-urlencoded",
+              "application/javascript")
+
+
+# ---- routes and events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Route:
+    key: str
+    method: str
+    pattern: re.Pattern[str]
+    handler: str
+    static_segments: int
+
+
+def _route(key: str, handler: str) -> _Route:
+    method, template = key.split(" ", 1)
+    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    static = sum(1 for s in template.split("/") if s and not s.startswith("{"))
+    return _Route(key, method, re.compile(f"^{regex}$"), handler, static)
+
+
+def _route_table(keys: Iterable[tuple[str, str]]) -> list[_Route]:
+    """Most specific first, as API Gateway matches (more literal segments win)."""
+    return sorted((_route(k, h) for k, h in keys), key=lambda r: -r.static_segments)
+
+
+@dataclass
+class LocalLambdaContext:
+    """The parts of a Lambda context the handlers (and Powertools) read."""
+
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 1024
+    log_group_name: str = "/aws/lambda/streamlet-local"
+    log_stream_name: str = "local"
+    timeout_s: float = 29.0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+def _is_text(content_type: str) -> bool:
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+    return kind.startswith("text/") or kind in TEXT_TYPES or kind.endswith(("+json", "+xml"))
+
+
+def _encoded_body(body: bytes, content_type: str) -> tuple[str | None, bool]:
+    if not body:
+        return None, False
+    if _is_text(content_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def http_api_event(route: _Route, params: Mapping[str, str], method: str, raw_uri: str,
+                   headers: Mapping[str, str], query: Mapping[str, list[str]], body: bytes,
+                   source_ip: str) -> dict[str, Any]:
+    """The API Gateway HTTP API (payload format 2.0) event for one request."""
+    raw_path, _, raw_query = raw_uri.partition("?")
+    text, is_b64 = _encoded_body(body, headers.get("content-type", ""))
+    event: dict[str, Any] = {
+        "version": "2.0", "routeKey": route.key, "rawPath": raw_path,
+        "rawQueryString": raw_query, "headers": dict(headers), "isBase64Encoded": is_b64,
+        "requestContext": _request_context(route, method, raw_path, headers, source_ip)}
+    if query:
+        event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
+    if params:
+        event["pathParameters"] = dict(params)
+    if text is not None:
+        event["body"] = text
+    return event
+
+
+def _request_context(route: _Route, method: str, raw_path: str, headers: Mapping[str, str],
+                     source_ip: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    host = headers.get("host", "")
+    return {"accountId": "000000000000", "apiId": "local", "domainName": host,
+            "domainPrefix": host.split(".")[0],
+            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+                     "sourceIp": source_ip, "userAgent": headers.get("user-agent", "")},
+            "requestId": str(uuid.uuid4()), "routeKey": route.key, "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000)}
+
+
+# ---- the WSGI app and its server ---------------------------------------------------------
+
+
+def load_handlers(module: str = "functions.api") -> ModuleType:
+    """Import the handlers' module; from a source checkout, find ``functions/`` beside sdk/."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        root = Path(__file__).resolve().parents[3]
+        if e.name not in ("functions", module) or not (root / "functions" / "api.py").exists():
+            raise RuntimeError(f"Cannot import the HTTP handlers ({module}): run from the "
+                               "Streamlet source tree with the local extra installed "
+                               "(pip install -e './sdk[local]').") from e
+        sys.path.insert(0, str(root))
+        return importlib.import_module(module)
+
+
+class Gateway:
+    """Serves the HTTP API on ``host:port`` by invoking the Lambda handlers in-process.
+
+    ``engine`` serves every request (bound per request, so tests of the handlers keep
+    their own); ``credentials`` maps the accepted access keys to their secrets.
+    """
+
+    def __init__(self, engine: Any, *, host: str = "127.0.0.1", port: int = 0,
+                 credentials: Mapping[str, str] | None = None,
+                 handlers: str = "functions.api") -> None:
+        self.engine = engine
+        self.host = host
+        self._requested_port = port
+        self.verifier = SigV4Verifier(credentials or dict([LOCAL_CREDENTIALS]))
+        self._module = load_handlers(handlers)
+        self._module.local_mode()  # no EMF metrics on stdout
+        self._routes = _route_table(self._module.routes())
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``: the endpoint SDK clients and curl use."""
+        if self._server is None:
+            raise RuntimeError("The gateway is not started.")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> Self:
+        """Serve on a background thread (port 0 picks a free port; see :attr:`url`)."""
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = make_server(self.host, self._requested_port, self, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="streamlet-gateway", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the server thread."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        from werkzeug.wrappers import Request
+
+        response = self.respond(Request(environ))
+        return response(environ, start_response)  # type: ignore[no-any-return]
+
+    def respond(self, request: Any) -> Any:
+        """The response to one werkzeug request: 403, 404, 413 or the handler's answer."""
+        from werkzeug.exceptions import RequestEntityTooLarge
+        from werkzeug.wrappers import Response
+
+        request.max_content_length = MAX_PAYLOAD_BYTES
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            return _json_response(Response, 413, {"message": "Request Entity Too Large",
+                                                  "error_code": 41301, "code": "too_large"})
+        raw_uri = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
+        headers = _joined_headers(request.headers.items())
+        refused = self.verifier.check(request.method, raw_uri, headers, body)
+        if refused is not None:
+            return _json_response(Response, 403, {"message": f"Forbidden: {refused}",
+                                                  "error_code": 40301,
+                                                  "code": "access_denied"})
+        return self._dispatch(Response, request, raw_uri, headers, body)
+
+    def _dispatch(self, response_class: Any, request: Any, raw_uri: str,
+                  headers: dict[str, str], body: bytes) -> Any:
+        path = raw_uri.partition("?")[0]
+        for route in self._routes:
+            found = route.pattern.match(path)
+            if route.method == request.method and found:
+                params = {k: unquote(v) for k, v in found.groupdict().items()}
+                headers = {**headers, "x-forwarded-proto": "http",
+                           "x-forwarded-for": request.remote_addr or "127.0.0.1"}
+                event = http_api_event(route, params, request.method, raw_uri, headers,
+                                       request.args.to_dict(flat=False), body,
+                                       request.remote_addr or "127.0.0.1")
+                return self._invoke(response_class, route, event)
+        return _json_response(response_class, 404, {"message": "Not Found", "error_code": 404,
+                                                     "code": "not_found"})
+
+    def _invoke(self, response_class: Any, route: _Route, event: dict[str, Any]) -> Any:
+        handler = getattr(self._module, route.handler)
+        try:
+            with self._module.bound_engine(self.engine):
+                result = handler(event, LocalLambdaContext(route.handler))
+        except Exception:
+            log.exception("handler %s failed on %s", route.handler, route.key)
+            return _json_response(response_class, 500, {"message": "Internal Server Error"})
+        return _lambda_response(response_class, result)
+
+
+def _joined_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lower-cased names; repeated headers joined with commas, as API Gateway does."""
+    out: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        out[key] = f"{out[key]},{value}" if key in out else value
+    return out
+
+
+def _json_response(response_class: Any, status: int, body: dict[str, Any]) -> Any:
+    return response_class(json.dumps(body), status=status, content_type="application/json")
+
+
+def _lambda_response(response_class: Any, result: Any) -> Any:
+    """An HTTP response from a Lambda proxy result (a bare value is a 200 JSON body)."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return _json_response(response_class, 200, result)
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    response = response_class(data, status=int(result["statusCode"]))
+    response.headers.remove("Content-Type")
+    for name, value in (result.get("headers") or {}).items():
+        response.headers[name] = str(value)
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        for value in values:
+            response.headers.add(name, str(value))
+    for cookie in result.get("cookies") or []:
+        response.headers.add("Set-Cookie", cookie)
+    return response

@@ -1,0 +1,200 @@
+"""Fuzzing the handlers: whatever a client sends, the answer is never a 5xx, every error is
+``{"error_code": int, "message": str}``, and a refused request writes nothing.
+
+Malformed JSON, wrong types, huge and negative offsets and partitions, unknown
+partitions, undecodable bodies, odd content types, oversized bodies and headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
+
+from streamlet.engine import Engine
+from tests.batches import make_batch
+from tests.functions.conftest import HANDLERS, LambdaContext, event, match
+
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+INTS = st.one_of(st.integers(-3, 5), st.integers(), st.integers(-2**80, 2**80),
+                 st.sampled_from([2**31, 2**63 - 1, 2**63, -2**63 - 1, 10**40]))
+SCALARS = st.one_of(st.none(), st.booleans(), INTS, st.floats(allow_nan=False),
+                    st.text(max_size=12))
+JSON = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8)
+NAMES = st.one_of(st.sampled_from(["orders", "nope", "", ".", "a" * 300]), st.text(max_size=12))
+SEGMENT = NAMES.map(lambda s: quote(s, safe="") or "x")
+NUMBER_SEGMENT = st.one_of(INTS.map(str), st.text(max_size=6).map(lambda s: quote(s, safe="")
+                                                                    or "0"))
+DATA = st.fixed_dictionaries({}, optional={
+    "type": st.one_of(st.sampled_from(["JSON", "BINARY", "STRING", "AVRO", "xml"]), JSON),
+    "data": JSON})
+RECORD = st.fixed_dictionaries({}, optional={
+    "partition_id": st.one_of(INTS, JSON), "key": st.one_of(DATA, JSON),
+    "value": st.one_of(DATA, JSON), "timestamp": st.one_of(JSON, st.datetimes().map(str)),
+    "headers": st.one_of(JSON, st.lists(st.fixed_dictionaries(
+        {"name": st.one_of(st.text(max_size=5), JSON)},
+        optional={"value": st.one_of(st.text(max_size=8), JSON)}), max_size=3))})
+TOPIC_BODY = st.fixed_dictionaries({}, optional={
+    "topic_name": st.one_of(NAMES, JSON), "partitions_count": st.one_of(INTS, JSON),
+    "validate_only": st.one_of(st.booleans(), JSON),
+    "configs": st.one_of(JSON, st.lists(st.fixed_dictionaries(
+        {"name": st.one_of(st.sampled_from(["retention.ms", "nope"]), JSON),
+         "value": st.one_of(INTS, st.text(max_size=6), JSON)}), max_size=3))})
+TP = st.fixed_dictionaries({"topic": st.one_of(NAMES, JSON), "partition": st.one_of(INTS, JSON)},
+                           optional={"offset": st.one_of(INTS, JSON),
+                                     "timestamp": st.one_of(JSON, st.datetimes().map(str))})
+V2_BODY = st.one_of(JSON, st.fixed_dictionaries({}, optional={
+    "name": st.one_of(NAMES, JSON), "format": st.one_of(st.sampled_from(["binary", "json",
+                                                                         "avro"]), JSON),
+    "auto.offset.reset": st.one_of(st.sampled_from(["earliest", "latest", "none"]), JSON),
+    "partitions": st.one_of(JSON, st.lists(TP, max_size=3)),
+    "offsets": st.one_of(JSON, st.lists(TP, max_size=3)),
+    "timestamps": st.one_of(JSON, st.lists(TP, max_size=3))}))
+BODY = st.one_of(st.none(), JSON.map(json.dumps), st.text(max_size=40),
+                 st.binary(max_size=40))
+QUERY = st.dictionaries(st.sampled_from(["offset", "max_bytes", "max_records", "wait_ms",
+                                         "timestamp", "expected_offset", "timeout"]),
+                        st.one_of(INTS.map(str), st.text(max_size=6)), max_size=4)
+HEADERS = st.one_of(st.just({}), st.fixed_dictionaries({}, optional={
+    "content-type": st.sampled_from(["application/json", "text/plain", "application/xml",
+                                     "application/vnd.kafka.v2+json",
+                                     "application/octet-stream", "multipart/form-data"]),
+    "x-padding": st.sampled_from(["p", "p" * 20_000])}))
+
+
+def state(engine: Engine) -> list[str]:
+    """Every item of every table: what a refused request must leave as it was.
+
+    Read from moto's in-memory backend: a Scan per table per example would dominate the
+    run time.
+    """
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    names = (engine.names.topics_table, engine.names.log_table, engine.names.groups_table)
+    return sorted(json.dumps(item.to_json(), sort_keys=True, default=str)
+                  for name in names for item in backend.get_table(name).all_items())
+
+
+def check(engine: Engine, raw_event: dict[str, Any]) -> int:
+    """Invoke; assert the error contract; return the status."""
+    before = state(engine)
+    name = match(raw_event["requestContext"]["http"]["method"], raw_event["rawPath"])[2]
+    result = HANDLERS[name](raw_event, LambdaContext(remaining_ms=1_000))  # no long-polls
+    status = result["statusCode"]
+    assert status < 500, result
+    if status >= 400:
+        body = json.loads(result["body"])
+        assert isinstance(body["error_code"], int) and not isinstance(body["error_code"], bool)
+        assert isinstance(body["message"], str) and body["message"]
+        assert state(engine) == before, (raw_event, result)
+    return int(status)
+
+
+def run(engine: Engine, method: str, path: str, body: Any, **kw: Any) -> int:
+    return check(engine, event(method, path, body, **kw))
+
+
+def prepared(aws: Engine) -> Engine:
+    """Topic ``orders`` (2 partitions, 2 records) and consumer instance ``c`` of ``g``."""
+    if "orders" not in aws.list_topics():
+        aws.create_topic("orders", 2)
+        aws.append("orders", 0, make_batch([b"a", b"b"]))
+        aws.instances.create("g", "c", "binary", "earliest")
+    return aws
+
+
+@FUZZ
+@given(method=st.sampled_from(["GET", "POST", "PATCH", "DELETE"]), cluster=st.one_of(
+    st.just("streamlet"), SEGMENT), topic=SEGMENT, body=st.one_of(TOPIC_BODY, JSON),
+    suffix=st.sampled_from(["", "/partitions", "/configs", "/partitions/0"]))
+def test_admin(aws: Engine, method: str, cluster: str, topic: str, body: Any,
+               suffix: str) -> None:
+    engine = prepared(aws)
+    if method == "DELETE" and topic == "orders":
+        topic = "nope"
+    path = f"/v3/clusters/{cluster}/topics" + ("" if method == "POST" else f"/{topic}{suffix}")
+    run(engine, method, path, body if method in ("POST", "PATCH") else None)
+
+
+@FUZZ
+@given(topic=st.one_of(st.just("orders"), SEGMENT), batch=st.booleans(),
+       body=st.one_of(RECORD, JSON, st.lists(RECORD, max_size=3).map(
+           lambda rs: {"entries": [{**r, "id": str(i)} for i, r in enumerate(rs)]})))
+def test_v3_produce(aws: Engine, topic: str, batch: bool, body: Any) -> None:
+    suffix = ":batch" if batch else ""
+    run(prepared(aws), "POST", f"/v3/clusters/streamlet/topics/{topic}/records{suffix}", body)
+
+
+@FUZZ
+@given(method=st.sampled_from(["GET", "POST"]), topic=st.one_of(st.just("orders"), SEGMENT),
+       partition=st.one_of(st.sampled_from(["0", "1", "2", "-1"]), NUMBER_SEGMENT),
+       what=st.sampled_from(["batches", "offsets"]), query=QUERY,
+       body=st.one_of(st.binary(max_size=80), st.builds(lambda n: make_batch([b"v"] * n)[:-1],
+                                                          st.integers(1, 3))))
+def test_native(aws: Engine, method: str, topic: str, partition: str, what: str,
+                query: dict[str, str], body: bytes) -> None:
+    path = f"/v1/topics/{topic}/partitions/{partition}/{what}"
+    run(prepared(aws), method, path, body if method == "POST" else None, query=query)
+
+
+@FUZZ
+@given(group=st.one_of(st.just("g"), SEGMENT), name=st.one_of(st.just("c"), SEGMENT),
+       route=st.sampled_from([("POST", ""), ("POST", "/assignments"), ("GET", "/assignments"),
+                              ("POST", "/positions"), ("POST", "/positions/beginning"),
+                              ("POST", "/positions/end"), ("GET", "/records"),
+                              ("DELETE", ""), ("CREATE", "")]),
+       body=V2_BODY, query=QUERY)
+def test_v2_consumers(aws: Engine, group: str, name: str, route: tuple[str, str], body: Any,
+                      query: dict[str, str]) -> None:
+    method, suffix = route
+    engine = prepared(aws)
+    if method == "CREATE":
+        run(engine, "POST", f"/consumers/{group}", body)
+        return
+    if method == "DELETE" and (group, name) == ("g", "c"):
+        name = "other"
+    path = f"/consumers/{group}/instances/{name}{suffix}"
+    run(engine, method, path, body if method == "POST" else None, query=query)
+
+
+ROUTE_PATHS = ["/v3/clusters/streamlet/topics", "/v3/clusters/streamlet/topics/orders/records",
+               "/v3/clusters/streamlet/topics/orders/records:batch", "/v1/producer-ids",
+               "/v1/topics/orders/partitions/0/batches", "/consumers/g",
+               "/consumers/g/instances/c/positions"]
+
+
+@FUZZ
+@given(path=st.sampled_from(ROUTE_PATHS), body=BODY, headers=HEADERS,
+       mangle=st.sampled_from(["none", "bad-base64", "non-utf8", "huge"]))
+def test_raw_envelopes(aws: Engine, path: str, body: Any, headers: dict[str, str],
+                       mangle: str) -> None:
+    raw = event("POST", path, body if body is not None else None, headers=headers)
+    MANGLERS[mangle](raw)
+    check(prepared(aws), raw)
+
+
+def _bad_base64(raw: dict[str, Any]) -> None:
+    raw.update(body="%%not base64%%", isBase64Encoded=True)
+
+
+def _non_utf8(raw: dict[str, Any]) -> None:
+    raw.update(body=base64.b64encode(b"\xff\xfe{\x00}").decode(), isBase64Encoded=True)
+
+
+def _huge(raw: dict[str, Any]) -> None:
+    raw.update(body="x" * (6 * 1024 * 1024 + 1), isBase64Encoded=False)
+
+
+MANGLERS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "none": lambda raw: None, "bad-base64": _bad_base64, "non-utf8": _non_utf8, "huge": _huge}

@@ -37,7 +37,7 @@ def assert_fails(result: Result, *needles: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for needle in needles:
-        assert needle in lines[0]
+        assert needle in lines[0], lines[0]
     assert "Traceback" not in result.output
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 
 from streamlet import Admin, Consumer, Producer, TopicPartition
 from streamlet.cli import app
+from tests.cli.test_cli import assert_fails
 
 Run = Callable[..., Result]
 Rows = list[list[str]]
@@ -36,16 +37,6 @@ def cli(endpoint: str) -> Run:
 
     return run
 
-
-def assert_fails(result: Result, *needles: str) -> None:
-    """Exit status 1 and exactly one `error:` line on stderr naming every needle."""
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    assert result.stdout == ""
-    assert "Traceback" not in result.output
 
 
 def table(result: Result, header: list[str]) -> Rows:

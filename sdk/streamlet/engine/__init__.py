@@ -16,7 +16,7 @@ from typing import Any
 
 from ..records import AppendResult, FetchResult, PartitionInfo, TopicDescription
 from . import schema
-from .aws import batch_write, ensure_storage, translated
+from .aws import batch_write, ensure_storage, items
 from .blobs import BlobStore
 from .groups import GroupStore
 from .instances import ConsumerInstances
@@ -78,20 +78,14 @@ class Engine:
                                 info)
 
     def _purge_partition(self, topic_id: str, partition: int) -> None:
-        kwargs: dict[str, Any] = {
-            "TableName": self.names.log_table, "ProjectionExpression": "#pk, #sk",
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK},
-            "ExpressionAttributeValues": {":pk": {"S": schema.partition_pk(topic_id, partition)}},
-        }
-        while True:
-            with translated("purge a deleted partition"):
-                page = self._ddb.query(**kwargs)
-            requests = [{"DeleteRequest": {"Key": item}} for item in page.get("Items", [])]
-            batch_write(self._ddb, self.names.log_table, requests, "purge a deleted partition")
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        keys = items(self._ddb.query, "purge a deleted partition",
+                     TableName=self.names.log_table, ProjectionExpression="#pk, #sk",
+                     KeyConditionExpression="#pk = :pk",
+                     ExpressionAttributeNames={"#pk": schema.PK, "#sk": schema.SK},
+                     ExpressionAttributeValues={
+                         ":pk": {"S": schema.partition_pk(topic_id, partition)}})
+        batch_write(self._ddb, self.names.log_table,
+                    [{"DeleteRequest": {"Key": key}} for key in keys], "purge a deleted partition")
 
     # ---- log ------------------------------------------------------------------------
 

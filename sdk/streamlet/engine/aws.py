@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
@@ -52,6 +52,17 @@ def translated(what: str) -> Iterator[None]:
     except (ConnectionError, HTTPClientError) as e:
         raise RequestTimedOut(f"{what}: no answer from storage ({type(e).__name__}); "
                               "the request may have been applied.") from e
+
+
+def items(call: Callable[..., Any], what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated Query or Scan (``call`` is ``client.query``/``.scan``)."""
+    while True:
+        with translated(what):
+            page = call(**kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def batch_write(dynamodb: Any, table: str, requests: list[dict[str, Any]], what: str) -> None:

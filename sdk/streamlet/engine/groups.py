@@ -22,7 +22,7 @@ from ..errors import CommitFailed, GroupNotFound, InvalidRequest
 from ..leases import GroupSnapshot, Lease, Member
 from ..records import TopicPartition
 from . import schema as s
-from .aws import batch_write, error_code, translated
+from .aws import batch_write, error_code, items, translated
 
 MEMBER_TTL_S = 24 * 3600
 MAX_COMMIT_PARTITIONS = 100  # one TransactWriteItems
@@ -85,18 +85,10 @@ class GroupStore:
         return snap
 
     def _query(self, group: str) -> Iterable[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table, "ConsistentRead": True,
-            "KeyConditionExpression": "#pk = :pk", "ExpressionAttributeNames": {"#pk": s.PK},
-            "ExpressionAttributeValues": {":pk": {"S": s.group_pk(_validate_group(group))}},
-        }
-        while True:
-            with translated(f"read group '{group}'"):
-                page = self._ddb.query(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items(self._ddb.query, f"read group '{group}'", TableName=self._table,
+                     ConsistentRead=True, KeyConditionExpression="#pk = :pk",
+                     ExpressionAttributeNames={"#pk": s.PK},
+                     ExpressionAttributeValues={":pk": {"S": s.group_pk(_validate_group(group))}})
 
     def lease(self, group: str, tp: TopicPartition) -> Lease | None:
         with translated(f"read group '{group}'"):
@@ -105,16 +97,9 @@ class GroupStore:
         return None if item is None else _lease_from(item)
 
     def list_groups(self) -> list[str]:
-        groups: set[str] = set()
-        kwargs: dict[str, Any] = {"TableName": self._table, "ProjectionExpression": "#pk",
-                                  "ExpressionAttributeNames": {"#pk": s.PK}}
-        while True:
-            with translated("list groups"):
-                page = self._ddb.scan(**kwargs)
-            groups.update(i[s.PK]["S"][len(s.GROUP_PREFIX):] for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return sorted(groups)
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = items(self._ddb.scan, "list groups", TableName=self._table,
+                      ProjectionExpression="#pk", ExpressionAttributeNames={"#pk": s.PK})
+        return sorted({i[s.PK]["S"][len(s.GROUP_PREFIX):] for i in found})
 
     # ---- membership -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ from ..records import AppendResult, FetchResult, TimestampType
 from ..topicconfig import MAX_INLINE_BYTES, config_int, config_str
 from . import producers as ps
 from . import schema as s
-from .aws import cancellation_reasons, error_code, translated
+from .aws import cancellation_reasons, error_code, items, translated
 from .blobs import BlobStore
 from .topics import TopicMeta, TopicStore
 
@@ -296,22 +296,15 @@ class PartitionLog:
         return FetchResult(batches, head.next_offset, head.log_start)
 
     def _query(self, meta: TopicMeta, partition: int, first: int, last: int,
-               page: int = 50) -> Any:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table, "ConsistentRead": True, "Limit": page,
-            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeNames": {"#pk": s.PK, "#sk": s.SK},
-            "ExpressionAttributeValues": {
-                ":pk": {"S": s.partition_pk(meta.topic_id, partition)},
-                ":lo": {"S": s.batch_sk(first)}, ":hi": {"S": s.batch_sk(last)}},
-        }
-        while True:
-            with translated(f"read '{meta.name}' partition {partition}"):
-                out = self._ddb.query(**kwargs)
-            yield from out.get("Items", [])
-            if "LastEvaluatedKey" not in out:
-                return
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+               page: int = 50) -> Iterator[dict[str, Any]]:
+        """Batch items whose last offset is in [first, last], in order (strongly consistent)."""
+        return items(self._ddb.query, f"read '{meta.name}' partition {partition}",
+                     TableName=self._table, ConsistentRead=True, Limit=page,
+                     KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                     ExpressionAttributeNames={"#pk": s.PK, "#sk": s.SK},
+                     ExpressionAttributeValues={
+                         ":pk": {"S": s.partition_pk(meta.topic_id, partition)},
+                         ":lo": {"S": s.batch_sk(first)}, ":hi": {"S": s.batch_sk(last)}})
 
     def _batch_bytes(self, item: dict[str, Any]) -> bytes:
         if s.A_DATA in item:

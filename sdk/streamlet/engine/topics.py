@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from ..errors import InvalidPartitions, PartitionNotFound, TopicExists, TopicNotFound
 from ..topicconfig import validate_config, validate_partitions, validate_topic_name
 from . import schema as s
-from .aws import batch_write, error_code, translated
+from .aws import batch_write, error_code, items, translated
 
 CACHE_SECONDS = 5.0
 
@@ -141,16 +141,9 @@ class TopicStore:
         batch_write(self._ddb, self._names.log_table, requests, "write partition heads")
 
     def list(self) -> list[str]:
-        names: list[str] = []
-        kwargs: dict[str, Any] = {"TableName": self._names.topics_table,
-                                  "ConsistentRead": True}
-        while True:
-            with translated("list topics"):
-                page = self._ddb.scan(**kwargs)
-            names += [i[s.A_NAME]["S"] for i in page.get("Items", []) if s.A_NAME in i]
-            if "LastEvaluatedKey" not in page:
-                return sorted(names)
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = items(self._ddb.scan, "list topics", TableName=self._names.topics_table,
+                      ConsistentRead=True)
+        return sorted(i[s.A_NAME]["S"] for i in found if s.A_NAME in i)
 
     def delete(self, name: str) -> TopicMeta:
         """Remove the topic item (the commit point), then its partition heads."""

@@ -33,6 +33,7 @@ from typing import Any, Self
 from urllib.parse import unquote
 
 from ..transport import LOCAL_CREDENTIALS
+from .platform import stop_serving
 from .sigv4 import SigV4Verifier
 
 __all__ = ["Gateway", "SigV4Verifier", "http_api_event"]
@@ -193,11 +194,7 @@ class Gateway:
 
     def stop(self) -> None:
         """Stop serving and wait for the server thread."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._server, self._thread)
         self._server = self._thread = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]

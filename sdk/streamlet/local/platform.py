@@ -57,6 +57,15 @@ def forget_dynamodb_copies() -> None:
             tracked.clear()
 
 
+def stop_serving(server: Any, thread: threading.Thread | None) -> None:
+    """Shut a werkzeug server down and wait for its thread (either may be None)."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    if thread is not None:
+        thread.join(timeout=5)
+
+
 def moto_app(serialize: bool = True) -> WSGIApp:
     """moto's server-mode WSGI app, wrapped in the serializing lock unless told not to."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -157,11 +166,7 @@ class LocalPlatform:
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._server, self._thread)
         self._server = self._thread = None
 
     def serve_forever(self) -> None:

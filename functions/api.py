@@ -1,6 +1,7 @@
 """The three Lambda handlers behind the HTTP API (API Gateway HTTP API, payload 2.0).
 
-- ``admin_handler``: REST Proxy v3 clusters, topics, partitions and configs;
+- ``admin_handler``: REST Proxy v3 clusters, topics, partitions, configs and consumer
+  groups (read-only);
 - ``produce_handler``: v3 records and ``records:batch``, the native batch append and
   producer ids;
 - ``consume_handler``: the native fetch (long-poll), offsets and topic metadata, and
@@ -26,7 +27,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from . import native, v2, v3_admin, v3_produce
+from . import native, v2, v3_admin, v3_groups, v3_produce
 from ._resolver import StreamletResolver
 from ._runtime import bound_engine, local_mode, logger, metrics, tracer
 
@@ -44,7 +45,7 @@ def _app(*routers: Any) -> StreamletResolver:
     return app
 
 
-admin_app = _app(v3_admin.router)
+admin_app = _app(v3_admin.router, v3_groups.router)
 produce_app = _app(v3_produce.router, native.produce_router)
 consume_app = _app(native.consume_router, v2.router)
 

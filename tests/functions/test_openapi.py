@@ -22,7 +22,12 @@ CONTRACT = {
         "DELETE /v3/clusters/{cluster_id}/topics/{topic}",
         "GET /v3/clusters/{cluster_id}/topics/{topic}/partitions",
         "GET /v3/clusters/{cluster_id}/topics/{topic}/partitions/{partition}",
-        "GET /v3/clusters/{cluster_id}/topics/{topic}/configs"],
+        "GET /v3/clusters/{cluster_id}/topics/{topic}/configs",
+        "GET /v3/clusters/{cluster_id}/consumer-groups",
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}",
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/consumers",
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lags",
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary"],
     "produce_handler": [
         "POST /v3/clusters/{cluster_id}/topics/{topic}/records",
         "POST /v3/clusters/{cluster_id}/topics/{topic}/records:batch",

@@ -1,0 +1,133 @@
+"""REST Proxy v3 consumer groups (read-only) through ``admin_handler``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from streamlet.engine import Engine
+from streamlet.leases import Member
+from streamlet.records import TopicPartition
+from tests.batches import make_batch
+from tests.functions.conftest import NAMES, call
+
+BASE = "https://abc123.execute-api.us-east-1.amazonaws.com"
+G = "/v3/clusters/streamlet/consumer-groups"
+
+
+@pytest.fixture
+def groups(aws: Engine, orders: str) -> Engine:
+    """``g``: member m-1 owns orders/0 (committed 2 of 5); orders/1 committed 2 of 2 and
+    released; orders/2 never committed. ``idle``: leases only, no member."""
+    aws.append(orders, 0, make_batch([b"x"] * 5))
+    aws.append(orders, 1, make_batch([b"y"] * 2))
+    tps = [TopicPartition(orders, p) for p in range(3)]
+    store = aws.groups
+    store.ensure_leases("g", tps)
+    store.heartbeat("g", Member("m-1", 0, "cli", "10.0.0.1", "inst-1", (orders,)))
+    leases = store.snapshot("g").leases
+    p0 = store.take("g", tps[0], "m-1", leases[tps[0]])
+    p1 = store.take("g", tps[1], "m-1", leases[tps[1]])
+    assert p0 is not None and p1 is not None
+    store.commit("g", "m-1", {tps[0]: (p0.epoch, 2, ""), tps[1]: (p1.epoch, 2, "")})
+    store.release("g", tps[1], "m-1", p1.epoch)
+    store.ensure_leases("idle", tps[:1])
+    return aws
+
+
+def _stored(engine: Engine) -> Any:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    tables = {t: sorted(map(repr, ddb.scan(TableName=t)["Items"]))
+              for t in ddb.list_tables()["TableNames"]}
+    objects = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=NAMES.bucket).get("Contents", []))
+    return tables, objects
+
+
+def test_list_and_get_groups(groups: Engine) -> None:
+    listing = call("GET", G).json()
+    assert (listing["kind"], listing["metadata"]["self"]) == ("KafkaConsumerGroupList",
+                                                             f"{BASE}{G}")
+    assert [(g["consumer_group_id"], g["state"]) for g in listing["data"]] == [
+        ("g", "STABLE"), ("idle", "EMPTY")]
+    group = call("GET", f"{G}/g").json()
+    assert group == {
+        "kind": "KafkaConsumerGroup",
+        "metadata": {"self": f"{BASE}{G}/g",
+                     "resource_name": "crn:///kafka=streamlet/consumer-group=g"},
+        "cluster_id": "streamlet", "consumer_group_id": "g", "is_simple": False,
+        "partition_assignor": "cooperative-sticky", "state": "STABLE", "coordinator": None,
+        "consumers": {"related": f"{BASE}{G}/g/consumers"},
+        "lag_summary": {"related": f"{BASE}{G}/g/lag-summary"}}
+    assert call("GET", f"{G}/idle").json()["state"] == "EMPTY"
+
+
+def test_consumers(groups: Engine) -> None:
+    listing = call("GET", f"{G}/g/consumers").json()
+    assert listing["kind"] == "KafkaConsumerList"
+    assert listing["data"] == [{
+        "kind": "KafkaConsumer",
+        "metadata": {"self": f"{BASE}{G}/g/consumers/m-1",
+                     "resource_name": "crn:///kafka=streamlet/consumer-group=g/consumer=m-1"},
+        "cluster_id": "streamlet", "consumer_group_id": "g", "consumer_id": "m-1",
+        "instance_id": "inst-1", "client_id": "cli", "host": "10.0.0.1",
+        "assignments": {"related": f"{BASE}{G}/g/consumers/m-1/assignments"}}]
+    assert call("GET", f"{G}/idle/consumers").json()["data"] == []
+
+
+def test_lags_are_log_end_minus_committed(groups: Engine) -> None:
+    listing = call("GET", f"{G}/g/lags").json()
+    assert listing["kind"] == "KafkaConsumerLagList"
+    rows = listing["data"]
+    assert rows[0]["metadata"]["self"] == f"{BASE}{G}/g/lags/orders/partitions/0"
+    assert [{k: r[k] for k in ("consumer_group_id", "topic_name", "partition_id",
+                               "current_offset", "log_end_offset", "lag", "consumer_id",
+                               "instance_id", "client_id")} for r in rows] == [
+        {"consumer_group_id": "g", "topic_name": "orders", "partition_id": 0,
+         "current_offset": 2, "log_end_offset": 5, "lag": 3, "consumer_id": "m-1",
+         "instance_id": "inst-1", "client_id": "cli"},
+        {"consumer_group_id": "g", "topic_name": "orders", "partition_id": 1,
+         "current_offset": 2, "log_end_offset": 2, "lag": 0, "consumer_id": None,
+         "instance_id": None, "client_id": None}]  # orders/2: nothing committed
+    assert call("GET", f"{G}/idle/lags").json()["data"] == []
+
+
+def test_lag_summary(groups: Engine) -> None:
+    summary = call("GET", f"{G}/g/lag-summary").json()
+    assert summary["kind"] == "KafkaConsumerGroupLagSummary"
+    assert summary["metadata"]["self"] == f"{BASE}{G}/g/lag-summary"
+    assert {k: summary[k] for k in ("max_lag", "total_lag", "max_lag_consumer_id",
+                                    "max_lag_instance_id", "max_lag_client_id",
+                                    "max_lag_topic_name", "max_lag_partition_id")} == {
+        "max_lag": 3, "total_lag": 3, "max_lag_consumer_id": "m-1",
+        "max_lag_instance_id": "inst-1", "max_lag_client_id": "cli",
+        "max_lag_topic_name": "orders", "max_lag_partition_id": 0}
+    assert summary["max_lag_consumer"] == {"related": f"{BASE}{G}/g/consumers/m-1"}
+    assert summary["max_lag_partition"] == {
+        "related": f"{BASE}/v3/clusters/streamlet/topics/orders/partitions/0"}
+    idle = call("GET", f"{G}/idle/lag-summary").json()
+    assert (idle["max_lag"], idle["total_lag"], idle["max_lag_consumer_id"]) == (0, 0, None)
+
+
+def test_unknown_group_and_cluster(groups: Engine) -> None:
+    for suffix in ("", "/consumers", "/lags", "/lag-summary"):
+        reply = call("GET", f"{G}/nope{suffix}")
+        assert (reply.status, reply.json()) == (404, {
+            "error_code": 40404, "code": "group_not_found",
+            "message": reply.json()["message"]}), suffix
+        assert "nope" in reply.json()["message"]
+        other = call("GET", f"/v3/clusters/lkc-1/consumer-groups/g{suffix}")
+        assert (other.status, other.json()["error_code"]) == (404, 404)
+    missing = call("GET", "/v3/clusters/lkc-1/consumer-groups")
+    assert (missing.status, missing.json()["error_code"]) == (404, 404)
+
+
+def test_group_requests_write_nothing(groups: Engine) -> None:
+    before = _stored(groups)
+    for group in ("g", "idle", "nope"):
+        for suffix in ("", "/consumers", "/lags", "/lag-summary"):
+            call("GET", f"{G}/{group}{suffix}")
+    call("GET", G)
+    assert _stored(groups) == before

@@ -18,14 +18,7 @@ from typing import Self, TypeVar
 
 from ._values import HeadersIn, to_bytes, to_headers, to_timestamp
 from .codec import COMPRESSION_CODES, BatchBuilder, estimate_record_size, increment_sequence
-from .errors import (
-    InvalidRequest,
-    OutOfOrderSequence,
-    PartitionNotFound,
-    RecordTooLarge,
-    RequestTimedOut,
-    StreamletError,
-)
+from .errors import InvalidRequest, PartitionNotFound, RecordTooLarge, StreamletError
 from .partitioner import DefaultPartitioner, Partitioner
 from .records import AppendResult, RecordMetadata, TimestampType, TopicDescription, TopicPartition
 from .topicconfig import config_int, config_str, validate_topic_name
@@ -258,8 +251,11 @@ class Producer:
         try:
             result = self._append_with_retry(batch.tp, data)
         except StreamletError as error:
-            if isinstance(error, RequestTimedOut | OutOfOrderSequence) and self._idempotent:
-                self._new_producer_id()  # outcome unknown: continue under a fresh id
+            if self._idempotent:
+                # Any attempt may have landed (a lost reply, then throttles until the
+                # deadline): reusing its sequence would make the next batch look like a
+                # retry of it and vanish. Continue under a fresh producer id instead.
+                self._new_producer_id()
             _fail(batch, error)
             return
         if pid >= 0:

@@ -60,3 +60,20 @@ def test_delivery_failures_surface_on_every_future(endpoint: str, topic: str) ->
     for future in futures:
         assert isinstance(future.exception(), TopicNotFound)
     producer.close()
+
+
+def test_after_a_failed_batch_the_next_one_is_never_taken_for_a_retry(
+        live_platform: LocalPlatform, topic: str) -> None:
+    """The first attempt lands but its reply is lost; throttles then outlast the delivery
+    timeout. The batch is reported failed (it may have landed); the next batch must be
+    written as itself, not acknowledged as a duplicate of the one that landed."""
+    Admin(live_platform.endpoint).create_topic(topic)
+    plan = FaultPlan.scripted(["lost_ack"] + ["throttle"] * 200, ops={"TransactWriteItems"})
+    producer = Producer(transport=faulty(live_platform, plan), retry_backoff_ms=5,
+                        delivery_timeout_ms=300, linger_ms=0)
+    first = producer.send(topic, "v0")
+    assert isinstance(first.exception(timeout=30), Throttled)
+    plan.enabled = False
+    assert producer.send(topic, "v1").result(timeout=30).offset == 1
+    producer.close()
+    assert values(live_platform, topic) == [b"v0", b"v1"]

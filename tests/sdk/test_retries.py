@@ -68,7 +68,10 @@ def test_after_a_failed_batch_the_next_one_is_never_taken_for_a_retry(
     timeout. The batch is reported failed (it may have landed); the next batch must be
     written as itself, not acknowledged as a duplicate of the one that landed."""
     Admin(live_platform.endpoint).create_topic(topic)
-    plan = FaultPlan.scripted(["lost_ack"] + ["throttle"] * 200, ops={"TransactWriteItems"})
+    # the state read, then the append lands with its reply lost, then every read and
+    # write is throttled: no retry can discover that the batch landed before the deadline
+    plan = FaultPlan.scripted(["ok", "lost_ack"] + ["throttle"] * 500,
+                              ops={"TransactGetItems", "TransactWriteItems"})
     producer = Producer(transport=faulty(live_platform, plan), retry_backoff_ms=5,
                         delivery_timeout_ms=300, linger_ms=0)
     first = producer.send(topic, "v0")

@@ -54,6 +54,21 @@ def translated(what: str) -> Iterator[None]:
                               "the request may have been applied.") from e
 
 
+def conditional(call: Callable[..., Any], what: str, **kwargs: Any) -> bool:
+    """Run one conditional write; False (nothing written) if its condition failed.
+
+    Callers turn False into their domain answer (TopicExists, a lost race, ...).
+    """
+    try:
+        with translated(what):
+            call(**kwargs)
+    except ClientError as e:
+        if error_code(e) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
 def items(call: Callable[..., Any], what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a paginated Query or Scan (``call`` is ``client.query``/``.scan``)."""
     while True:

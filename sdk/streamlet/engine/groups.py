@@ -22,7 +22,7 @@ from ..errors import CommitFailed, GroupNotFound, InvalidRequest
 from ..leases import GroupSnapshot, Lease, Member
 from ..records import TopicPartition
 from . import schema as s
-from .aws import batch_write, error_code, items, translated
+from .aws import batch_write, conditional, error_code, items, translated
 
 MEMBER_TTL_S = 24 * 3600
 MAX_COMMIT_PARTITIONS = 100  # one TransactWriteItems
@@ -130,62 +130,42 @@ class GroupStore:
         if seen_beat is not None:
             kwargs.update(ConditionExpression="beat = :b",
                           ExpressionAttributeValues={":b": {"N": str(seen_beat)}})
-        try:
-            with translated(f"remove a member of group '{group}'"):
-                self._ddb.delete_item(**kwargs)
-        except ClientError as e:
-            if error_code(e) != "ConditionalCheckFailedException":
-                raise
+        conditional(self._ddb.delete_item, f"remove a member of group '{group}'", **kwargs)
 
     # ---- leases ---------------------------------------------------------------------
 
     def ensure_leases(self, group: str, tps: Iterable[TopicPartition]) -> None:
         """Create missing lease items (unowned, epoch 0); existing ones are left alone."""
         for tp in tps:
-            try:
-                with translated(f"create a lease in group '{group}'"):
-                    self._ddb.put_item(
+            conditional(self._ddb.put_item, f"create a lease in group '{group}'",
                         TableName=self._table,
                         Item={**self._lease_key(group, tp), "epoch": {"N": "0"}},
                         ConditionExpression="attribute_not_exists(#sk)",
                         ExpressionAttributeNames={"#sk": s.SK})
-            except ClientError as e:
-                if error_code(e) != "ConditionalCheckFailedException":
-                    raise
 
     def take(self, group: str, tp: TopicPartition, member_id: str, seen: Lease) -> Lease | None:
         """Take a lease last seen as ``seen``; None if someone else changed it first."""
         epoch = seen.epoch + 1
-        try:
-            with translated(f"take a lease in group '{group}'"):
-                self._ddb.update_item(
-                    TableName=self._table, Key=self._lease_key(group, tp),
-                    UpdateExpression="SET #owner = :me, epoch = :new",
-                    ConditionExpression="epoch = :seen",
-                    ExpressionAttributeNames={"#owner": "owner"},
-                    ExpressionAttributeValues={":me": {"S": member_id},
-                                               ":new": {"N": str(epoch)},
-                                               ":seen": {"N": str(seen.epoch)}})
-        except ClientError as e:
-            if error_code(e) != "ConditionalCheckFailedException":
-                raise
+        if not conditional(self._ddb.update_item, f"take a lease in group '{group}'",
+                           TableName=self._table, Key=self._lease_key(group, tp),
+                           UpdateExpression="SET #owner = :me, epoch = :new",
+                           ConditionExpression="epoch = :seen",
+                           ExpressionAttributeNames={"#owner": "owner"},
+                           ExpressionAttributeValues={":me": {"S": member_id},
+                                                      ":new": {"N": str(epoch)},
+                                                      ":seen": {"N": str(seen.epoch)}}):
             now = self.lease(group, tp)  # our own retried success, or a lost race?
             return now if now and now.owner == member_id and now.epoch == epoch else None
         return Lease(tp, member_id, epoch, seen.committed, seen.metadata, seen.committed_ms)
 
     def release(self, group: str, tp: TopicPartition, member_id: str, epoch: int) -> None:
         """Give a lease up (owner removed); a no-op if it was already lost."""
-        try:
-            with translated(f"release a lease in group '{group}'"):
-                self._ddb.update_item(
+        conditional(self._ddb.update_item, f"release a lease in group '{group}'",
                     TableName=self._table, Key=self._lease_key(group, tp),
                     UpdateExpression="REMOVE #owner",
                     ConditionExpression="#owner = :me AND epoch = :e",
                     ExpressionAttributeNames={"#owner": "owner"},
                     ExpressionAttributeValues={":me": {"S": member_id}, ":e": {"N": str(epoch)}})
-        except ClientError as e:
-            if error_code(e) != "ConditionalCheckFailedException":
-                raise
 
     # ---- commits --------------------------------------------------------------------
 

@@ -19,12 +19,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ..errors import InvalidRequest, StreamletError
 from ..records import TopicPartition
 from . import schema as s
-from .aws import error_code, translated
+from .aws import conditional, translated
 
 INSTANCE_TIMEOUT_S = 300
 """REST Proxy's ``consumer.instance.timeout.ms`` default: 5 minutes idle."""
@@ -112,17 +110,12 @@ class ConsumerInstances:
         """A new instance; raises ConsumerInstanceExists if a live one has the name."""
         instance = ConsumerInstance(group, name, format, auto_offset_reset, request_timeout_ms)
         now = int(self._clock())
-        try:
-            with translated(f"create consumer instance '{name}'"):
-                self._ddb.put_item(
-                    TableName=self._table, Item=self._new_item(instance, now),
-                    ConditionExpression="attribute_not_exists(#pk) OR #exp <= :now",
-                    ExpressionAttributeNames={"#pk": s.PK, "#exp": s.TTL},
-                    ExpressionAttributeValues={":now": {"N": str(now)}})
-        except ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
-                raise ConsumerInstanceExists(group, name) from None
-            raise
+        if not conditional(self._ddb.put_item, f"create consumer instance '{name}'",
+                           TableName=self._table, Item=self._new_item(instance, now),
+                           ConditionExpression="attribute_not_exists(#pk) OR #exp <= :now",
+                           ExpressionAttributeNames={"#pk": s.PK, "#exp": s.TTL},
+                           ExpressionAttributeValues={":now": {"N": str(now)}}):
+            raise ConsumerInstanceExists(group, name)
         return instance
 
     def _new_item(self, instance: ConsumerInstance, now: int) -> dict[str, Any]:
@@ -148,14 +141,10 @@ class ConsumerInstances:
 
     def delete(self, group: str, name: str) -> None:
         """Remove the instance; raises ConsumerInstanceNotFound if it is not there."""
-        try:
-            with translated(f"delete consumer instance '{name}'"):
-                self._ddb.delete_item(TableName=self._table, Key=self._key(group, name),
-                                      **self._live_condition())
-        except ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
-                raise ConsumerInstanceNotFound(group, name) from None
-            raise
+        if not conditional(self._ddb.delete_item, f"delete consumer instance '{name}'",
+                           TableName=self._table, Key=self._key(group, name),
+                           **self._live_condition()):
+            raise ConsumerInstanceNotFound(group, name)
 
     def assign(self, group: str, name: str, partitions: Iterable[TopicPartition]
                ) -> ConsumerInstance:
@@ -189,19 +178,15 @@ class ConsumerInstances:
         """SET ``sets`` on a live instance and push its expiry forward."""
         live = self._live_condition()
         until = {":until": {"N": str(int(self._clock()) + self._timeout_s)}}
-        try:
-            with translated(f"update consumer instance '{name}'"):
-                self._ddb.update_item(
-                    TableName=self._table, Key=self._key(group, name),
-                    UpdateExpression=f"SET #exp = :until{', ' + sets if sets else ''}",
-                    ConditionExpression=live["ConditionExpression"],
-                    ExpressionAttributeNames={**live["ExpressionAttributeNames"], **names},
-                    ExpressionAttributeValues={**live["ExpressionAttributeValues"], **values,
-                                               **until})
-        except ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
-                raise ConsumerInstanceNotFound(group, name) from None
-            raise
+        if not conditional(
+                self._ddb.update_item, f"update consumer instance '{name}'",
+                TableName=self._table, Key=self._key(group, name),
+                UpdateExpression=f"SET #exp = :until{', ' + sets if sets else ''}",
+                ConditionExpression=live["ConditionExpression"],
+                ExpressionAttributeNames={**live["ExpressionAttributeNames"], **names},
+                ExpressionAttributeValues={**live["ExpressionAttributeValues"], **values,
+                                           **until}):
+            raise ConsumerInstanceNotFound(group, name)
 
     def _live_condition(self) -> dict[str, Any]:
         return {"ConditionExpression": "attribute_exists(#pk) AND #exp > :now",

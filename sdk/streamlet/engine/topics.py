@@ -9,12 +9,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ..errors import InvalidPartitions, PartitionNotFound, TopicExists, TopicNotFound
 from ..topicconfig import validate_config, validate_partitions, validate_topic_name
 from . import schema as s
-from .aws import batch_write, error_code, items, translated
+from .aws import batch_write, conditional, items, translated
 
 CACHE_SECONDS = 5.0
 
@@ -96,16 +94,12 @@ class TopicStore:
         meta = TopicMeta(name, uuid.uuid4().hex, partitions, validate_config(config),
                          int(self._clock() * 1000))
         self._put_heads(meta.topic_id, range(partitions))
-        try:
-            with translated(f"create topic '{name}'"):
-                self._ddb.put_item(TableName=self._names.topics_table, Item=self._item(meta),
-                                   ConditionExpression="attribute_not_exists(#pk)",
-                                   ExpressionAttributeNames={"#pk": s.PK})
-        except ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
-                self._delete_heads(meta.topic_id, range(partitions))
-                raise TopicExists(name) from None
-            raise
+        if not conditional(self._ddb.put_item, f"create topic '{name}'",
+                           TableName=self._names.topics_table, Item=self._item(meta),
+                           ConditionExpression="attribute_not_exists(#pk)",
+                           ExpressionAttributeNames={"#pk": s.PK}):
+            self._delete_heads(meta.topic_id, range(partitions))
+            raise TopicExists(name)
         return meta
 
     def _item(self, meta: TopicMeta) -> dict[str, Any]:
@@ -123,15 +117,10 @@ class TopicStore:
 
     def _put_head_if_absent(self, topic_id: str, partition: int) -> None:
         """Never overwrite a live head: a concurrent grow may have created it."""
-        try:
-            with translated("write partition head"):
-                self._ddb.put_item(TableName=self._names.log_table,
-                                   Item=_head_item(topic_id, partition),
-                                   ConditionExpression="attribute_not_exists(#pk)",
-                                   ExpressionAttributeNames={"#pk": s.PK})
-        except ClientError as e:
-            if error_code(e) != "ConditionalCheckFailedException":
-                raise
+        conditional(self._ddb.put_item, "write partition head", TableName=self._names.log_table,
+                    Item=_head_item(topic_id, partition),
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": s.PK})
 
     def _delete_heads(self, topic_id: str, partitions: range) -> None:
         keys = [s.head_key(topic_id, p) for p in partitions]
@@ -148,17 +137,12 @@ class TopicStore:
     def delete(self, name: str) -> TopicMeta:
         """Remove the topic item (the commit point), then its partition heads."""
         meta = self.get(name, fresh=True)
-        try:
-            with translated(f"delete topic '{name}'"):
-                self._ddb.delete_item(
-                    TableName=self._names.topics_table, Key=s.topic_key(name),
-                    ConditionExpression="#tid = :tid",
-                    ExpressionAttributeNames={"#tid": s.A_TOPIC_ID},
-                    ExpressionAttributeValues={":tid": {"S": meta.topic_id}})
-        except ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
-                raise TopicNotFound(name) from None
-            raise
+        if not conditional(self._ddb.delete_item, f"delete topic '{name}'",
+                           TableName=self._names.topics_table, Key=s.topic_key(name),
+                           ConditionExpression="#tid = :tid",
+                           ExpressionAttributeNames={"#tid": s.A_TOPIC_ID},
+                           ExpressionAttributeValues={":tid": {"S": meta.topic_id}}):
+            raise TopicNotFound(name)
         self.forget(name)
         self._delete_heads(meta.topic_id, range(meta.partitions))
         return meta
@@ -173,21 +157,15 @@ class TopicStore:
                 f"larger, got {total}.")
         for partition in range(meta.partitions, total):
             self._put_head_if_absent(meta.topic_id, partition)
-        try:
-            with translated(f"add partitions to '{name}'"):
-                self._ddb.update_item(
-                    TableName=self._names.topics_table, Key=s.topic_key(name),
-                    UpdateExpression="SET #n = :new",
-                    ConditionExpression="#n = :old AND #tid = :tid",
-                    ExpressionAttributeNames={"#n": s.A_PARTITIONS, "#tid": s.A_TOPIC_ID},
-                    ExpressionAttributeValues={":new": {"N": str(total)},
-                                               ":old": {"N": str(meta.partitions)},
-                                               ":tid": {"S": meta.topic_id}})
-        except ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
-                raise InvalidPartitions(
-                    f"Topic '{name}' changed while adding partitions; retry.") from None
-            raise
+        if not conditional(self._ddb.update_item, f"add partitions to '{name}'",
+                           TableName=self._names.topics_table, Key=s.topic_key(name),
+                           UpdateExpression="SET #n = :new",
+                           ConditionExpression="#n = :old AND #tid = :tid",
+                           ExpressionAttributeNames={"#n": s.A_PARTITIONS, "#tid": s.A_TOPIC_ID},
+                           ExpressionAttributeValues={":new": {"N": str(total)},
+                                                      ":old": {"N": str(meta.partitions)},
+                                                      ":tid": {"S": meta.topic_id}}):
+            raise InvalidPartitions(f"Topic '{name}' changed while adding partitions; retry.")
         self.forget(name)
         return self.get(name, fresh=True)
 

@@ -13,6 +13,7 @@ Run from the repository root:  python -m bench.bench_groups
 from __future__ import annotations
 
 import math
+import os
 import platform as pyplatform
 import threading
 import time
@@ -23,6 +24,7 @@ from streamlet import Admin, Consumer, Producer
 from streamlet.engine import Engine
 from streamlet.local import LocalPlatform
 
+from .bench_core import cpu_model
 from .billing import item_size, write_units
 
 STEADY_S = 24.0
@@ -162,7 +164,8 @@ def _until(consumers: list[Consumer], done: Any, timeout: float = 60) -> None:
 
 def main() -> None:
     print("python -m bench.bench_groups")
-    print(f"machine: {_cpu()}, Python {pyplatform.python_version()}, local moto server")
+    print(f"machine: {cpu_model()} x{os.cpu_count()}, "
+          f"Python {pyplatform.python_version()}, local moto server")
     print(f"session_timeout_ms={SESSION_MS} (heartbeat every {SESSION_MS // 3} ms, rebalance "
           f"check every {SESSION_MS // 6} ms), auto-commit every 5 s, feed 40 records/s\n")
     with LocalPlatform() as lp:
@@ -176,17 +179,6 @@ def main() -> None:
         print()
         for event, seconds in rebalance_times(lp).items():
             print(f"{event:<26} {seconds:6.2f} s  ({seconds / (SESSION_MS / 1000):.2f} x session)")
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        model = pyplatform.processor() or "unknown CPU"
-    import os
-
-    return f"{model} x{os.cpu_count()}"
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from streamlet.local import LocalPlatform
 from streamlet.transport import connect
 
 from .events import make_values
+from .latency import percentile
 
 RECORDS = 5000
 RUNS = 3
@@ -101,10 +102,6 @@ def latency(endpoint: str, topic: str, rate: float = 100, seconds: float = 5
     return got
 
 
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def main() -> None:
     print("python -m bench.bench_http")
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; one LocalPlatform "
@@ -134,8 +131,8 @@ def _print(rows: dict[str, tuple[float, float, list[float], Counter[str]]]) -> N
     print(f"{'path':<7} {'produce rec/s':>14} {'consume rec/s':>14} {'e2e p50 ms':>11} "
           f"{'e2e p99 ms':>11}   (medians of 3 runs; latency: 100 rec/s for 5 s)")
     for name, (prod, cons, lat, _) in rows.items():
-        print(f"{name:<7} {prod:>14,.0f} {cons:>14,.0f} {pct(lat, 50):>11.1f} "
-              f"{pct(lat, 99):>11.1f}")
+        print(f"{name:<7} {prod:>14,.0f} {cons:>14,.0f} {percentile(lat, 50):>11.1f} "
+              f"{percentile(lat, 99):>11.1f}")
     print(f"\nHTTP/direct produce: {rows['http'][0] / rows['direct'][0]:.2f}x, consume: "
           f"{rows['http'][1] / rows['direct'][1]:.2f}x")
     calls = rows["http"][3]
@@ -148,7 +145,7 @@ def _print(rows: dict[str, tuple[float, float, list[float], Counter[str]]]) -> N
     for what, n in per_k.items():
         requests += n
         print(f"  {what:<18} {n:8.2f}")
-    duration_s = pct(rows["http"][2], 50) / 1000
+    duration_s = percentile(rows["http"][2], 50) / 1000
     apigw = requests * APIGW_PER_REQUEST
     lam = requests * (LAMBDA_PER_REQUEST + LAMBDA_GB * duration_s * LAMBDA_PER_GB_S)
     print(f"\nAPI Gateway + Lambda per 1,000 records: ${apigw + lam:.7f} "

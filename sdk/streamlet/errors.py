@@ -19,6 +19,7 @@
      ├── CommitFailed              409  40903  (the lease moved: nothing was committed)
      ├── GroupNotFound             404  40404
      ├── GroupActive               409  40904  (the group has live members)
+     ├── DataUnavailable           500  50003  (records inside the log are missing)
      └── RetriableError            503  50302  (retried by the SDK with backoff)
           ├── Throttled            429  42901
           ├── RequestTimedOut      504  50401  (outcome unknown: may have been applied)
@@ -242,6 +243,14 @@ class GroupActive(StreamletError):
         self.group = group
 
 
+class DataUnavailable(StreamletError):
+    """Offsets between the log start and the high watermark could not be read from either
+    tier (a hot batch expired before it was archived, or a segment object is missing)."""
+
+    code = "data_unavailable"
+    error_code = 50003
+
+
 class RetriableError(StreamletError):
     """A transient failure; the SDK retries these with backoff."""
 
@@ -280,7 +289,7 @@ ERRORS_BY_CODE: dict[str, type[StreamletError]] = {
         StreamletError, InvalidRequest, InvalidTopicName, InvalidConfig, InvalidPartitions,
         InvalidRecord, TopicExists, TopicNotFound, PartitionNotFound, RecordTooLarge,
         OffsetOutOfRange, OffsetMismatch, ProducerFenced, OutOfOrderSequence, CommitFailed,
-        GroupNotFound, GroupActive, RetriableError,
+        GroupNotFound, GroupActive, DataUnavailable, RetriableError,
         Throttled, RequestTimedOut, AppendConflict,
     )
 }

@@ -21,6 +21,11 @@ DEFAULT_INLINE_BYTES = 8 * 1024
 pointer item (2 units). Break-even sits near 5 KB; 8 KiB keeps small, latency-sensitive
 batches in DynamoDB and sends everything bigger to S3 at a fraction of the cost."""
 
+DEFAULT_LOCAL_RETENTION_MS = 24 * 3600 * 1000
+ARCHIVE_SLACK_MS = 10 * 60 * 1000
+"""``local.retention.ms`` must exceed ``segment.ms`` by this much: hot batches expire by
+DynamoDB TTL, so the archiver (scheduled every few minutes) must move them first."""
+
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
@@ -98,6 +103,7 @@ CONFIG_KEYS: dict[str, _Key] = {
     "segment.ms": _Key("3600000", _int_range(1000, _INT64_MAX)),
     "segment.bytes": _Key(str(64 * 1024 * 1024), _int_range(14, 2**31 - 1)),
     "inline.max.bytes": _Key(str(DEFAULT_INLINE_BYTES), _int_range(0, MAX_INLINE_BYTES)),
+    "local.retention.ms": _Key(str(DEFAULT_LOCAL_RETENTION_MS), _int_range(-1, _INT64_MAX)),
 }
 
 
@@ -121,7 +127,18 @@ def validate_config(overrides: Mapping[str, object] | None) -> dict[str, str]:
             known = ", ".join(sorted(CONFIG_KEYS))
             raise InvalidConfig(f"Unknown topic config {key!r}; known keys: {known}.")
         config[key] = spec.check(key, _as_text(key, value))
+    _check_local_retention(config)
     return config
+
+
+def _check_local_retention(config: Mapping[str, str]) -> None:
+    """Hot batches expire ``local.retention.ms`` after they are appended (-1: never)."""
+    local, segment = config_int(config, "local.retention.ms"), config_int(config, "segment.ms")
+    if local != -1 and local < segment + ARCHIVE_SLACK_MS:
+        raise InvalidConfig(
+            f"Config local.retention.ms={local} must be -1 or at least segment.ms + "
+            f"{ARCHIVE_SLACK_MS} ({segment + ARCHIVE_SLACK_MS}): batches leave DynamoDB "
+            "after local.retention.ms, so they must be archived to S3 before then.")
 
 
 def config_int(config: Mapping[str, str], key: str) -> int:

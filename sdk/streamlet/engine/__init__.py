@@ -16,19 +16,23 @@ from typing import Any
 
 from ..records import AppendResult, FetchResult, PartitionInfo, TopicDescription
 from . import schema
+from .archive import Archiver, ArchiveReport, RetentionReport
 from .aws import batch_write, ensure_storage, items
 from .blobs import BlobStore
 from .groups import GroupStore
 from .instances import ConsumerInstances
 from .log import DEFAULT_FETCH_BYTES, PartitionLog
+from .manifest import Manifest
+from .reads import LogReader
 from .schema import Names
+from .segments import SegmentStore
 from .topics import TopicMeta, TopicStore
 
-__all__ = ["Engine", "Names", "ensure_storage", "schema"]
+__all__ = ["ArchiveReport", "Engine", "Names", "RetentionReport", "ensure_storage", "schema"]
 
 
 class Engine:
-    """Topics and partition logs on DynamoDB (+ S3 for large batches)."""
+    """Topics and partition logs on DynamoDB, large batches and archived segments in S3."""
 
     def __init__(self, dynamodb: Any, s3: Any, names: Names | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -37,6 +41,11 @@ class Engine:
         self.blobs = BlobStore(s3, self.names)
         self.topics = TopicStore(dynamodb, self.names, clock)
         self.log = PartitionLog(dynamodb, self.blobs, self.names, self.topics, clock)
+        self.segments = SegmentStore(s3, self.names)
+        manifest = Manifest(dynamodb, self.names, clock)
+        self.reader = LogReader(self.log, manifest, self.segments)
+        self.archiver = Archiver(dynamodb, self.names, self.topics, self.log, manifest,
+                                 self.segments, self.blobs, clock)
         self.groups = GroupStore(dynamodb, self.names, clock)
 
     def provision(self, s3: Any) -> None:
@@ -63,7 +72,8 @@ class Engine:
         meta = self.topics.delete(name)
         for partition in range(meta.partitions):
             self._purge_partition(meta.topic_id, partition)
-        self.blobs.delete_prefix(f"{schema.BLOB_PREFIX}{meta.topic_id}/")
+        self.blobs.delete_prefix(schema.blob_prefix(meta.topic_id))
+        self.blobs.delete_prefix(schema.segment_prefix(meta.topic_id))
 
     def create_partitions(self, name: str, total: int) -> TopicDescription:
         return self._describe(self.topics.grow(name, total), with_offsets=False)
@@ -96,14 +106,30 @@ class Engine:
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
               ) -> FetchResult:
-        return self.log.fetch(topic, partition, offset, max_bytes, max_records)
+        return self.reader.fetch(topic, partition, offset, max_bytes, max_records)
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         _, head = self.log.head(topic, partition)
         return head.log_start, head.next_offset
 
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
-        return self.log.offset_for_time(topic, partition, timestamp)
+        return self.reader.offset_for_time(topic, partition, timestamp)
+
+    def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
+        """Kafka's DeleteRecords: records below ``before_offset`` (-1: all) become
+        unreadable at once; returns the new low watermark."""
+        return self.archiver.delete_records(topic, partition, before_offset)
+
+    # ---- tiered storage -------------------------------------------------------------
+
+    def archive(self, topic: str | None = None, force: bool = False) -> list[ArchiveReport]:
+        """Roll due hot batches (all of them if ``force``) into S3 segments."""
+        return [self.archiver.archive(t, p, force) for t, p in self.archiver.partitions(topic)]
+
+    def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:
+        """Delete segments past retention.ms / retention.bytes; advance log starts."""
+        return [self.archiver.enforce_retention(t, p)
+                for t, p in self.archiver.partitions(topic)]
 
     def init_producer_id(self) -> int:
         return self.topics.next_producer_id()

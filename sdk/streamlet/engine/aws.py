@@ -23,6 +23,23 @@ THROTTLE_CODES = frozenset({
 })
 
 
+class ObjectGone(LookupError):
+    """Something a reader was pointed at is gone: an S3 object (NoSuchKey), or batches or
+    segments the partition head says exist (moved by the archiver or trimmed meanwhile)."""
+
+
+@contextlib.contextmanager
+def gone_if_missing(what: str) -> Iterator[None]:
+    """Turn S3's NoSuchKey into ObjectGone, inside ``translated``."""
+    try:
+        with translated(what):
+            yield
+    except ClientError as e:
+        if error_code(e) not in ("NoSuchKey", "404"):
+            raise
+        raise ObjectGone(f"{what}: the object is gone") from e
+
+
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 

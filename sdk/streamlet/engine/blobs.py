@@ -1,14 +1,20 @@
-"""Large batches in S3: written once under a content hash, never overwritten."""
+"""Large batches in S3: written once under a fresh name, never overwritten.
+
+Each append writes its own object (a retry of the same append reuses it), so no two batch
+items ever share an object and the archiver may delete a blob once its batch is archived.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from . import schema as s
-from .aws import error_code, translated
+from .aws import error_code, gone_if_missing, translated
 
 
 class BlobStore:
@@ -19,12 +25,12 @@ class BlobStore:
         self._bucket = names.bucket
 
     def put(self, topic_id: str, partition: int, batch: bytes) -> str:
-        """Store ``batch`` (base offset still 0) and return its key.
+        """Store ``batch`` (base offset still 0) under a new key and return the key.
 
-        ``If-None-Match: *`` makes the write create-only; a 412 means the same
-        content already sits under that key (a retry), which is what we wanted.
+        ``If-None-Match: *`` makes the write create-only; a 412 can only mean that our
+        own earlier attempt landed (its reply was lost), which is what we wanted.
         """
-        key = s.blob_key(topic_id, partition, hashlib.sha256(batch).hexdigest())
+        key = s.blob_key(topic_id, partition, uuid.uuid4().hex)
         try:
             with translated("write a batch to S3"):
                 self._s3.put_object(Bucket=self._bucket, Key=key, Body=batch, IfNoneMatch="*")
@@ -34,19 +40,25 @@ class BlobStore:
         return key
 
     def get(self, key: str) -> bytes:
-        with translated("read a batch from S3"):
+        with gone_if_missing(f"read batch blob {key}"):
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
             data: bytes = body.read()
         return data
 
-    def delete_prefix(self, prefix: str) -> int:
+    def delete_older_than(self, prefix: str, cutoff: datetime) -> int:
+        """Delete objects under ``prefix`` last written before ``cutoff``; returns how many."""
+        return self.delete_prefix(prefix, lambda o: o["LastModified"] < cutoff)
+
+    def delete_prefix(self, prefix: str, select: Callable[[dict[str, Any]], bool] | None = None
+                      ) -> int:
         """Delete every object under ``prefix``; returns how many."""
         deleted = 0
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])
+                    if select is None or select(o)]
             if keys:
-                with translated("delete batch blobs"):
+                with translated(f"delete objects under {prefix}"):
                     self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys})
                 deleted += len(keys)
         return deleted

@@ -19,7 +19,6 @@ from botocore.exceptions import ClientError
 
 from ..codec import (
     BatchHeader,
-    decode_batch,
     parse_header,
     with_base_offset,
     with_log_append_time,
@@ -27,11 +26,10 @@ from ..codec import (
 from ..errors import (
     AppendConflict,
     OffsetMismatch,
-    OffsetOutOfRange,
     RecordTooLarge,
     StreamletError,
 )
-from ..records import AppendResult, FetchResult, TimestampType
+from ..records import AppendResult
 from ..topicconfig import MAX_INLINE_BYTES, config_int, config_str
 from . import producers as ps
 from . import schema as s
@@ -51,6 +49,14 @@ class Head:
     next_offset: int
     log_start: int
     max_timestamp: int
+    archived: int = 0
+    """The archive watermark: offsets below it are read from S3 segments."""
+    bytes_appended: int = 0
+    archived_bytes: int = 0
+
+    @property
+    def hot_bytes(self) -> int:
+        return self.bytes_appended - self.archived_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +66,11 @@ class _State:
 
 
 def _head_from_item(item: dict[str, Any]) -> Head:
-    return Head(int(item[s.A_NEXT_OFFSET]["N"]), int(item[s.A_LOG_START]["N"]),
-                int(item[s.A_MAX_TS]["N"]))
+    def number(name: str) -> int:
+        return int(item[name]["N"]) if name in item else 0
+
+    return Head(number(s.A_NEXT_OFFSET), number(s.A_LOG_START), number(s.A_MAX_TS),
+                number(s.A_ARCHIVED), number(s.A_BYTES), number(s.A_ARCHIVED_BYTES))
 
 
 class PartitionLog:
@@ -149,7 +158,7 @@ class PartitionLog:
         base = head.next_offset
         last = base + header.record_count - 1
         running_max = max(head.max_timestamp, header.max_timestamp)
-        items = [self._head_update(meta, partition, head, last + 1, running_max),
+        items = [self._head_update(meta, partition, head, last + 1, running_max, header.size),
                  self._batch_put(meta, partition, header, batch, base, running_max, blob)]
         producer = None
         if header.idempotent:
@@ -164,7 +173,8 @@ class PartitionLog:
                 self._note_missing_head(meta, e)
                 return None
             raise
-        new_head = Head(last + 1, head.log_start, running_max)
+        new_head = Head(last + 1, head.log_start, running_max, head.archived,
+                        head.bytes_appended + header.size, head.archived_bytes)
         self._remember(meta, partition, header.producer_id, _State(new_head, producer))
         return AppendResult(base, last, append_time, head.log_start)
 
@@ -175,20 +185,24 @@ class PartitionLog:
             self._topics.forget(meta.name)  # head gone: topic deleted or recreated
 
     def _head_update(self, meta: TopicMeta, partition: int, head: Head, next_offset: int,
-                     max_ts: int) -> dict[str, Any]:
+                     max_ts: int, size: int) -> dict[str, Any]:
         return {"Update": {
             "TableName": self._table, "Key": s.head_key(meta.topic_id, partition),
-            "UpdateExpression": "SET #n = :next, #ts = :ts",
+            "UpdateExpression":
+                "SET #n = :next, #ts = :ts, #b = if_not_exists(#b, :zero) + :size",
             "ConditionExpression": "#n = :cur",
-            "ExpressionAttributeNames": {"#n": s.A_NEXT_OFFSET, "#ts": s.A_MAX_TS},
+            "ExpressionAttributeNames": {"#n": s.A_NEXT_OFFSET, "#ts": s.A_MAX_TS,
+                                         "#b": s.A_BYTES},
             "ExpressionAttributeValues": {":next": {"N": str(next_offset)},
                                           ":cur": {"N": str(head.next_offset)},
-                                          ":ts": {"N": str(max_ts)}},
+                                          ":ts": {"N": str(max_ts)}, ":zero": {"N": "0"},
+                                          ":size": {"N": str(size)}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }}
 
     def _batch_put(self, meta: TopicMeta, partition: int, header: BatchHeader, batch: bytes,
                    base: int, max_ts: int, blob: str | None) -> dict[str, Any]:
+        now_ms = int(self._clock() * 1000)
         item: dict[str, Any] = {
             s.PK: {"S": s.partition_pk(meta.topic_id, partition)},
             s.SK: {"S": s.batch_sk(base + header.record_count - 1)},
@@ -196,7 +210,11 @@ class PartitionLog:
             s.A_COUNT: {"N": str(header.record_count)},
             s.A_SIZE: {"N": str(header.size)},
             s.A_MAX_TS: {"N": str(max_ts)},
+            s.A_APPEND_TIME: {"N": str(now_ms)},
         }
+        local_retention = config_int(meta.config, "local.retention.ms")
+        if local_retention >= 0:
+            item[s.TTL] = {"N": str((now_ms + local_retention) // 1000)}
         if blob is None:
             item[s.A_DATA] = {"B": with_base_offset(batch, base)}
         else:
@@ -276,27 +294,8 @@ class PartitionLog:
         self._topics.get(topic, fresh=True)  # raises TopicNotFound once it is gone
         raise AppendConflict(f"Partition {partition} of '{topic}' is being recreated; retry.")
 
-    def fetch(self, topic: str, partition: int, offset: int,
-              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
-              ) -> FetchResult:
-        """Batches from the one containing ``offset`` up to the high watermark."""
-        meta, head = self.head(topic, partition)
-        _check_offset(topic, partition, offset, head)
-        batches: list[bytes] = []
-        if offset == head.next_offset:
-            return FetchResult(batches, head.next_offset, head.log_start)
-        size = records = 0
-        for item in self._query(meta, partition, offset, head.next_offset - 1):
-            data = self._batch_bytes(item)
-            batches.append(data)
-            size += len(data)
-            records += _last_offset(item) - max(offset, int(item[s.A_BASE]["N"])) + 1
-            if size >= max_bytes or (max_records is not None and records >= max_records):
-                break
-        return FetchResult(batches, head.next_offset, head.log_start)
-
-    def _query(self, meta: TopicMeta, partition: int, first: int, last: int,
-               page: int = 50) -> Iterator[dict[str, Any]]:
+    def query(self, meta: TopicMeta, partition: int, first: int, last: int,
+              page: int = 50) -> Iterator[dict[str, Any]]:
         """Batch items whose last offset is in [first, last], in order (strongly consistent)."""
         return items(self._ddb.query, f"read '{meta.name}' partition {partition}",
                      TableName=self._table, ConsistentRead=True, Limit=page,
@@ -306,44 +305,12 @@ class PartitionLog:
                          ":pk": {"S": s.partition_pk(meta.topic_id, partition)},
                          ":lo": {"S": s.batch_sk(first)}, ":hi": {"S": s.batch_sk(last)}})
 
-    def _batch_bytes(self, item: dict[str, Any]) -> bytes:
+    def batch_bytes(self, item: dict[str, Any]) -> bytes:
+        """A batch item's RecordBatch, as fetched (from the item or its S3 blob)."""
         if s.A_DATA in item:
             return bytes(item[s.A_DATA]["B"])
         return with_base_offset(self._blobs.get(item[s.A_BLOB]["S"]), int(item[s.A_BASE]["N"]))
 
-    def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
-        """The first offset whose timestamp is >= ``timestamp`` (Kafka's offsetsForTimes)."""
-        meta, head = self.head(topic, partition)
-        if head.next_offset == head.log_start or head.max_timestamp < timestamp:
-            return None
-        lo, hi = head.log_start, head.next_offset - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            item = next(iter(self._query(meta, partition, mid, head.next_offset - 1, page=1)))
-            if int(item[s.A_MAX_TS]["N"]) >= timestamp:
-                hi = min(mid, int(item[s.A_BASE]["N"]))
-            else:
-                lo = _last_offset(item) + 1
-        item = next(iter(self._query(meta, partition, lo, head.next_offset - 1, page=1)))
-        return _first_at_or_after(self._batch_bytes(item), timestamp)
 
-
-def _last_offset(item: dict[str, Any]) -> int:
+def last_offset(item: dict[str, Any]) -> int:
     return int(item[s.SK]["S"][len(s.BATCH_PREFIX):])
-
-
-def _first_at_or_after(batch: bytes, timestamp: int) -> int:
-    header = parse_header(batch)
-    if header.timestamp_type == TimestampType.LOG_APPEND_TIME:
-        return header.base_offset
-    for record in decode_batch("", 0, batch):
-        if record.timestamp >= timestamp:
-            return record.offset
-    return header.base_offset + header.record_count - 1
-
-
-def _check_offset(topic: str, partition: int, offset: int, head: Head) -> None:
-    if isinstance(offset, bool) or not isinstance(offset, int) \
-            or not head.log_start <= offset <= head.next_offset:
-        raise OffsetOutOfRange(topic, partition, offset if isinstance(offset, int) else -1,
-                               head.log_start, head.next_offset)

@@ -9,12 +9,17 @@ Tables
     ``counter#producer_id``    producer id allocator
 ``{prefix}-log`` (key ``pk``, ``sk``; TTL attribute ``expires_at``)
     pk = ``{topic_id}/{partition}``
-    ``head``                   next_offset (high watermark), log_start_offset, max_timestamp
-    ``b/{last_offset:020}``    one record batch: bytes inline, or a pointer to an S3 blob
+    ``head``                   next_offset (high watermark), log_start_offset, max_timestamp,
+                               bytes appended, archived_offset (archive watermark) and bytes
+    ``b/{last_offset:020}``    one record batch: bytes inline, or a pointer to an S3 blob;
+                               append time; TTL = append + local.retention.ms
+    ``s/{last_offset:020}``    one archived segment (the manifest): offset and time range,
+                               size, object key
     ``p/{producer_id}``        idempotent producer state: epoch + last 5 batches
 
-Batch items are keyed by their *last* offset, so one forward Query from ``b/{offset}``
-starts with the batch that contains ``offset``.
+Batch and segment items are keyed by their *last* offset, so one forward Query from
+``b/{offset}`` (or ``s/{offset}``) starts with the batch (segment) that contains ``offset``.
+Offsets below ``archived_offset`` are read from segments, the rest from batch items.
 
 ``{prefix}-groups`` (key ``pk``, ``sk``; TTL attribute ``expires_at``)
     pk = ``group#{group}``
@@ -23,7 +28,8 @@ starts with the batch that contains ``offset``.
     ``instance#{name}``                a REST Proxy v2 consumer instance's state
 
 Bucket ``{bucket}``
-    ``blobs/{topic_id}/{partition}/{sha256}``   batches above the topic's inline limit
+    ``blobs/{topic_id}/{partition}/{id}``              batches above the topic's inline limit
+    ``segments/{topic_id}/{partition}/{base:020}.seg``  archived segments (immutable)
 """
 
 from __future__ import annotations
@@ -61,6 +67,13 @@ A_APPEND_TIME = "append_ms"
 A_EPOCH = "epoch"
 A_BATCHES = "batches"
 A_UPDATED = "updated_ms"
+A_BYTES = "bytes_appended"
+A_ARCHIVED = "archived_offset"
+A_ARCHIVED_BYTES = "archived_bytes"
+SEGMENT_SK_PREFIX = "s/"
+A_LAST = "last_offset"
+A_KEY = "key"
+A_INDEX_ENTRIES = "index_entries"
 
 # groups table
 GROUP_PREFIX = "group#"
@@ -69,6 +82,7 @@ MEMBER_PREFIX = "member#"
 INSTANCE_PREFIX = "instance#"
 
 BLOB_PREFIX = "blobs/"
+SEGMENT_PREFIX = "segments/"
 OFFSET_WIDTH = 20
 
 
@@ -108,6 +122,10 @@ def batch_sk(last_offset: int) -> str:
     return f"{BATCH_PREFIX}{last_offset:0{OFFSET_WIDTH}d}"
 
 
+def segment_sk(last_offset: int) -> str:
+    return f"{SEGMENT_SK_PREFIX}{last_offset:0{OFFSET_WIDTH}d}"
+
+
 def producer_key(topic_id: str, partition: int, producer_id: int) -> dict[str, Any]:
     return {
         PK: {"S": partition_pk(topic_id, partition)},
@@ -131,8 +149,20 @@ def instance_sk(name: str) -> str:
     return f"{INSTANCE_PREFIX}{name}"
 
 
-def blob_key(topic_id: str, partition: int, digest: str) -> str:
-    return f"{BLOB_PREFIX}{topic_id}/{partition}/{digest}"
+def blob_key(topic_id: str, partition: int, name: str) -> str:
+    return f"{blob_prefix(topic_id, partition)}{name}"
+
+
+def blob_prefix(topic_id: str, partition: int | None = None) -> str:
+    return f"{BLOB_PREFIX}{topic_id}/" + ("" if partition is None else f"{partition}/")
+
+
+def segment_key(topic_id: str, partition: int, base_offset: int) -> str:
+    return f"{segment_prefix(topic_id, partition)}{base_offset:0{OFFSET_WIDTH}d}.seg"
+
+
+def segment_prefix(topic_id: str, partition: int | None = None) -> str:
+    return f"{SEGMENT_PREFIX}{topic_id}/" + ("" if partition is None else f"{partition}/")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,77 @@
+"""The segment manifest: one item per archived segment, beside the partition's batches.
+
+Items live under the partition's key (``s/{last_offset:020}``), so the segment holding an
+offset is one forward Query away, exactly like the hot batches (``b/...``). An item is
+written in the same transaction that raises the partition's archive watermark: a reader
+that sees the watermark sees the segment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from . import schema as s
+from .aws import items, translated
+from .segments import Segment
+
+
+def _segment(item: dict[str, Any]) -> Segment:
+    return Segment(key=item[s.A_KEY]["S"], base_offset=int(item[s.A_BASE]["N"]),
+                   last_offset=int(item[s.A_LAST]["N"]), size=int(item[s.A_SIZE]["N"]),
+                   entries=int(item[s.A_INDEX_ENTRIES]["N"]),
+                   max_timestamp=int(item[s.A_MAX_TS]["N"]))
+
+
+class Manifest:
+    """Reads and writes manifest items in the log table."""
+
+    def __init__(self, dynamodb: Any, names: s.Names,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._ddb = dynamodb
+        self._table = names.log_table
+        self._clock = clock
+
+    def put_action(self, topic_id: str, partition: int, segment: Segment) -> dict[str, Any]:
+        """The TransactWriteItems action recording ``segment`` (fails if already there)."""
+        item = {
+            s.PK: {"S": s.partition_pk(topic_id, partition)},
+            s.SK: {"S": s.segment_sk(segment.last_offset)},
+            s.A_KEY: {"S": segment.key},
+            s.A_BASE: {"N": str(segment.base_offset)},
+            s.A_LAST: {"N": str(segment.last_offset)},
+            s.A_SIZE: {"N": str(segment.size)},
+            s.A_INDEX_ENTRIES: {"N": str(segment.entries)},
+            s.A_MAX_TS: {"N": str(segment.max_timestamp)},
+            s.A_CREATED: {"N": str(int(self._clock() * 1000))},
+        }
+        return {"Put": {"TableName": self._table, "Item": item,
+                        "ConditionExpression": "attribute_not_exists(#sk)",
+                        "ExpressionAttributeNames": {"#sk": s.SK}}}
+
+    def containing(self, topic_id: str, partition: int, offset: int, what: str
+                   ) -> Segment | None:
+        """The segment holding ``offset``, or None if no recorded segment does."""
+        for segment in self.segments(topic_id, partition, offset, what, page=1):
+            return segment if segment.base_offset <= offset else None
+        return None
+
+    def segments(self, topic_id: str, partition: int, first: int = 0, what: str = "",
+                 page: int = 100) -> Iterator[Segment]:
+        """Segments whose last offset is ``first`` or more, in offset order."""
+        found = items(self._ddb.query, what or f"read the segment manifest of {topic_id}",
+                      TableName=self._table, ConsistentRead=True, Limit=page,
+                      KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                      ExpressionAttributeNames={"#pk": s.PK, "#sk": s.SK},
+                      ExpressionAttributeValues={
+                          ":pk": {"S": s.partition_pk(topic_id, partition)},
+                          ":lo": {"S": s.segment_sk(first)},
+                          ":hi": {"S": s.segment_sk(10**s.OFFSET_WIDTH - 1)}})
+        return (_segment(item) for item in found)
+
+    def delete(self, topic_id: str, partition: int, segment: Segment) -> None:
+        with translated(f"forget segment {segment.key}"):
+            self._ddb.delete_item(TableName=self._table, Key={
+                s.PK: {"S": s.partition_pk(topic_id, partition)},
+                s.SK: {"S": s.segment_sk(segment.last_offset)}})

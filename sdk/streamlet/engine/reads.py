@@ -1,0 +1,179 @@
+"""Reads across both tiers: archived S3 segments below the archive watermark, batch items
+in DynamoDB from there to the high watermark.
+
+A fetch reads the partition head first (strongly consistent) and routes by its archive
+watermark, so it never depends on hot items that were archived (they may be expiring).
+If something it was pointed at vanished meanwhile (the archiver deleted a blob it had
+archived, retention trimmed a segment), the fetch starts over once from a fresh head:
+the offset is then either in the other tier or below the log start (OffsetOutOfRange).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from ..codec import decode_batch, parse_header
+from ..errors import DataUnavailable, OffsetOutOfRange
+from ..records import FetchResult, TimestampType
+from . import schema as s
+from .aws import ObjectGone
+from .log import DEFAULT_FETCH_BYTES, Head, PartitionLog, last_offset
+from .manifest import Manifest
+from .segments import Segment, SegmentStore
+from .topics import TopicMeta
+
+T = TypeVar("T")
+Span = tuple[int, int, int]
+"""(base offset, last offset, running max timestamp) of a batch or a segment."""
+
+
+class LogReader:
+    """Fetches and time lookups over the archived and the hot tier."""
+
+    def __init__(self, log: PartitionLog, manifest: Manifest, segments: SegmentStore) -> None:
+        self._log = log
+        self._manifest = manifest
+        self._segments = segments
+
+    def fetch(self, topic: str, partition: int, offset: int,
+              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
+              ) -> FetchResult:
+        """Batches from the one containing ``offset`` up to the high watermark."""
+        def attempt() -> FetchResult:
+            meta, head = self._log.head(topic, partition)
+            check_offset(topic, partition, offset, head)
+            batches = self._collect(meta, partition, offset, head, max_bytes, max_records)
+            return FetchResult(batches, head.next_offset, head.log_start)
+
+        return _twice(attempt, f"'{topic}' partition {partition}: offset {offset}")
+
+    def _collect(self, meta: TopicMeta, partition: int, offset: int, head: Head,
+                 max_bytes: int, max_records: int | None) -> list[bytes]:
+        batches: list[bytes] = []
+        size = records = 0
+        for data, base, last in self._batches(meta, partition, offset, head, max_bytes):
+            batches.append(data)
+            size += len(data)
+            records += last - max(offset, base) + 1
+            if size >= max_bytes or (max_records is not None and records >= max_records):
+                break
+        return batches
+
+    def _batches(self, meta: TopicMeta, partition: int, offset: int, head: Head,
+                 max_bytes: int) -> Iterator[tuple[bytes, int, int]]:
+        at = offset
+        while at < min(head.archived, head.next_offset):
+            segment = self._segment_at(meta, partition, at)
+            for data in self._segments.read(segment, at, max_bytes):
+                header = parse_header(data)
+                yield data, header.base_offset, header.base_offset + header.record_count - 1
+                at = header.base_offset + header.record_count
+        if at >= head.next_offset:
+            return
+        for item in self._log.query(meta, partition, at, head.next_offset - 1):
+            base = int(item[s.A_BASE]["N"])
+            if base > at:
+                raise ObjectGone(f"no batch holds offsets {at}..{base - 1}")
+            yield self._log.batch_bytes(item), base, last_offset(item)
+            at = last_offset(item) + 1
+        if at < head.next_offset:
+            raise ObjectGone(f"no batch holds offsets {at}..{head.next_offset - 1}")
+
+    def _segment_at(self, meta: TopicMeta, partition: int, offset: int) -> Segment:
+        segment = self._manifest.containing(meta.topic_id, partition, offset,
+                                            f"read '{meta.name}' partition {partition}")
+        if segment is None:
+            raise ObjectGone(f"no archived segment holds offset {offset}")
+        return segment
+
+    # ---- time lookups -------------------------------------------------------------------
+
+    def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
+        """The first offset whose timestamp is >= ``timestamp`` (Kafka's offsetsForTimes).
+
+        Timestamps are searched by the running maximum each batch and segment records,
+        which never decreases along the log, in both tiers.
+        """
+        return _twice(lambda: self._offset_for_time(topic, partition, timestamp),
+                      f"'{topic}' partition {partition}: timestamp {timestamp}")
+
+    def _offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
+        meta, head = self._log.head(topic, partition)
+        if head.next_offset == head.log_start or head.max_timestamp < timestamp:
+            return None
+        archived_end = min(head.archived, head.next_offset)
+        if head.log_start < archived_end:
+            last = self._segment_at(meta, partition, archived_end - 1)
+            if last.max_timestamp >= timestamp:
+                def probe(at: int) -> Span:
+                    found = self._segment_at(meta, partition, at)
+                    return found.base_offset, found.last_offset, found.max_timestamp
+
+                at = _search(head.log_start, archived_end - 1, timestamp, probe)
+                found = self._time_in_segment(self._segment_at(meta, partition, at), timestamp)
+                return max(found, head.log_start)
+
+        def hot(at: int) -> dict[str, Any]:
+            return next(iter(self._log.query(meta, partition, at, head.next_offset - 1, page=1)))
+
+        at = _search(max(head.log_start, archived_end), head.next_offset - 1, timestamp,
+                     lambda at: _span(hot(at)))
+        return max(_first_at_or_after(self._log.batch_bytes(hot(at)), timestamp), head.log_start)
+
+    def _time_in_segment(self, segment: Segment, timestamp: int) -> int:
+        entries = self._segments.index(segment)
+        before = [e for e in entries if e.max_timestamp < timestamp]
+        at = before[-1].base_offset if before else segment.base_offset
+        while at <= segment.last_offset:
+            for data in self._segments.read(segment, at, DEFAULT_FETCH_BYTES):
+                header = parse_header(data)
+                if header.max_timestamp >= timestamp:
+                    return _first_at_or_after(data, timestamp)
+                at = header.base_offset + header.record_count
+        raise ObjectGone(f"segment {segment.key} has no timestamp >= {timestamp}")
+
+
+def _twice(read: Callable[[], T], what: str) -> T:
+    """Run ``read``; if what it was pointed at vanished, once more from a fresh head."""
+    try:
+        return read()
+    except ObjectGone:
+        pass
+    try:
+        return read()
+    except ObjectGone as gone:
+        raise DataUnavailable(f"{what} cannot be read ({gone}).") from gone
+
+
+def _span(item: dict[str, Any]) -> Span:
+    return int(item[s.A_BASE]["N"]), last_offset(item), int(item[s.A_MAX_TS]["N"])
+
+
+def _search(lo: int, hi: int, timestamp: int, probe: Callable[[int], Span]) -> int:
+    """An offset of the first unit (batch or segment) whose running max is >= timestamp."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        base, last, max_ts = probe(mid)
+        if max_ts >= timestamp:
+            hi = min(mid, base)
+        else:
+            lo = last + 1
+    return lo
+
+
+def _first_at_or_after(batch: bytes, timestamp: int) -> int:
+    header = parse_header(batch)
+    if header.timestamp_type == TimestampType.LOG_APPEND_TIME:
+        return header.base_offset
+    for record in decode_batch("", 0, batch):
+        if record.timestamp >= timestamp:
+            return record.offset
+    return header.base_offset + header.record_count - 1
+
+
+def check_offset(topic: str, partition: int, offset: int, head: Head) -> None:
+    if isinstance(offset, bool) or not isinstance(offset, int) \
+            or not head.log_start <= offset <= head.next_offset:
+        raise OffsetOutOfRange(topic, partition, offset if isinstance(offset, int) else -1,
+                               head.log_start, head.next_offset)

@@ -1,0 +1,227 @@
+"""Archived segments: immutable S3 objects holding a partition's batches back to back.
+
+Layout of one object (all integers big-endian)::
+
+    batch bytes        the RecordBatch v2 bytes exactly as fetched (base offsets patched)
+    index              one 24-byte entry (base_offset, position, running max timestamp)
+                       for the first batch and then every INDEX_INTERVAL bytes
+    trailer            TRAILER: magic, version, base/last offset, data size, entry count,
+                       running max timestamp of the last batch
+
+The object describes itself, so a re-run that finds the key taken (``If-None-Match: *``
+answered 412: an earlier run crashed after its PUT) learns the segment from the trailer
+and records it instead of writing another. Readers fetch the index once (cached: the
+object never changes) and then only the byte ranges they need.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..codec import parse_header
+from . import schema as s
+from .aws import error_code, gone_if_missing, translated
+
+MAGIC = b"STRMSEG1"
+VERSION = 1
+INDEX_INTERVAL = 64 * 1024
+_ENTRY = struct.Struct(">qqq")
+_TRAILER = struct.Struct(">8sHqqqIq")
+TRAILER_SIZE = _TRAILER.size
+_BATCH_LENGTH = struct.Struct(">qi")  # base offset, then the length of the rest
+MIN_READ = 64 * 1024
+INDEX_CACHE_SEGMENTS = 256
+
+
+class SegmentCorrupt(ValueError):
+    """An object under segments/ does not have a valid trailer or index."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    base_offset: int
+    position: int
+    max_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One archived segment as the manifest records it."""
+
+    key: str
+    base_offset: int
+    last_offset: int
+    size: int
+    entries: int
+    max_timestamp: int
+
+    @property
+    def object_size(self) -> int:
+        return self.size + self.entries * _ENTRY.size + TRAILER_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedBatch:
+    """A batch going into a segment, with the partition's running max timestamp."""
+
+    data: bytes
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+
+
+def build(key: str, batches: Iterable[ArchivedBatch]) -> tuple[bytes, Segment]:
+    """The object bytes for ``batches`` (contiguous, in order) and its manifest record."""
+    parts: list[bytes] = []
+    index: list[bytes] = []
+    position = next_index = 0
+    first = last = max_ts = -1
+    for batch in batches:
+        if first < 0:
+            first = batch.base_offset
+        elif batch.base_offset != last + 1:
+            raise ValueError(f"segment {key}: batch at {batch.base_offset} after {last}")
+        if position >= next_index:
+            index.append(_ENTRY.pack(batch.base_offset, position, batch.max_timestamp))
+            next_index = position + INDEX_INTERVAL
+        parts.append(batch.data)
+        position += len(batch.data)
+        last, max_ts = batch.last_offset, batch.max_timestamp
+    if first < 0:
+        raise ValueError(f"segment {key}: no batches")
+    trailer = _TRAILER.pack(MAGIC, VERSION, first, last, position, len(index), max_ts)
+    segment = Segment(key, first, last, position, len(index), max_ts)
+    return b"".join(parts) + b"".join(index) + trailer, segment
+
+
+def parse_trailer(key: str, data: bytes) -> Segment:
+    if len(data) != TRAILER_SIZE:
+        raise SegmentCorrupt(f"segment {key}: trailer of {len(data)} bytes")
+    magic, version, first, last, size, entries, max_ts = _TRAILER.unpack(data)
+    if magic != MAGIC or version != VERSION:
+        raise SegmentCorrupt(f"segment {key}: not a Streamlet segment (magic {magic!r})")
+    return Segment(key, first, last, size, entries, max_ts)
+
+
+def parse_index(segment: Segment, data: bytes) -> list[IndexEntry]:
+    if len(data) != segment.entries * _ENTRY.size:
+        raise SegmentCorrupt(f"segment {segment.key}: index of {len(data)} bytes")
+    return [IndexEntry(*_ENTRY.unpack_from(data, i * _ENTRY.size))
+            for i in range(segment.entries)]
+
+
+def split_batches(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(relative position, batch bytes) for every complete batch at the start of ``data``."""
+    position = 0
+    while position + _BATCH_LENGTH.size <= len(data):
+        _, rest = _BATCH_LENGTH.unpack_from(data, position)
+        end = position + _BATCH_LENGTH.size + rest
+        if end > len(data):
+            return
+        yield position, data[position:end]
+        position = end
+
+
+def batch_length(prefix: bytes) -> int:
+    """A batch's total length from its first 12 bytes."""
+    _, rest = _BATCH_LENGTH.unpack_from(prefix, 0)
+    return int(_BATCH_LENGTH.size + rest)
+
+
+class SegmentStore:
+    """Writes, reads and deletes segment objects; caches their (immutable) indexes."""
+
+    def __init__(self, s3: Any, names: s.Names) -> None:
+        self._s3 = s3
+        self._bucket = names.bucket
+        self._indexes: OrderedDict[str, list[IndexEntry]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, body: bytes, segment: Segment) -> Segment:
+        """Create the object; if the key is taken, the segment already there wins."""
+        try:
+            with translated(f"write segment {segment.key}"):
+                self._s3.put_object(Bucket=self._bucket, Key=segment.key, Body=body,
+                                    IfNoneMatch="*")
+        except ClientError as e:
+            if error_code(e) not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise
+            return self.describe(segment.key)
+        return segment
+
+    def describe(self, key: str) -> Segment:
+        """The segment an existing object holds, from its trailer."""
+        return parse_trailer(key, self._range(key, f"bytes=-{TRAILER_SIZE}"))
+
+    def index(self, segment: Segment) -> list[IndexEntry]:
+        with self._lock:
+            hit = self._indexes.get(segment.key)
+            if hit is not None:
+                self._indexes.move_to_end(segment.key)
+                return hit
+        length = segment.entries * _ENTRY.size
+        entries = parse_index(segment, self._range(
+            segment.key, f"bytes={segment.size}-{segment.size + length - 1}"))
+        with self._lock:
+            self._indexes[segment.key] = entries
+            while len(self._indexes) > INDEX_CACHE_SEGMENTS:
+                self._indexes.popitem(last=False)
+        return entries
+
+    def read(self, segment: Segment, offset: int, max_bytes: int) -> list[bytes]:
+        """Whole batches from the one containing ``offset``, about ``max_bytes`` of them
+        (at least one), read with ranged GETs."""
+        entries = self.index(segment)
+        at = bisect.bisect_right([e.base_offset for e in entries], offset) - 1
+        start = entries[max(at, 0)].position
+        end = min(segment.size, start + max(max_bytes, MIN_READ))
+        data = self._range(segment.key, f"bytes={start}-{end - 1}")
+        batches = [b for _, b in split_batches(data)
+                   if _last_offset(b) >= offset]
+        if not batches:  # the batch holding ``offset`` is longer than what we read
+            batches = [self._batch_at(segment, start + _tail(data))]
+        out, size = [], 0
+        for batch in batches:
+            out.append(batch)
+            size += len(batch)
+            if size >= max_bytes:
+                break
+        return out
+
+    def _batch_at(self, segment: Segment, position: int) -> bytes:
+        head = self._range(segment.key, f"bytes={position}-{position + _BATCH_LENGTH.size - 1}")
+        length = batch_length(head)
+        return self._range(segment.key, f"bytes={position}-{position + length - 1}")
+
+    def delete(self, key: str) -> None:
+        with translated(f"delete segment {key}"):
+            self._s3.delete_object(Bucket=self._bucket, Key=key)
+        with self._lock:
+            self._indexes.pop(key, None)
+
+    def _range(self, key: str, byte_range: str) -> bytes:
+        with gone_if_missing(f"read segment {key}"):
+            body = self._s3.get_object(Bucket=self._bucket, Key=key, Range=byte_range)["Body"]
+            data: bytes = body.read()
+        return data
+
+
+def _last_offset(batch: bytes) -> int:
+    header = parse_header(batch)
+    return header.base_offset + header.record_count - 1
+
+
+def _tail(data: bytes) -> int:
+    """Position (in ``data``) where the first incomplete batch starts."""
+    end = 0
+    for position, batch in split_batches(data):
+        end = position + len(batch)
+    return end

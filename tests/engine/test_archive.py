@@ -1,0 +1,281 @@
+"""Tiered storage in the engine: archiving to S3 segments, reads across tiers, retention."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from streamlet.codec import decode_batch
+from streamlet.engine import Engine, schema
+from streamlet.errors import DataUnavailable, InvalidConfig, OffsetOutOfRange
+from streamlet.local import serialized_moto
+from tests.batches import make_batch, values
+
+T0 = float(int(time.time()))  # S3 stamps objects with the real time
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def tiered(clock: Clock) -> Iterator[Engine]:
+    """An engine on in-process moto whose clock the test moves."""
+    with mock_aws(), serialized_moto():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        eng = Engine(boto3.client("dynamodb", region_name="us-east-1"), s3, clock=clock)
+        eng.provision(s3)
+        yield eng
+
+
+def fill(engine: Engine, topic: str, batches: int, per_batch: int = 5, partition: int = 0,
+         ts: int = 1_000, size: int = 10) -> None:
+    for i in range(batches):
+        vals = [f"{topic}-{i}-{j}-".encode().ljust(size, b"x") for j in range(per_batch)]
+        engine.append(topic, partition, make_batch(vals, ts=ts + i * per_batch))
+
+
+def fetch_all(engine: Engine, topic: str, partition: int = 0, start: int | None = None,
+              max_bytes: int = 1 << 24) -> list[bytes]:
+    """Every batch from ``start`` (default: the log start), fetch after fetch."""
+    low, high = engine.watermarks(topic, partition)
+    at = low if start is None else start
+    out: list[bytes] = []
+    while at < high:
+        got = engine.fetch(topic, partition, at, max_bytes=max_bytes).batches
+        assert got, f"empty fetch at {at} below the high watermark {high}"
+        out += got
+        last = decode_batch(topic, partition, got[-1])[-1].offset
+        at = last + 1
+    return out
+
+
+def offsets(topic: str, batches: list[bytes]) -> list[int]:
+    return [r.offset for b in batches for r in decode_batch(topic, 0, b)]
+
+
+def objects(engine: Engine, prefix: str) -> list[str]:
+    s3: Any = engine.blobs._s3
+    listed = s3.list_objects_v2(Bucket=engine.names.bucket, Prefix=prefix)
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def hot_items(engine: Engine, topic: str, partition: int = 0) -> list[dict[str, Any]]:
+    meta = engine.topics.get(topic, fresh=True)
+    return list(engine.log.query(meta, partition, 0, 10**19))
+
+
+def drop_hot_items(engine: Engine, topic: str, partition: int = 0) -> int:
+    """What DynamoDB TTL does to batch items once they expire."""
+    found = hot_items(engine, topic, partition)
+    for item in found:
+        engine._ddb.delete_item(TableName=engine.names.log_table,
+                                Key={schema.PK: item[schema.PK], schema.SK: item[schema.SK]})
+    return len(found)
+
+
+def test_archived_reads_are_byte_identical_inline_and_s3(tiered: Engine, clock: Clock) -> None:
+    tiered.create_topic("t", 1, {"inline.max.bytes": 200})
+    fill(tiered, "t", 6, size=10)          # small batches: inline in DynamoDB
+    fill(tiered, "t", 4, size=100, ts=50)  # > 200 bytes: S3 blobs
+    before = fetch_all(tiered, "t")
+    assert len(objects(tiered, "blobs/")) == 4
+
+    clock.now += 3600
+    [report] = tiered.archive("t", force=True)
+    assert [(s.base_offset, s.last_offset) for s in report.segments] == [(0, 49)]
+    assert report.archived_offset == 50 == report.high_watermark
+    assert objects(tiered, "segments/") == [report.segments[0].key]
+    assert report.blobs_deleted == 4 and objects(tiered, "blobs/") == []
+
+    assert drop_hot_items(tiered, "t") == 10  # TTL expiry: reads must not need them
+    assert fetch_all(tiered, "t") == before
+    assert fetch_all(tiered, "t", max_bytes=1) == before
+    assert offsets("t", fetch_all(tiered, "t", start=17)) == list(range(15, 50))
+
+
+def test_hot_batches_expire_by_ttl_set_at_append(tiered: Engine, clock: Clock) -> None:
+    tiered.create_topic("t", 1, {"local.retention.ms": 7_200_000, "segment.ms": 3_600_000})
+    tiered.create_topic("keep", 1, {"local.retention.ms": -1})
+    fill(tiered, "t", 1)
+    fill(tiered, "keep", 1)
+    [item] = hot_items(tiered, "t")
+    assert int(item[schema.TTL]["N"]) == int(T0) + 7200
+    assert int(item[schema.A_APPEND_TIME]["N"]) == int(T0 * 1000)
+    assert schema.TTL not in hot_items(tiered, "keep")[0]
+
+
+def test_local_retention_must_leave_time_to_archive(tiered: Engine) -> None:
+    with pytest.raises(InvalidConfig, match=r"local.retention.ms=3600000 .*segment.ms"):
+        tiered.create_topic("t", 1, {"local.retention.ms": 3_600_000})
+    assert tiered.list_topics() == []
+
+
+def test_fetch_crosses_the_tier_boundary(tiered: Engine, clock: Clock) -> None:
+    tiered.create_topic("t", 1)
+    fill(tiered, "t", 5)
+    tiered.archive("t", force=True)
+    fill(tiered, "t", 5, ts=100)
+    head = tiered.log.head("t", 0)[1]
+    assert (head.archived, head.next_offset) == (25, 50)
+    batches = tiered.fetch("t", 0, 12).batches
+    assert offsets("t", batches) == list(range(10, 50))
+    assert offsets("t", fetch_all(tiered, "t", max_bytes=1)) == list(range(50))
+
+
+def test_segment_ms_and_segment_bytes_decide_when_to_roll(tiered: Engine, clock: Clock) -> None:
+    tiered.create_topic("slow", 1, {"segment.ms": 60_000})
+    tiered.create_topic("big", 1, {"segment.bytes": 1_000})
+    fill(tiered, "slow", 3)
+    fill(tiered, "big", 20)  # ~150 B per batch: 3,000 B of hot bytes
+    reports = {r.topic: r for r in tiered.archive()}
+    assert reports["slow"].segments == []
+    sizes = [s.size for s in reports["big"].segments]
+    assert len(sizes) >= 2 and all(1_000 <= n < 1_200 for n in sizes[:-1])
+    assert reports["big"].archived_offset > 0
+
+    clock.now += 59
+    assert tiered.archive("slow")[0].segments == []
+    clock.now += 2
+    [report] = tiered.archive("slow")
+    assert [(s.base_offset, s.last_offset) for s in report.segments] == [(0, 14)]
+    assert tiered.archive("slow")[0].segments == []  # nothing hot any more
+
+
+def test_segment_reads_use_byte_ranges(tiered: Engine) -> None:
+    tiered.create_topic("t", 1, {"segment.bytes": 64 * 1024 * 1024})
+    for i in range(60):  # 60 batches of ~10 KiB (S3 blobs until archived)
+        tiered.append("t", 0, make_batch(values(f"v{i}-" + "x" * 2000, 5), ts=i * 5))
+    [report] = tiered.archive("t", force=True)
+    [segment] = report.segments
+    ranges: list[str] = []
+    tiered.segments._s3.meta.events.register(
+        "provide-client-params.s3.GetObject",
+        lambda params, **_: ranges.append(params.get("Range", "whole object")))
+    tiered.segments._indexes.clear()
+    got = tiered.fetch("t", 0, 250, max_bytes=1024).batches
+    assert offsets("t", got) == list(range(250, 255))
+    read = sum(int(b) - int(a) + 1 for a, b in (r[6:].split("-") for r in ranges[1:]))
+    assert ranges[0].startswith(f"bytes={segment.size}-")  # the index, once
+    assert read < segment.size / 4, (read, segment.size)
+
+
+def test_offsets_for_times_across_tiers(tiered: Engine) -> None:
+    tiered.create_topic("t", 1, {"segment.bytes": 400})
+    fill(tiered, "t", 12, per_batch=4, ts=10_000)  # record i has timestamp 10_000 + i
+    assert len(tiered.archive("t")[0].segments) == 3  # size-based rolls
+    fill(tiered, "t", 4, per_batch=4, ts=10_048)   # hot
+    head = tiered.log.head("t", 0)[1]
+    assert (head.archived, head.next_offset) == (48, 64)
+    for ts in range(9_990, 10_070):
+        expected = max(ts - 10_000, 0) if ts < 10_064 else None
+        assert tiered.offset_for_time("t", 0, ts) == expected, ts
+
+
+def test_retention_ms_expires_whole_segments(tiered: Engine, clock: Clock) -> None:
+    now_ms = int(T0 * 1000)
+    tiered.create_topic("t", 1, {"retention.ms": 60_000})
+    fill(tiered, "t", 4, ts=now_ms - 120_000)
+    tiered.archive("t", force=True)
+    fill(tiered, "t", 4, ts=now_ms - 10_000)
+    tiered.archive("t", force=True)
+    fill(tiered, "t", 2, ts=now_ms - 500_000)  # old timestamps but hot: never expired hot
+    [report] = tiered.enforce_retention("t")
+    assert (report.log_start_before, report.log_start_after) == (0, 20)
+    assert report.segments_deleted == 1
+    assert [k.rsplit("/", 1)[1] for k in objects(tiered, "segments/")] == [f"{20:020d}.seg"]
+    assert tiered.watermarks("t", 0) == (20, 50)
+    with pytest.raises(OffsetOutOfRange, match=r"Offset 5 .*'t' partition 0 .*20\.\.50"):
+        tiered.fetch("t", 0, 5)
+    assert offsets("t", fetch_all(tiered, "t")) == list(range(20, 50))
+    assert tiered.offset_for_time("t", 0, 0) == 20
+    clock.now += 3600
+    [report] = tiered.enforce_retention("t")
+    assert report.log_start_after == 40 and objects(tiered, "segments/") == []
+
+
+def test_retention_bytes_keeps_the_newest_and_minus_one_keeps_all(tiered: Engine) -> None:
+    tiered.create_topic("sized", 1, {"retention.bytes": 1_000, "segment.bytes": 400})
+    tiered.create_topic("forever", 1, {"retention.ms": -1, "segment.bytes": 400})
+    for topic in ("sized", "forever"):
+        fill(tiered, topic, 20, ts=0 if topic == "forever" else int(T0 * 1000))
+        tiered.archive(topic, force=True)
+    reports = {r.topic: r for r in tiered.enforce_retention()}
+    assert reports["forever"].log_start_after == 0 and reports["forever"].segments_deleted == 0
+    kept = list(tiered.archiver._manifest.segments(tiered.topics.get("sized").topic_id, 0))
+    kept_bytes = sum(s.size for s in kept)
+    assert kept_bytes >= 1_000 > kept_bytes - kept[0].size
+    assert tiered.watermarks("sized", 0) == (kept[0].base_offset, 100)
+    assert offsets("sized", fetch_all(tiered, "sized")) == list(range(kept[0].base_offset, 100))
+
+
+def test_delete_records_trims_both_tiers(tiered: Engine) -> None:
+    tiered.create_topic("t", 1, {"segment.bytes": 400})
+    fill(tiered, "t", 20)
+    tiered.archive("t", force=True)
+    segments_before = len(objects(tiered, "segments/"))
+    assert tiered.delete_records("t", 0, 37) == 37
+    assert tiered.watermarks("t", 0) == (37, 100)
+    assert len(objects(tiered, "segments/")) < segments_before
+    assert offsets("t", tiered.fetch("t", 0, 37).batches)[0] <= 37
+    with pytest.raises(OffsetOutOfRange):
+        tiered.fetch("t", 0, 36)
+    assert tiered.delete_records("t", 0, 10) == 37  # never backwards
+    with pytest.raises(OffsetOutOfRange, match="Offset 101"):
+        tiered.delete_records("t", 0, 101)
+    fill(tiered, "t", 2)
+    assert tiered.delete_records("t", 0, -1) == 110
+    assert tiered.fetch("t", 0, 110).batches == []
+    assert objects(tiered, "segments/") == []
+    fill(tiered, "t", 1)
+    assert offsets("t", fetch_all(tiered, "t")) == list(range(110, 115))
+
+
+def test_archiving_after_a_trim_starts_at_the_log_start(tiered: Engine) -> None:
+    tiered.create_topic("t", 1)
+    fill(tiered, "t", 6)
+    tiered.delete_records("t", 0, 12)  # inside the third batch (10..14)
+    [report] = tiered.archive("t", force=True)
+    assert [(s.base_offset, s.last_offset) for s in report.segments] == [(10, 29)]
+    assert offsets("t", fetch_all(tiered, "t"))[:3] == [10, 11, 12]
+
+
+def test_deleting_a_topic_removes_its_segments(tiered: Engine) -> None:
+    tiered.create_topic("t", 2, {"inline.max.bytes": 0})
+    for p in (0, 1):
+        fill(tiered, "t", 3, partition=p)
+    tiered.archive("t", force=True)
+    for p in (0, 1):
+        fill(tiered, "t", 1, partition=p)
+    assert len(objects(tiered, "segments/")) == 2 and len(objects(tiered, "blobs/")) == 8
+    tiered.delete_topic("t")
+    assert objects(tiered, "segments/") == [] and objects(tiered, "blobs/") == []
+    tiered.create_topic("t", 1)
+    assert tiered.watermarks("t", 0) == (0, 0)
+
+
+def test_a_hot_batch_lost_before_archiving_is_reported_not_skipped(tiered: Engine) -> None:
+    tiered.create_topic("t", 1)
+    fill(tiered, "t", 3)
+    first = hot_items(tiered, "t")[1]
+    tiered._ddb.delete_item(TableName=tiered.names.log_table,
+                            Key={schema.PK: first[schema.PK], schema.SK: first[schema.SK]})
+    with pytest.raises(DataUnavailable, match=r"'t' partition 0: offset 0 .*5\.\.9"):
+        tiered.fetch("t", 0, 0)
+    with pytest.raises(DataUnavailable, match=r"5\.\.9"):
+        tiered.archive("t", force=True)
+    assert tiered.log.head("t", 0)[1].archived == 0 and objects(tiered, "segments/") == []

@@ -105,7 +105,7 @@ class Archiver:
         else:
             raise AppendConflict(f"Gave up archiving '{topic}' partition {partition}: its "
                                  f"head kept changing ({MAX_ROLL_RACES} attempts).")
-        if report.segments:
+        if report.segments or force:
             report.blobs_deleted = self._delete_archived_blobs(topic, partition)
         return report
 

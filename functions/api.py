@@ -5,7 +5,9 @@
 - ``produce_handler``: v3 records and ``records:batch``, the native batch append and
   producer ids;
 - ``consume_handler``: the native fetch (long-poll), offsets and topic metadata, and
-  REST Proxy v2 consumer instances.
+  REST Proxy v2 consumer instances;
+- ``archiver_handler``: tiered storage. EventBridge invokes it on a schedule (an archiver
+  and retention pass); its HTTP routes run the same on demand, and delete records.
 
 Each is a Powertools ``APIGatewayHttpResolver`` with request validation, wrapped in
 Logger, Metrics and Tracer. :func:`routes` lists every route key (``"GET /v3/clusters"``)
@@ -27,12 +29,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from . import native, v2, v3_admin, v3_groups, v3_produce
+from . import native, tiered, v2, v3_admin, v3_groups, v3_produce
 from ._resolver import StreamletResolver
 from ._runtime import bound_engine, local_mode, logger, metrics, tracer
 
-__all__ = ["admin_handler", "apps", "bound_engine", "consume_handler", "local_mode",
-           "produce_handler", "routes"]
+__all__ = ["admin_handler", "apps", "archiver_handler", "bound_engine", "consume_handler",
+           "local_mode", "produce_handler", "routes"]
 
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -48,6 +50,7 @@ def _app(*routers: Any) -> StreamletResolver:
 admin_app = _app(v3_admin.router, v3_groups.router)
 produce_app = _app(v3_produce.router, native.produce_router)
 consume_app = _app(native.consume_router, v2.router)
+archiver_app = _app(tiered.router)
 
 
 def _handler(app: StreamletResolver) -> Handler:
@@ -72,13 +75,28 @@ produce_handler = _handler(produce_app)
 """Lambda entry point: v3 records, records:batch, native batch append, producer ids."""
 consume_handler = _handler(consume_app)
 """Lambda entry point: native fetch/offsets/metadata and REST Proxy v2 consumers."""
+_archiver_http = _handler(archiver_app)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def _scheduled(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return tiered.scheduled_pass()
+
+
+def archiver_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point: a scheduled archiver pass (EventBridge), or the HTTP routes."""
+    if event.get("detail-type") == "Scheduled Event":
+        return _scheduled(event, context)
+    return _archiver_http(event, context)
 
 
 def apps() -> dict[str, tuple[StreamletResolver, Handler]]:
     """Each handler's name, resolver and entry point."""
     return {"admin_handler": (admin_app, admin_handler),
             "produce_handler": (produce_app, produce_handler),
-            "consume_handler": (consume_app, consume_handler)}
+            "consume_handler": (consume_app, consume_handler),
+            "archiver_handler": (archiver_app, archiver_handler)}
 
 
 @functools.cache

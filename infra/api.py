@@ -31,6 +31,9 @@ ROUTES: tuple[tuple[str, apigw.HttpMethod, str], ...] = (
     ("consume", GET, "/v1/topics/{topic}"),
     ("consume", ANY, "/consumers/{proxy+}"),
     ("admin", ANY, "/v3/{proxy+}"),
+    ("archiver", POST, "/v1/archive"),
+    ("archiver", POST, "/v1/retention"),
+    ("archiver", POST, "/v1/topics/{topic}/partitions/{partition}/delete-records"),
 )
 
 # HTTP API access-log variables (one JSON object per request).

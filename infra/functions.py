@@ -1,4 +1,5 @@
-"""The three Lambda functions behind the HTTP API, each with its own least-privilege role.
+"""The Lambda functions, each with its own least-privilege role: produce, consume and admin
+behind the HTTP API, and the archiver (on an EventBridge schedule, plus its HTTP routes).
 
 ``PERMISSIONS`` is the whole IAM story in one table: which actions each function may take
 on which table or bucket prefix. Nothing else is granted except writing the function's own
@@ -11,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from streamlet.engine.schema import BLOB_PREFIX
+from streamlet.engine.schema import BLOB_PREFIX, SEGMENT_PREFIX
 
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code
 from .checks import LOGS_DEFAULT_ENCRYPTION, acknowledge
@@ -29,7 +32,8 @@ _TX_WRITE = ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutIte
              "dynamodb:UpdateItem")  # what TransactWriteItems/TransactGetItems check in IAM
 
 # function -> (resource, actions); resources: topics | log | groups tables, blobs (objects
-# under blobs/), bucket (ListBucket, limited to the blobs/ prefix by a condition).
+# under blobs/), segments (objects under segments/), bucket (ListBucket, limited to those
+# two prefixes by a condition). Only the archiver writes or deletes segments.
 PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "produce": (
         ("log", _TX_WRITE),
@@ -42,6 +46,7 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("groups", ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem",
                     "dynamodb:Query", "dynamodb:UpdateItem")),
         ("blobs", ("s3:GetObject",)),
+        ("segments", ("s3:GetObject",)),
     ),
     "admin": (
         ("topics", ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem",
@@ -51,6 +56,14 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         # Read-only, for the REST v3 consumer-group and lag resources under /v3.
         ("groups", ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")),
         ("blobs", ("s3:DeleteObject",)),
+        ("segments", ("s3:DeleteObject",)),
+        ("bucket", ("s3:ListBucket",)),
+    ),
+    "archiver": (
+        ("log", (*_TX_WRITE, "dynamodb:DeleteItem", "dynamodb:Query")),
+        ("topics", ("dynamodb:GetItem", "dynamodb:Scan")),
+        ("blobs", ("s3:DeleteObject", "s3:GetObject")),
+        ("segments", ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")),
         ("bucket", ("s3:ListBucket",)),
     ),
 }
@@ -75,7 +88,12 @@ FUNCTIONS = (
                  "Streamlet consume: native fetch (long-poll) and REST v2 consumers"),
     FunctionSpec("admin", "functions.api.admin_handler", 256, Duration.seconds(29),
                  "Streamlet admin: REST v3 clusters, topics, partitions, groups"),
+    # Scheduled passes may run long; its HTTP routes answer within API Gateway's 30 s or
+    # the caller sees 503 while the pass completes (it is idempotent).
+    FunctionSpec("archiver", "functions.api.archiver_handler", 1024, Duration.minutes(10),
+                 "Streamlet archiver: hot batches to S3 segments, retention, delete records"),
 )
+ARCHIVE_EVERY = Duration.minutes(5)
 
 _SYNC_ONLY = ("API Gateway invokes these functions synchronously and returns every error "
               "to the caller, so there are no asynchronous events to dead-letter.")
@@ -87,14 +105,18 @@ _RUNTIME_PIN = ("Python 3.13 is the newest runtime the bundled wheels and the te
                 "are pinned to; moving to 3.14 is a deliberate upgrade.")
 _XRAY = ("X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level "
          "permissions, so active tracing requires Resource star here.")
-_BLOBS = ("Object ARNs are scoped to the blobs/ prefix of the data bucket; object keys "
-          "are content hashes, so a prefix wildcard is the narrowest grant.")
+_BLOBS = ("Object ARNs are scoped to the blobs/ and segments/ prefixes of the data bucket; "
+          "object keys are generated per batch or segment, so a prefix wildcard is the "
+          "narrowest grant.")
+_SCHEDULED = ("EventBridge invokes the archiver on a schedule; every pass is idempotent and "
+              "the next one redoes a failed one, and failures raise the Errors alarm, so a "
+              "dead-letter queue would hold nothing worth replaying.")
 _CONCURRENCY = ("Reserved concurrency is opt-in through reserved_concurrency: reserving "
                 "it on a new account with a low limit makes the deployment fail.")
 
 
 class StreamletFunctions(Construct):
-    """The produce, consume and admin functions (one shared code asset, three roles).
+    """The produce, consume, admin and archiver functions (one code asset, four roles).
 
     Args:
         storage: the tables and bucket the functions use.
@@ -102,13 +124,15 @@ class StreamletFunctions(Construct):
         log_retention: how long function logs are kept.
         reserved_concurrency: optional ``{"produce": n, ...}`` reservations.
         removal_policy: what happens to the log groups when the stack is deleted.
+        archive_every: how often EventBridge runs an archiver and retention pass.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, storage: StreamletStorage,
                  code: lambda_.Code | None = None,
                  log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
                  reserved_concurrency: Mapping[str, int] | None = None,
-                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
+                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+                 archive_every: Duration = ARCHIVE_EVERY) -> None:
         super().__init__(scope, construct_id)
         self._storage = storage
         shared = code or lambda_code()
@@ -117,6 +141,11 @@ class StreamletFunctions(Construct):
             spec.name: self._function(spec, shared, log_retention, reserved.get(spec.name),
                                       removal_policy)
             for spec in FUNCTIONS}
+        self.schedule = events.Rule(
+            self, "ArchiverSchedule", schedule=events.Schedule.rate(archive_every),
+            description="Streamlet: archive hot batches to S3 and enforce retention",
+            targets=[targets.LambdaFunction(self.functions["archiver"], retry_attempts=0)])
+        acknowledge(self.schedule, nag={"Serverless-EventBusDLQ": _SCHEDULED})
 
     def __getitem__(self, name: str) -> lambda_.Function:
         return self.functions[name]
@@ -135,7 +164,8 @@ class StreamletFunctions(Construct):
             timeout=spec.timeout, description=spec.description,
             tracing=lambda_.Tracing.ACTIVE, log_group=log_group,
             reserved_concurrent_executions=reserved, environment=self._environment())
-        self._acknowledge(function, role, reserved)
+        self._acknowledge(function, role, reserved,
+                          _SCHEDULED if spec.name == "archiver" else _SYNC_ONLY)
         return function
 
     def _environment(self) -> dict[str, str]:
@@ -161,25 +191,31 @@ class StreamletFunctions(Construct):
             return iam.PolicyStatement(actions=list(actions),
                                        resources=[storage.bucket.arn_for_objects(
                                            f"{BLOB_PREFIX}*")])
+        if resource == "segments":
+            return iam.PolicyStatement(actions=list(actions),
+                                       resources=[storage.bucket.arn_for_objects(
+                                           f"{SEGMENT_PREFIX}*")])
         if resource == "bucket":
             return iam.PolicyStatement(
                 actions=list(actions), resources=[storage.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{BLOB_PREFIX}*"]}})
+                conditions={"StringLike": {"s3:prefix": [f"{BLOB_PREFIX}*",
+                                                         f"{SEGMENT_PREFIX}*"]}})
         table = {"topics": storage.topics_table, "log": storage.log_table,
                  "groups": storage.groups_table}[resource]
         return iam.PolicyStatement(actions=list(actions), resources=[table.table_arn])
 
     @staticmethod
-    def _acknowledge(function: lambda_.Function, role: iam.Role, reserved: int | None) -> None:
+    def _acknowledge(function: lambda_.Function, role: iam.Role, reserved: int | None,
+                     no_dlq: str) -> None:
         acknowledge(function, nag={
             "AwsSolutions-L1": _RUNTIME_PIN, "Serverless-LambdaLatestVersion": _RUNTIME_PIN,
-            "Serverless-LambdaDLQ": _SYNC_ONLY,
+            "Serverless-LambdaDLQ": no_dlq,
         }, checkov={
-            "CKV_AWS_116": _SYNC_ONLY, "CKV_AWS_117": _NO_VPC, "CKV_AWS_173": _ENV_PLAIN,
+            "CKV_AWS_116": no_dlq, "CKV_AWS_117": _NO_VPC, "CKV_AWS_173": _ENV_PLAIN,
             **({} if reserved else {"CKV_AWS_115": _CONCURRENCY}),
         })
         acknowledge(role, children=True, nag={"AwsSolutions-IAM5": f"{_XRAY} {_BLOBS}"},
                     nag_findings={"AwsSolutions-IAM5": [
                         "Resource::*",
-                        {"regex": "/^Resource::<.+\\.Arn>\\/blobs\\/\\*$/"},
+                        {"regex": "/^Resource::<.+\\.Arn>\\/(blobs|segments)\\/\\*$/"},
                     ]})

@@ -20,9 +20,9 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from .api import StreamletApi
-from .functions import StreamletFunctions
+from .functions import ARCHIVE_EVERY, StreamletFunctions
 from .monitoring import StreamletMonitoring
-from .storage import SEGMENT_IA_AFTER, StreamletStorage
+from .storage import SEGMENT_GLACIER_IR_AFTER, SEGMENT_IA_AFTER, StreamletStorage
 
 INVOKE = "execute-api:Invoke"
 
@@ -55,6 +55,8 @@ class StreamletPlatform(Construct):
         alarm_email: subscribe this address to the (encrypted) alarm topic.
         reserved_concurrency: optional ``{"produce": n, "consume": n, "admin": n}``.
         segment_infrequent_access_after: archived segments move to Standard-IA after this.
+        segment_glacier_ir_after: and to Glacier Instant Retrieval after this (None: never).
+        archive_every: how often the archiver and retention pass runs (EventBridge).
         code: the Lambda code (defaults to the locally bundled asset).
     """
 
@@ -65,14 +67,18 @@ class StreamletPlatform(Construct):
                  alarm_email: str | None = None,
                  reserved_concurrency: Mapping[str, int] | None = None,
                  segment_infrequent_access_after: Duration = SEGMENT_IA_AFTER,
+                 segment_glacier_ir_after: Duration | None = SEGMENT_GLACIER_IR_AFTER,
+                 archive_every: Duration = ARCHIVE_EVERY,
                  code: lambda_.Code | None = None) -> None:
         super().__init__(scope, construct_id)
         self.storage = StreamletStorage(
             self, "Storage", prefix=prefix, removal_policy=removal_policy,
-            segment_infrequent_access_after=segment_infrequent_access_after)
+            segment_infrequent_access_after=segment_infrequent_access_after,
+            segment_glacier_ir_after=segment_glacier_ir_after)
         self.functions = StreamletFunctions(
             self, "Functions", storage=self.storage, code=code, log_retention=log_retention,
-            reserved_concurrency=reserved_concurrency, removal_policy=removal_policy)
+            reserved_concurrency=reserved_concurrency, removal_policy=removal_policy,
+            archive_every=archive_every)
         self.api = StreamletApi(
             self, "Api", functions=self.functions.functions,
             throttling_rate_limit=throttling_rate_limit,

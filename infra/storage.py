@@ -9,15 +9,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from streamlet.engine.schema import BLOB_PREFIX, Names, TableSpec, table_specs
+from streamlet.engine.schema import BLOB_PREFIX, SEGMENT_PREFIX, Names, TableSpec, table_specs
 
 from .checks import acknowledge
 
-# Where the archive tier will write immutable segments; move into the schema module
-# together with the archiver.
-SEGMENT_PREFIX = "segments/"
 ACCESS_LOG_PREFIX = "data-bucket/"
 SEGMENT_IA_AFTER = Duration.days(30)  # S3's minimum age for a Standard-IA transition
+SEGMENT_GLACIER_IR_AFTER = Duration.days(90)  # Glacier Instant Retrieval: ms ranged GETs
 NONCURRENT_EXPIRE_AFTER = Duration.days(30)
 ACCESS_LOG_RETENTION = Duration.days(365)
 S3_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
@@ -48,6 +46,8 @@ class StreamletStorage(Construct):
         removal_policy: RETAIN by default, so ``cdk destroy`` never drops data.
         segment_infrequent_access_after: archived segments move to S3 Standard-IA after
             this long (at least 30 days, S3's minimum for that transition).
+        segment_glacier_ir_after: and to Glacier Instant Retrieval (still read with
+            millisecond ranged GETs) after this long; None keeps them in Standard-IA.
         noncurrent_versions_expire_after: overwritten or deleted objects stay
             recoverable this long before S3 removes them.
         access_log_retention: how long the server access logs are kept.
@@ -56,6 +56,7 @@ class StreamletStorage(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, prefix: str = "streamlet",
                  removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
                  segment_infrequent_access_after: Duration = SEGMENT_IA_AFTER,
+                 segment_glacier_ir_after: Duration | None = SEGMENT_GLACIER_IR_AFTER,
                  noncurrent_versions_expire_after: Duration = NONCURRENT_EXPIRE_AFTER,
                  access_log_retention: Duration = ACCESS_LOG_RETENTION) -> None:
         super().__init__(scope, construct_id)
@@ -70,6 +71,7 @@ class StreamletStorage(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=ACCESS_LOG_PREFIX,
             lifecycle_rules=_data_lifecycle(segment_infrequent_access_after,
+                                            segment_glacier_ir_after,
                                             noncurrent_versions_expire_after),
         )
 
@@ -115,13 +117,16 @@ class StreamletStorage(Construct):
         return bucket
 
 
-def _data_lifecycle(segment_ia_after: Duration,
+def _data_lifecycle(segment_ia_after: Duration, segment_glacier_ir_after: Duration | None,
                     noncurrent_expire: Duration) -> list[s3.LifecycleRule]:
+    transitions = [s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                                 transition_after=segment_ia_after)]
+    if segment_glacier_ir_after is not None:
+        transitions.append(s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                                         transition_after=segment_glacier_ir_after))
     return [
         s3.LifecycleRule(
-            id="archived-segments", prefix=SEGMENT_PREFIX,
-            transitions=[s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                                       transition_after=segment_ia_after)],
+            id="archived-segments", prefix=SEGMENT_PREFIX, transitions=transitions,
             noncurrent_version_expiration=noncurrent_expire,
             abort_incomplete_multipart_upload_after=Duration.days(1)),
         s3.LifecycleRule(

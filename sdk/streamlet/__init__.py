@@ -14,6 +14,7 @@ from .consumer import Consumer
 from .errors import (
     AppendConflict,
     CommitFailed,
+    DataUnavailable,
     GroupActive,
     GroupNotFound,
     InvalidConfig,
@@ -36,9 +37,12 @@ from .errors import (
 )
 from .producer import Producer
 from .records import (
+    ArchiveReport,
     PartitionInfo,
     Record,
     RecordMetadata,
+    RetentionReport,
+    SegmentInfo,
     TimestampType,
     TopicDescription,
     TopicPartition,
@@ -47,11 +51,13 @@ from .records import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Admin", "AppendConflict", "CommitFailed", "Consumer", "GroupActive", "GroupNotFound",
+    "Admin", "AppendConflict", "ArchiveReport", "CommitFailed", "Consumer", "DataUnavailable",
+    "GroupActive", "GroupNotFound",
     "GroupPartition", "InvalidConfig", "InvalidPartitions",
     "InvalidRecord", "InvalidRequest", "InvalidTopicName", "OffsetMismatch", "OffsetOutOfRange",
     "OutOfOrderSequence", "PartitionInfo", "PartitionNotFound", "Producer", "ProducerFenced",
-    "Record", "RecordMetadata", "RecordTooLarge", "RequestTimedOut", "RetriableError",
+    "Record", "RecordMetadata", "RecordTooLarge", "RequestTimedOut", "RetentionReport",
+    "RetriableError", "SegmentInfo",
     "StreamletError", "Throttled", "TimestampType", "TopicDescription", "TopicExists",
     "TopicNotFound", "TopicPartition",
 ]

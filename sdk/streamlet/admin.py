@@ -16,7 +16,7 @@ from .errors import (
     TopicNotFound,
 )
 from .leases import GroupSnapshot
-from .records import TopicDescription, TopicPartition
+from .records import ArchiveReport, RetentionReport, TopicDescription, TopicPartition
 from .transport import Transport, connect
 
 MAX_LIVENESS_WAIT_S = 10.0
@@ -80,6 +80,23 @@ class Admin:
         """For each partition, the first offset whose timestamp is >= the given ms (or None)."""
         return {tp: self._transport.offset_for_time(tp.topic, tp.partition, ts)
                 for tp, ts in timestamps.items()}
+
+    # ---- tiered storage and retention ---------------------------------------------------
+
+    def delete_records(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Kafka's deleteRecords: records below each offset (-1: all of them) become
+        unreadable at once; returns each partition's new low watermark."""
+        return {tp: self._transport.delete_records(tp.topic, tp.partition, before)
+                for tp, before in offsets.items()}
+
+    def archive(self, topic: str | None = None, *, force: bool = False) -> list[ArchiveReport]:
+        """Run the archiver now: roll hot batches older than segment.ms (or beyond
+        segment.bytes) into S3 segments; ``force`` rolls every hot batch."""
+        return self._transport.archive(topic, force)
+
+    def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:
+        """Run retention now: delete segments past retention.ms / retention.bytes."""
+        return self._transport.enforce_retention(topic)
 
     # ---- consumer groups ----------------------------------------------------------------
 

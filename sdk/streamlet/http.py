@@ -42,7 +42,15 @@ from .errors import (
     StreamletError,
     Throttled,
 )
-from .records import AppendResult, FetchResult, PartitionInfo, TopicDescription
+from .records import (
+    AppendResult,
+    ArchiveReport,
+    FetchResult,
+    PartitionInfo,
+    RetentionReport,
+    SegmentInfo,
+    TopicDescription,
+)
 from .topicconfig import validate_partitions, validate_topic_name
 from .transport import LOCAL_CREDENTIALS, GroupOps
 
@@ -303,3 +311,19 @@ class HttpTransport:
     def init_producer_id(self) -> int:
         """``POST /v1/producer-ids``."""
         return int(self._request("POST", "/v1/producer-ids").json()["producer_id"])
+
+    def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
+        """Kafka's DeleteRecords through the archiver function."""
+        out = self._request("POST", self._native(topic, partition, "delete-records"),
+                            json_body={"before_offset": before_offset}).json()
+        return int(out["low_watermark"])
+
+    def archive(self, topic: str | None = None, force: bool = False) -> list[ArchiveReport]:
+        out = self._request("POST", "/v1/archive",
+                            json_body={"topic": topic, "force": force}).json()
+        return [ArchiveReport(**{**r, "segments": [SegmentInfo(**s) for s in r["segments"]]})
+                for r in out["data"]]
+
+    def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:
+        out = self._request("POST", "/v1/retention", json_body={"topic": topic}).json()
+        return [RetentionReport(**r) for r in out["data"]]

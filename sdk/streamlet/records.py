@@ -119,3 +119,38 @@ class FetchResult:
     batches: list[bytes]
     high_watermark: int
     log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One archived segment: an immutable S3 object holding offsets base..last."""
+
+    key: str
+    base_offset: int
+    last_offset: int
+    size: int
+    max_timestamp: int
+
+
+@dataclass(slots=True)
+class ArchiveReport:
+    """What one archiver pass over a partition did."""
+
+    topic: str
+    partition: int
+    segments: list[SegmentInfo] = field(default_factory=list)
+    blobs_deleted: int = 0
+    archived_offset: int = 0
+    """The archive watermark: offsets below it are served from S3 segments."""
+    high_watermark: int = 0
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    """What one retention pass (or a delete_records) over a partition did."""
+
+    topic: str
+    partition: int
+    log_start_before: int
+    log_start_after: int
+    segments_deleted: int = 0

@@ -23,7 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from .errors import InvalidRequest
 from .leases import GroupSnapshot, Lease, Member
-from .records import AppendResult, FetchResult, TopicDescription, TopicPartition
+from .records import (
+    AppendResult,
+    ArchiveReport,
+    FetchResult,
+    RetentionReport,
+    TopicDescription,
+    TopicPartition,
+)
 
 ENDPOINT_ENV = "STREAMLET_ENDPOINT"
 LOCAL_CREDENTIALS = ("streamlet-local", "streamlet-local")
@@ -89,6 +96,13 @@ class Transport(Protocol):
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None: ...
 
     def init_producer_id(self) -> int: ...
+
+    def delete_records(self, topic: str, partition: int, before_offset: int) -> int: ...
+
+    def archive(self, topic: str | None = None, force: bool = False
+                ) -> list[ArchiveReport]: ...
+
+    def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]: ...
 
 
 def resolve_endpoint(endpoint: str | None) -> str:

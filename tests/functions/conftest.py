@@ -32,6 +32,7 @@ from streamlet.local import serialized_moto
 EVENTS = Path(__file__).parent / "events"
 NAMES = Names(prefix="fn", bucket="fn-data")
 HANDLERS = {"admin_handler": api.admin_handler, "produce_handler": api.produce_handler,
+            "archiver_handler": api.archiver_handler,
             "consume_handler": api.consume_handler}
 
 

@@ -42,6 +42,9 @@ CONTRACT = {
         "POST /consumers/{group}/instances/{name}/positions",
         "POST /consumers/{group}/instances/{name}/positions/beginning",
         "POST /consumers/{group}/instances/{name}/positions/end"],
+    "archiver_handler": [
+        "POST /v1/archive", "POST /v1/retention",
+        "POST /v1/topics/{topic}/partitions/{partition}/delete-records"],
 }
 
 

@@ -123,8 +123,8 @@ def test_outputs_name_the_deployed_tables_and_bucket(deployed: dict[str, Any]) -
 def test_deployed_functions_point_at_the_deployed_storage(deployed: dict[str, Any]) -> None:
     functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
     assert sorted(f["Handler"] for f in functions) == [
-        "functions.api.admin_handler", "functions.api.consume_handler",
-        "functions.api.produce_handler"]
+        "functions.api.admin_handler", "functions.api.archiver_handler",
+        "functions.api.consume_handler", "functions.api.produce_handler"]
     for function in functions:
         env = function["Environment"]["Variables"]
         assert env["STREAMLET_TABLE_PREFIX"] == PREFIX

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,13 +124,36 @@ def test_admin_role_manages_topics_and_purges_their_data(synthesized: Synthesize
     assert granted[data] == {"s3:ListBucket"}
 
 
-def test_admin_lists_only_the_blobs_prefix(synthesized: Synthesized) -> None:
-    role = _role_of(synthesized, "functions.api.admin_handler")
+@pytest.mark.parametrize("handler", ["admin_handler", "archiver_handler"])
+def test_listing_is_limited_to_the_blobs_and_segments_prefixes(synthesized: Synthesized,
+                                                               handler: str) -> None:
+    role = _role_of(synthesized, f"functions.api.{handler}")
     statements = [s for p in synthesized.resources("AWS::IAM::Policy").values()
                   if {"Ref": role} in p["Properties"]["Roles"]
                   for s in p["Properties"]["PolicyDocument"]["Statement"]
                   if s["Action"] == "s3:ListBucket"]
-    assert [s["Condition"] for s in statements] == [{"StringLike": {"s3:prefix": ["blobs/*"]}}]
+    assert [s["Condition"] for s in statements] == [
+        {"StringLike": {"s3:prefix": ["blobs/*", "segments/*"]}}]
+
+
+def test_only_the_archiver_writes_segments(synthesized: Synthesized) -> None:
+    writers = set()
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            if "s3:PutObject" in actions and "segments/*" in json.dumps(statement["Resource"]):
+                writers.update(r["Ref"] for r in policy["Properties"]["Roles"])
+    assert writers == {_role_of(synthesized, "functions.api.archiver_handler")}
+
+
+def test_the_schedule_invokes_the_archiver(synthesized: Synthesized) -> None:
+    (rule,) = synthesized.resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    (target,) = rule["Properties"]["Targets"]
+    archiver = next(k for k, f in synthesized.resources("AWS::Lambda::Function").items()
+                    if f["Properties"]["Handler"] == "functions.api.archiver_handler")
+    assert target["Arn"] == {"Fn::GetAtt": [archiver, "Arn"]}
 
 
 def test_roles_are_assumable_by_lambda_only(synthesized: Synthesized) -> None:
@@ -141,8 +165,12 @@ def test_roles_are_assumable_by_lambda_only(synthesized: Synthesized) -> None:
 
 def test_lambda_permissions_are_scoped_to_this_api(synthesized: Synthesized) -> None:
     (api,) = synthesized.resources("AWS::ApiGatewayV2::Api")
+    (rule,) = synthesized.resources("AWS::Events::Rule")
     for permission in synthesized.resources("AWS::Lambda::Permission").values():
         props = permission["Properties"]
+        if props["Principal"] == "events.amazonaws.com":  # the archiver's schedule
+            assert props["SourceArn"] == {"Fn::GetAtt": [rule, "Arn"]}
+            continue
         assert props["Principal"] == "apigateway.amazonaws.com"
         assert {"Ref": api} in props["SourceArn"]["Fn::Join"][1]
 

@@ -23,6 +23,10 @@ CONTRACT = {
     "GET /v1/topics/{topic}": "functions.api.consume_handler",
     "ANY /consumers/{proxy+}": "functions.api.consume_handler",
     "ANY /v3/{proxy+}": "functions.api.admin_handler",
+    "POST /v1/archive": "functions.api.archiver_handler",
+    "POST /v1/retention": "functions.api.archiver_handler",
+    "POST /v1/topics/{topic}/partitions/{partition}/delete-records":
+        "functions.api.archiver_handler",
 }
 API_TIMEOUT_S = 30
 
@@ -97,8 +101,9 @@ def test_data_bucket_logs_access_to_the_log_bucket(synthesized: Synthesized) -> 
 def test_lifecycle_rules_prepare_the_archive_tier(synthesized: Synthesized) -> None:
     rules = {r["Id"]: r for r in _data_bucket(synthesized)["LifecycleConfiguration"]["Rules"]}
     segments, blobs = rules["archived-segments"], rules["large-batches"]
-    assert segments["Prefix"] == "segments/"
-    assert segments["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]
+    assert segments["Prefix"] == schema.SEGMENT_PREFIX
+    assert segments["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30},
+                                       {"StorageClass": "GLACIER_IR", "TransitionInDays": 90}]
     assert blobs["Prefix"] == schema.BLOB_PREFIX
     for rule in (segments, blobs):
         assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
@@ -118,7 +123,10 @@ def test_functions_run_powertools_handlers_with_explicit_limits(synthesized: Syn
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert 128 <= props["MemorySize"] <= 1024
-        assert props["Timeout"] < API_TIMEOUT_S
+        if props["Handler"] == "functions.api.archiver_handler":  # scheduled passes
+            assert props["Timeout"] <= 900
+        else:
+            assert props["Timeout"] < API_TIMEOUT_S
         env = props["Environment"]["Variables"]
         assert set(env) == {"STREAMLET_TABLE_PREFIX", "STREAMLET_BUCKET",
                             "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
@@ -131,7 +139,7 @@ def test_each_function_has_its_own_role_and_log_group(synthesized: Synthesized) 
     functions = synthesized.resources("AWS::Lambda::Function").values()
     roles = {_ref(f["Properties"]["Role"]) for f in functions}
     groups = {_ref(f["Properties"]["LoggingConfig"]["LogGroup"]) for f in functions}
-    assert len(roles) == len(groups) == 3
+    assert len(roles) == len(groups) == 4
     log_groups = synthesized.resources("AWS::Logs::LogGroup")
     for group in groups:
         assert log_groups[group]["Properties"]["RetentionInDays"] == 30
@@ -202,7 +210,7 @@ def _alarm_metrics(synthesized: Synthesized) -> list[str]:
 
 def test_alarms_cover_errors_throttles_and_5xx(synthesized: Synthesized) -> None:
     names = _alarm_metrics(synthesized)
-    assert names.count("Errors") == names.count("Throttles") == 3
+    assert names.count("Errors") == names.count("Throttles") == 4
     assert names.count("ReadThrottleEvents") == names.count("WriteThrottleEvents") == 3
     assert names.count("5xx") == 1
     (topic,) = synthesized.resources("AWS::SNS::Topic")

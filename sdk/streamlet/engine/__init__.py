@@ -14,9 +14,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..records import AppendResult, FetchResult, PartitionInfo, TopicDescription
+from ..records import (
+    AppendResult,
+    ArchiveReport,
+    FetchResult,
+    PartitionInfo,
+    RetentionReport,
+    TopicDescription,
+)
 from . import schema
-from .archive import Archiver, ArchiveReport, RetentionReport
+from .archive import Archiver
 from .aws import batch_write, ensure_storage, items
 from .blobs import BlobStore
 from .groups import GroupStore
@@ -28,7 +35,7 @@ from .schema import Names
 from .segments import SegmentStore
 from .topics import TopicMeta, TopicStore
 
-__all__ = ["ArchiveReport", "Engine", "Names", "RetentionReport", "ensure_storage", "schema"]
+__all__ = ["Engine", "Names", "ensure_storage", "schema"]
 
 
 class Engine:

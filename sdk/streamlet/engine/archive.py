@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ..errors import AppendConflict, DataUnavailable, OffsetOutOfRange
+from ..records import ArchiveReport, RetentionReport, SegmentInfo
 from ..topicconfig import config_int
 from . import schema as s
 from .aws import ObjectGone, conditional, error_code, translated
@@ -38,29 +38,6 @@ BLOB_GRACE_S = 600
 """A blob is deleted only when it is this much older than the oldest unarchived batch:
 an append writes its blob first and commits within seconds, never minutes."""
 MAX_ROLL_RACES = 1000
-
-
-@dataclass
-class ArchiveReport:
-    """What one archiver pass over a partition did."""
-
-    topic: str
-    partition: int
-    segments: list[Segment] = field(default_factory=list)
-    blobs_deleted: int = 0
-    archived_offset: int = 0
-    high_watermark: int = 0
-
-
-@dataclass
-class RetentionReport:
-    """What one retention pass over a partition did."""
-
-    topic: str
-    partition: int
-    log_start_before: int
-    log_start_after: int
-    segments_deleted: int = 0
 
 
 class Archiver:
@@ -100,7 +77,9 @@ class Archiver:
             segment = self._roll(meta, partition, head, start)
             if segment is None:
                 continue  # another archiver moved the watermark: look again
-            report.segments.append(segment)
+            report.segments.append(SegmentInfo(segment.key, segment.base_offset,
+                                               segment.last_offset, segment.size,
+                                               segment.max_timestamp))
             report.archived_offset = segment.last_offset + 1
         else:
             raise AppendConflict(f"Gave up archiving '{topic}' partition {partition}: its "

@@ -1,0 +1,76 @@
+"""The archiver function: its EventBridge schedule entry point and its HTTP routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions import api
+from streamlet.engine import Engine
+from tests.batches import make_batch, values
+
+from .conftest import LambdaContext, call
+
+SCHEDULED_EVENT: dict[str, Any] = {  # what an EventBridge schedule delivers
+    "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+    "time": "2026-11-25T12:00:00Z", "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/streamlet-archiver"],
+    "detail": {},
+}
+
+
+def _fill(engine: Engine, topic: str, batches: int) -> None:
+    for i in range(batches):
+        engine.append(topic, 0, make_batch(values(f"b{i}", 4)))
+
+
+def test_a_scheduled_pass_archives_what_is_due_and_enforces_retention(aws: Engine) -> None:
+    aws.create_topic("due", 1, {"segment.bytes": 100})  # size-triggered: due at once
+    aws.create_topic("young", 1)
+    _fill(aws, "due", 5)
+    _fill(aws, "young", 2)
+    aws.delete_records("due", 0, 4)
+    totals = api.archiver_handler(SCHEDULED_EVENT, LambdaContext())
+    assert totals["partitions"] == 2 and totals["segments_written"] >= 2
+    assert aws.log.head("due", 0)[1].archived == 20
+    assert aws.log.head("young", 0)[1].archived == 0
+    assert totals["bytes_archived"] > 0
+
+
+def test_archive_route_forces_a_roll_and_reports_per_partition(aws: Engine) -> None:
+    aws.create_topic("orders", 2)
+    _fill(aws, "orders", 3)
+    reply = call("POST", "/v1/archive", {"topic": "orders", "force": True})
+    assert reply.status == 200
+    reports = {r["partition"]: r for r in reply.json()["data"]}
+    assert reports[0]["archived_offset"] == reports[0]["high_watermark"] == 12
+    assert [(s["base_offset"], s["last_offset"]) for s in reports[0]["segments"]] == [(0, 11)]
+    assert reports[1]["segments"] == []
+
+
+def test_delete_records_and_retention_routes(aws: Engine) -> None:
+    aws.create_topic("orders", 1)
+    _fill(aws, "orders", 3)
+    path = "/v1/topics/orders/partitions/0/delete-records"
+    assert call("POST", path, {"before_offset": 5}).json() == {"low_watermark": 5}
+    assert aws.watermarks("orders", 0) == (5, 12)
+    reply = call("POST", "/v1/retention", {"topic": "orders"})
+    assert reply.status == 200 and reply.json()["data"][0]["log_start_after"] == 5
+
+
+def test_bad_input_is_a_4xx_and_changes_nothing(aws: Engine) -> None:
+    aws.create_topic("orders", 1)
+    _fill(aws, "orders", 1)
+    path = "/v1/topics/orders/partitions/0/delete-records"
+    for body, status, code in (({"before_offset": 99}, 416, 41601),
+                               ({"before_offset": "3"}, 400, 40002),
+                               ({}, 400, 40002)):
+        reply = call("POST", path, body)
+        assert (reply.status, reply.json()["error_code"]) == (status, code), body
+    missing = call("POST", "/v1/topics/nope/partitions/0/delete-records", {"before_offset": 1})
+    assert (missing.status, missing.json()["error_code"]) == (404, 40401)
+    assert "nope" in missing.json()["message"]
+    bad = call("POST", "/v1/archive", {"topic": "orders", "force": "yes"})
+    assert (bad.status, bad.json()["error_code"]) == (400, 40002)
+    assert aws.watermarks("orders", 0) == (0, 4)
+    assert aws.log.head("orders", 0)[1].archived == 0

@@ -13,7 +13,7 @@ from moto import mock_aws
 from streamlet.codec import decode_batch
 from streamlet.engine import Engine, schema
 from streamlet.errors import DataUnavailable, InvalidConfig, OffsetOutOfRange
-from streamlet.local import serialized_moto
+from streamlet.local import LocalPlatform, serialized_moto
 from tests.batches import make_batch, values
 
 T0 = float(int(time.time()))  # S3 stamps objects with the real time
@@ -279,3 +279,19 @@ def test_a_hot_batch_lost_before_archiving_is_reported_not_skipped(tiered: Engin
     with pytest.raises(DataUnavailable, match=r"5\.\.9"):
         tiered.archive("t", force=True)
     assert tiered.log.head("t", 0)[1].archived == 0 and objects(tiered, "segments/") == []
+
+
+def test_the_local_platform_archives_on_a_timer(live_platform: LocalPlatform,
+                                                topic: str) -> None:
+    engine = live_platform.engine()
+    engine.create_topic(topic, 1, {"segment.bytes": 100})  # due as soon as it is written
+    fill(engine, topic, 4, ts=int(time.time() * 1000))  # recent: retention keeps it
+    live_platform.start_archiver(interval_s=0.05)
+    try:
+        deadline = time.monotonic() + 30
+        while engine.log.head(topic, 0)[1].archived < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        live_platform.stop_archiver()
+    assert engine.log.head(topic, 0)[1].archived == 20
+    assert offsets(topic, fetch_all(engine, topic)) == list(range(20))

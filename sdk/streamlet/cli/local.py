@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 4566
 DEFAULT_API_PORT = 4567
+DEFAULT_ARCHIVE_INTERVAL_S = 60.0
 
 
 def _announce_api(platform: LocalPlatform, api_port: int) -> None:
@@ -46,6 +47,11 @@ def local(
         "--api-port", min=0, max=65535,
         help="Port of the HTTP API (the Lambda handlers, SigV4-checked); 0 picks a free one.",
     )] = DEFAULT_API_PORT,
+    archive_interval: Annotated[float, typer.Option(
+        "--archive-interval", min=0,
+        help="Seconds between archiver and retention passes (0: only on demand, "
+             "`streamlet admin archive`).",
+    )] = DEFAULT_ARCHIVE_INTERVAL_S,
 ) -> None:
     """Run a local Streamlet platform (moto + the HTTP API) until Ctrl-C.
 
@@ -65,6 +71,8 @@ def local(
                            f"{platform.aws_endpoint_url} (paste the exports above into "
                            "another shell; Ctrl-C to stop).", markup=False)
             _announce_api(platform, api_port)
+            if archive_interval:
+                platform.start_archiver(archive_interval)
             platform.serve_forever()
     except KeyboardInterrupt:
         stderr().print("Stopped.")

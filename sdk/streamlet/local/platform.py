@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from ..engine import Engine, Names
 from ..engine.aws import RETRIES
+from ..errors import StreamletError
 from ..transport import LOCAL_CREDENTIALS
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -94,6 +95,8 @@ class LocalPlatform:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._gateway: Any = None
+        self._archiver: threading.Thread | None = None
+        self._archiver_stop = threading.Event()
 
     def start(self) -> Self:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -162,7 +165,33 @@ class LocalPlatform:
                                     credentials=credentials).start()
         return str(self._gateway.url)
 
+    def start_archiver(self, interval_s: float = 60.0) -> None:
+        """Run an archiver and retention pass every ``interval_s`` seconds (what the
+        deployed stack's EventBridge schedule does), until :meth:`stop`."""
+        if self._archiver is not None:
+            return
+        self._archiver_stop.clear()
+        self._archiver = threading.Thread(target=self._archive_loop, args=(interval_s,),
+                                          name="streamlet-archiver", daemon=True)
+        self._archiver.start()
+
+    def _archive_loop(self, interval_s: float) -> None:
+        engine = self.engine()
+        while not self._archiver_stop.wait(interval_s):
+            try:
+                engine.archive()
+                engine.enforce_retention()
+            except StreamletError as error:  # the next pass redoes it, as on AWS
+                logging.getLogger("streamlet.archiver").warning("archiver pass: %s", error)
+
+    def stop_archiver(self) -> None:
+        if self._archiver is not None:
+            self._archiver_stop.set()
+            self._archiver.join(timeout=30)
+            self._archiver = None
+
     def stop(self) -> None:
+        self.stop_archiver()
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None

@@ -148,3 +148,14 @@ def test_the_engine_runs_on_the_deployed_storage(deployed: dict[str, Any]) -> No
     engine.create_topic("deployed", partitions=2)
     assert engine.describe_topic("deployed").partitions == 2
     assert engine.watermarks("deployed", 1) == (0, 0)
+
+
+def test_the_deployed_schedule_invokes_the_archiver(deployed: dict[str, Any]) -> None:
+    events = boto3.client("events", region_name=REGION)
+    (rule,) = events.list_rules()["Rules"]
+    assert rule["ScheduleExpression"] == "rate(5 minutes)" and rule["State"] == "ENABLED"
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
+    archiver = next(f for f in functions if f["Handler"] == "functions.api.archiver_handler")
+    assert target["Arn"] == archiver["FunctionArn"]
+    assert archiver["Timeout"] == 600 and archiver["MemorySize"] == 1024

@@ -118,7 +118,8 @@ def test_admin_role_manages_topics_and_purges_their_data(synthesized: Synthesize
     assert granted[tables["log"]] == {"dynamodb:BatchWriteItem", "dynamodb:PutItem",
                                       "dynamodb:DeleteItem", "dynamodb:Query",
                                       "dynamodb:GetItem"}
-    assert granted[tables["groups"]] == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"}
+    assert granted[tables["groups"]] == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan",
+                                         "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}
     assert granted[f"{data}/blobs/*"] == {"s3:DeleteObject"}
     assert granted[data] == {"s3:ListBucket"}
 
@@ -167,7 +168,8 @@ def _invoke_resources(synthesized: Synthesized, role: str) -> list[str]:
                   "/*/POST/v1/producer-ids"]),
     ("consumer", ["/*/GET/v1/topics/orders.*/partitions/*/batches",
                   "/*/GET/v1/topics/orders.*/partitions/*/offsets",
-                  "/*/GET/v1/topics/orders.*", "/*/*/consumers/billing*"]),
+                  "/*/GET/v1/topics/orders.*", "/*/*/consumers/billing*",
+                  "/*/GET/v1/groups/billing*", "/*/POST/v1/groups/billing*/*"]),
     ("operator", ["/*/*/*"]),
 ])
 def test_grants_scope_invoke_to_the_matching_routes(synthesized: Synthesized, role: str,

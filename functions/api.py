@@ -6,7 +6,7 @@
   producer ids;
 - ``consume_handler``: the native fetch (long-poll), offsets and topic metadata, the
   native group membership routes (``/v1/groups/...``), and REST Proxy v2 consumer
-  instances.
+  instances (assignments, subscriptions, offset commits).
 
 Each is a Powertools ``APIGatewayHttpResolver`` with request validation, wrapped in
 Logger, Metrics and Tracer. :func:`routes` lists every route key (``"GET /v3/clusters"``)
@@ -28,7 +28,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from . import native, native_groups, v2, v3_admin, v3_groups, v3_produce
+from . import native, native_groups, v2, v2_subscriptions, v3_admin, v3_groups, v3_produce
 from ._resolver import StreamletResolver
 from ._runtime import bound_engine, local_mode, logger, metrics, tracer
 
@@ -48,7 +48,8 @@ def _app(*routers: Any) -> StreamletResolver:
 
 admin_app = _app(v3_admin.router, v3_groups.router, native_groups.admin_router)
 produce_app = _app(v3_produce.router, native.produce_router)
-consume_app = _app(native.consume_router, native_groups.consume_router, v2.router)
+consume_app = _app(native.consume_router, native_groups.consume_router, v2.router,
+                   v2_subscriptions.router)
 
 
 def _handler(app: StreamletResolver) -> Handler:

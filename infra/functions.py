@@ -38,7 +38,8 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     ),
     "consume": (
         ("log", ("dynamodb:GetItem", "dynamodb:Query")),
-        ("topics", ("dynamodb:GetItem", "dynamodb:Query")),
+        # Scan lists the topics a REST v2 ``topic_pattern`` subscription matches.
+        ("topics", ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")),
         ("groups", ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem",
                     "dynamodb:Query", "dynamodb:UpdateItem")),
         ("blobs", ("s3:GetObject",)),

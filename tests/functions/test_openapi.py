@@ -49,7 +49,12 @@ CONTRACT = {
         "GET /consumers/{group}/instances/{name}/records",
         "POST /consumers/{group}/instances/{name}/positions",
         "POST /consumers/{group}/instances/{name}/positions/beginning",
-        "POST /consumers/{group}/instances/{name}/positions/end"],
+        "POST /consumers/{group}/instances/{name}/positions/end",
+        "POST /consumers/{group}/instances/{name}/subscription",
+        "GET /consumers/{group}/instances/{name}/subscription",
+        "DELETE /consumers/{group}/instances/{name}/subscription",
+        "POST /consumers/{group}/instances/{name}/offsets",
+        "GET /consumers/{group}/instances/{name}/offsets"],
 }
 
 

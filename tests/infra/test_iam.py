@@ -102,7 +102,7 @@ def test_consume_role_reads_the_log_and_owns_group_state(synthesized: Synthesize
     tables, data = _ids(synthesized, "table"), _ids(synthesized, "bucket")["data"]
     granted = _actions_by_resource(synthesized, "functions.api.consume_handler")
     assert granted[tables["log"]] == {"dynamodb:GetItem", "dynamodb:Query"}
-    assert granted[tables["topics"]] == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert granted[tables["topics"]] == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"}
     assert granted[tables["groups"]] == {"dynamodb:GetItem", "dynamodb:PutItem",
                                          "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                                          "dynamodb:Query"}

@@ -67,3 +67,25 @@ def test_group_errors_over_http_are_the_direct_ones(gateway: str, live_platform:
         groups.snapshot("a#b")
     with pytest.raises(GroupNotFound):
         groups.delete(f"never-{topic}")
+
+
+def test_a_rest_instance_and_an_sdk_consumer_over_http_share_a_group(gateway: str,
+                                                                    topic: str) -> None:
+    api = HttpTransport(gateway)
+    Admin(gateway).create_topic(topic, 2)
+    group = f"shared-{topic}"
+    base = f"/consumers/{group}/instances/r1"
+    api._request("POST", f"/consumers/{group}", json_body={"name": "r1",
+                                                            "auto.offset.reset": "earliest"})
+    api._request("POST", f"{base}/subscription", json_body={"topics": [topic]})
+    with Consumer(topic, endpoint=gateway, group_id=group, session_timeout_ms=SESSION_MS,
+                  auto_offset_reset="earliest") as sdk:
+        pump([sdk], lambda: len(sdk.assignment()) == 1)  # the REST member counts as live
+        api._request("GET", f"{base}/records", query={"timeout": 0})
+        parts = api._request("GET", f"{base}/assignments").json()["partitions"]
+        assert [TopicPartition(p["topic"], p["partition"]) for p in parts] == sorted(
+            {TopicPartition(topic, 0), TopicPartition(topic, 1)} - sdk.assignment())
+        rows = Admin(gateway).describe_group(group)
+        assert {r.host for r in rows} == {"rest-v2", sdk._group._me.host}  # type: ignore[union-attr]
+        api._request("DELETE", base)  # the REST member leaves: the SDK one takes over at once
+        pump([sdk], lambda: len(sdk.assignment()) == 2)

@@ -13,6 +13,10 @@ epochs), positions and the liveness tracker's observations persist in the instan
 Liveness is the KCL rule of :mod:`streamlet.leases` with a persisted memory: the instance
 remembers when each member's counter last moved, on the wall clock of whichever Lambda
 serves the request (AWS hosts are time-synchronised far below a session timeout).
+Requests to one instance are meant to come one at a time, as REST Proxy serializes them;
+concurrent ones cannot break the fencing (every take and commit is conditional on the
+lease epoch), they can only make the instance retake a lease and redeliver from the
+committed offset.
 
 The session timeout defaults to 30 s (``DEFAULT_SESSION_MS``, ``session.timeout.ms`` at
 instance creation, 1 s to 5 min). REST clients beat only when they call, and one long

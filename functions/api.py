@@ -1,11 +1,12 @@
 """The three Lambda handlers behind the HTTP API (API Gateway HTTP API, payload 2.0).
 
 - ``admin_handler``: REST Proxy v3 clusters, topics, partitions, configs and consumer
-  groups (read-only);
+  groups (read-only), and the native group administration (list, reset, delete);
 - ``produce_handler``: v3 records and ``records:batch``, the native batch append and
   producer ids;
-- ``consume_handler``: the native fetch (long-poll), offsets and topic metadata, and
-  REST Proxy v2 consumer instances;
+- ``consume_handler``: the native fetch (long-poll), offsets and topic metadata, the
+  native group membership routes (``/v1/groups/...``), and REST Proxy v2 consumer
+  instances (assignments, subscriptions, offset commits).
 - ``archiver_handler``: tiered storage. EventBridge invokes it on a schedule (an archiver
   and retention pass); its HTTP routes run the same on demand, and delete records.
 
@@ -29,7 +30,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from . import native, tiered, v2, v3_admin, v3_groups, v3_produce
+from . import (
+    native,
+    native_groups,
+    tiered,
+    v2,
+    v2_subscriptions,
+    v3_admin,
+    v3_groups,
+    v3_produce,
+)
 from ._resolver import StreamletResolver
 from ._runtime import bound_engine, local_mode, logger, metrics, tracer
 
@@ -47,9 +57,10 @@ def _app(*routers: Any) -> StreamletResolver:
     return app
 
 
-admin_app = _app(v3_admin.router, v3_groups.router)
+admin_app = _app(v3_admin.router, v3_groups.router, native_groups.admin_router)
 produce_app = _app(v3_produce.router, native.produce_router)
-consume_app = _app(native.consume_router, v2.router)
+consume_app = _app(native.consume_router, native_groups.consume_router, v2.router,
+                   v2_subscriptions.router)
 archiver_app = _app(tiered.router)
 
 
@@ -70,11 +81,11 @@ def _handler(app: StreamletResolver) -> Handler:
 
 
 admin_handler = _handler(admin_app)
-"""Lambda entry point: REST Proxy v3 administration."""
+"""Lambda entry point: REST Proxy v3 administration and native group administration."""
 produce_handler = _handler(produce_app)
 """Lambda entry point: v3 records, records:batch, native batch append, producer ids."""
 consume_handler = _handler(consume_app)
-"""Lambda entry point: native fetch/offsets/metadata and REST Proxy v2 consumers."""
+"""Lambda entry point: native fetch/offsets/metadata/groups and REST Proxy v2 consumers."""
 _archiver_http = _handler(archiver_app)
 
 

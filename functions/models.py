@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+
+from streamlet.engine.instances import DEFAULT_SESSION_MS
 
 INT64_MAX = 2**63 - 1
 Offset = Annotated[int, Field(ge=0, le=INT64_MAX)]
@@ -96,6 +98,9 @@ class CreateInstance(BaseModel):
         "latest", alias="auto.offset.reset")
     request_timeout_ms: Annotated[int, Field(ge=0, le=20_000)] = Field(
         1000, alias="consumer.request.timeout.ms")
+    session_timeout_ms: Annotated[int, Field(ge=1000, le=300_000)] = Field(
+        DEFAULT_SESSION_MS, alias="session.timeout.ms")
+    """Streamlet's extension: the group session of a subscribed instance (30 s default)."""
 
 
 class TopicPartitionRef(BaseModel):
@@ -130,3 +135,30 @@ class Positions(BaseModel):
 
     offsets: list[OffsetPosition] = Field(default_factory=list, max_length=1000)
     timestamps: list[TimestampPosition] = Field(default_factory=list, max_length=1000)
+
+
+class Subscription(BaseModel):
+    """``POST .../subscription``: ``{"topics": [...]}`` or ``{"topic_pattern": "regex"}``."""
+
+    topics: list[Annotated[StrictStr, Field(max_length=249)]] | None = Field(
+        None, min_length=1, max_length=1000)
+    topic_pattern: Annotated[StrictStr, Field(min_length=1, max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Subscription:
+        if (self.topics is None) == (self.topic_pattern is None):
+            raise ValueError("give exactly one of topics (a non-empty list) or topic_pattern")
+        return self
+
+
+class CommitOffset(TopicPartitionRef):
+    """Commit ``offset`` as the last record processed: the group resumes at ``offset + 1``."""
+
+    offset: Annotated[int, Field(ge=0, le=INT64_MAX - 1)]
+    metadata: Annotated[StrictStr, Field(max_length=4096)] | None = None
+
+
+class CommitOffsets(BaseModel):
+    """``POST .../offsets``: these offsets, or without ``offsets`` every current position."""
+
+    offsets: list[CommitOffset] | None = Field(None, max_length=100)

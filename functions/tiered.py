@@ -60,20 +60,28 @@ def delete_records(topic: str, partition: int, body: DeleteRecords) -> dict[str,
     return {"low_watermark": low}
 
 
+class PassFailed(RuntimeError):
+    """Some partitions failed in a scheduled pass (the others were done): failing the
+    invocation raises the function's Errors alarm."""
+
+
 def scheduled_pass() -> dict[str, int]:
     """One archiver and retention pass over every topic (the EventBridge schedule)."""
-    archived = engine().archive()
-    expired = engine().enforce_retention()
+    archived, expired, failures = engine().scheduled_pass()
     totals = {
         "partitions": len(archived),
         "segments_written": sum(len(r.segments) for r in archived),
         "bytes_archived": sum(s.size for r in archived for s in r.segments),
         "blobs_deleted": sum(r.blobs_deleted for r in archived),
         "segments_expired": sum(r.segments_deleted for r in expired),
+        "partitions_failed": len(failures),
     }
     for name in ("segments_written", "bytes_archived", "segments_expired"):
         unit = MetricUnit.Bytes if name.startswith("bytes") else MetricUnit.Count
         metrics.add_metric(name="".join(p.title() for p in name.split("_")), unit=unit,
                            value=totals[name])
     logger.info("archiver pass", extra=totals)
+    if failures:
+        logger.error("archiver pass failed for some partitions", extra={"failures": failures})
+        raise PassFailed(f"{len(failures)} partition(s) failed: " + "; ".join(failures[:10]))
     return totals

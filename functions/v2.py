@@ -1,8 +1,16 @@
-"""Confluent REST Proxy v2 consumption: consumer instances with manual assignment.
+"""Confluent REST Proxy v2 consumption: consumer instances, assigned or subscribed.
 
-An instance's format, assignment and positions live in DynamoDB (``engine.instances``),
-so any invocation can serve its next request. Subscriptions and committed offsets
-(``.../subscription``, ``.../offsets``) belong to consumer groups and are not served here.
+An instance's format, assignment or subscription, owned leases and positions live in
+DynamoDB (``engine.instances``), so any invocation can serve its next request. An instance
+either assigns partitions manually (``.../assignments``; it reads them, but cannot commit)
+or subscribes (``.../subscription`` in :mod:`functions.v2_subscriptions`): then it is a
+member of the consumer group ``{group}``, sharing partitions with SDK consumers and other
+instances. Each of its requests is its heartbeat, and ``GET .../records`` is also its
+rebalance: it reads only the partitions it owns, from the committed offset (or
+``auto.offset.reset``) when it takes one, and commits with ``.../offsets``, fenced by the
+lease epoch. Mixing the two modes is 409 with error_code 40903, as REST Proxy answers
+Kafka's IllegalStateException. ``DELETE`` of a subscribed instance, or of its
+subscription, releases its partitions at once.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -29,10 +38,9 @@ from .encoding import timestamp_ms
 from .models import CreateInstance, Partitions, Positions, TopicPartitionRef
 from .native import wait_budget_ms
 from .urls import base_url, unquoted
+from .v2_subscriptions import INSTANCE, V2_JSON, instance, leave, no_content, subscriptions
 
 router = Router()
-INSTANCE = "/consumers/<group>/instances/<name>"
-V2_JSON = "application/vnd.kafka.v2+json"
 MAX_RECORDS_BYTES = 2 * 1024 * 1024
 """Record bytes per v2 response: embedded as base64 or JSON, it must fit Lambda's 6 MB."""
 
@@ -45,17 +53,13 @@ class RecordNotJson(StreamletError):
     error_code = 42201
 
 
-def _no_content() -> Response[None]:
-    return Response(204)
-
-
 @router.post("/consumers/<group>")
 def create_instance(group: str, body: CreateInstance) -> Response[str]:
     """Create a consumer instance; the answer names it and gives its base URI."""
     group = unquoted(group)
     name = body.name or f"rest-consumer-{uuid.uuid4().hex[:12]}"
     engine().instances.create(group, name, body.format, body.auto_offset_reset,
-                              body.request_timeout_ms)
+                              body.request_timeout_ms, body.session_timeout_ms)
     uri = (f"{base_url(router.current_event)}/consumers/{quote(group, safe='')}"
            f"/instances/{quote(name, safe='')}")
     return Response(200, V2_JSON, json.dumps({"instance_id": name, "base_uri": uri}))
@@ -63,24 +67,26 @@ def create_instance(group: str, body: CreateInstance) -> Response[str]:
 
 @router.delete(INSTANCE)
 def delete_instance(group: str, name: str) -> Response[None]:
-    """Delete a consumer instance (204)."""
-    engine().instances.delete(unquoted(group), unquoted(name))
-    return _no_content()
+    """Delete a consumer instance (204); a subscribed one hands its partitions over at once."""
+    state = engine().instances.get(unquoted(group), unquoted(name))
+    leave(state)
+    engine().instances.delete(state.group, state.name)
+    return no_content()
 
 
 @router.post(f"{INSTANCE}/assignments")
 def assign(group: str, name: str, body: Partitions) -> Response[None]:
-    """Assign partitions manually (replaces the previous assignment)."""
+    """Assign partitions manually (replaces the previous assignment); 409 if subscribed."""
     tps = _existing(body.partitions)
     engine().instances.assign(unquoted(group), unquoted(name), tps)
-    return _no_content()
+    return no_content()
 
 
 @router.get(f"{INSTANCE}/assignments")
 def assignments(group: str, name: str) -> Response[str]:
-    """The partitions assigned to the instance."""
-    state = engine().instances.get(unquoted(group), unquoted(name))
-    parts = [{"topic": tp.topic, "partition": tp.partition} for tp in state.assignments]
+    """The partitions assigned to the instance (if subscribed: those it owns now)."""
+    state = instance(group, name)
+    parts = [{"topic": tp.topic, "partition": tp.partition} for tp in state.partitions]
     return Response(200, V2_JSON, json.dumps({"partitions": parts}))
 
 
@@ -96,17 +102,18 @@ def _existing(refs: Iterable[TopicPartitionRef]) -> list[TopicPartition]:
 def _assigned(state: ConsumerInstance, refs: Iterable[TopicPartitionRef]
               ) -> list[TopicPartition]:
     tps = [TopicPartition(r.topic, r.partition) for r in refs]
-    missing = [tp for tp in tps if tp not in state.assignments]
+    missing = [tp for tp in tps if tp not in state.partitions]
     if missing:
         names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in missing)
-        raise InvalidRequest(f"Not assigned to consumer instance '{state.name}': {names}.")
+        raise InvalidRequest(f"Not assigned to (or owned by) consumer instance "
+                             f"'{state.name}': {names}.")
     return tps
 
 
 @router.post(f"{INSTANCE}/positions")
 def seek(group: str, name: str, body: Positions) -> Response[None]:
     """Seek to offsets, or to the first offsets at or after timestamps."""
-    state = engine().instances.get(unquoted(group), unquoted(name))
+    state = instance(group, name)
     positions = dict(zip(_assigned(state, body.offsets), (p.offset for p in body.offsets),
                          strict=True))
     for tp, ref in zip(_assigned(state, body.timestamps), body.timestamps, strict=True):
@@ -115,7 +122,7 @@ def seek(group: str, name: str, body: Positions) -> Response[None]:
             found = engine().watermarks(tp.topic, tp.partition)[1]
         positions[tp] = found
     engine().instances.set_positions(state.group, state.name, positions)
-    return _no_content()
+    return no_content()
 
 
 @router.post(f"{INSTANCE}/positions/beginning")
@@ -131,12 +138,12 @@ def seek_to_end(group: str, name: str, body: Partitions) -> Response[None]:
 
 
 def _seek_to_edge(group: str, name: str, body: Partitions, edge: int) -> Response[None]:
-    state = engine().instances.get(unquoted(group), unquoted(name))
+    state = instance(group, name)
     tps = _assigned(state, body.partitions)
     engine().instances.set_positions(state.group, state.name,
                                      {tp: engine().watermarks(tp.topic, tp.partition)[edge]
                                       for tp in tps})
-    return _no_content()
+    return no_content()
 
 
 @router.get(f"{INSTANCE}/records")
@@ -144,9 +151,15 @@ def records(group: str, name: str,
             timeout: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
             max_bytes: Annotated[int, Query(ge=1, le=2**63 - 1)] = MAX_RECORDS_BYTES
             ) -> Response[str]:
-    """Records from the assigned partitions, waiting up to ``timeout`` ms for some."""
+    """Records of the instance's partitions, waiting up to ``timeout`` ms for some.
+
+    A subscribed instance rebalances first and waits at most half its session.
+    """
     state = engine().instances.get(unquoted(group), unquoted(name))
     wait_ms = state.request_timeout_ms if timeout is None else timeout
+    if state.subscribed:
+        state = subscriptions().tick(state)
+        wait_ms = min(wait_ms, state.session_ms // 2)
     deadline = time.monotonic() + min(wait_ms, wait_budget_ms()) / 1000
     budget = min(max_bytes, MAX_RECORDS_BYTES)
     while True:
@@ -155,7 +168,10 @@ def records(group: str, name: str,
             break
         time.sleep(0.1)
     body = json.dumps([_render(r, state.format) for r in found])
-    engine().instances.set_positions(state.group, state.name, positions)
+    if state.subscribed:
+        engine().instances.save_membership(replace(state, positions=positions))
+    else:
+        engine().instances.set_positions(state.group, state.name, positions)
     return Response(200, f"application/vnd.kafka.{state.format}.v2+json", body)
 
 
@@ -163,7 +179,7 @@ def _collect(state: ConsumerInstance, budget: int
              ) -> tuple[list[Record], dict[TopicPartition, int]]:
     found: list[Record] = []
     positions = dict(state.positions)
-    for tp in state.assignments:
+    for tp in state.partitions:
         if budget <= 0:
             break
         position = positions.get(tp)

@@ -18,6 +18,7 @@ from constructs import Construct
 from .checks import LOGS_DEFAULT_ENCRYPTION, acknowledge
 
 GET, POST, ANY = apigw.HttpMethod.GET, apigw.HttpMethod.POST, apigw.HttpMethod.ANY
+PUT, DELETE = apigw.HttpMethod.PUT, apigw.HttpMethod.DELETE
 
 # (function, method, path): the contract with functions/api.py. The most specific route
 # wins in API Gateway, so the two catch-alls only take what nothing else matches.
@@ -29,11 +30,22 @@ ROUTES: tuple[tuple[str, apigw.HttpMethod, str], ...] = (
     ("consume", GET, "/v1/topics/{topic}/partitions/{partition}/batches"),
     ("consume", GET, "/v1/topics/{topic}/partitions/{partition}/offsets"),
     ("consume", GET, "/v1/topics/{topic}"),
+    ("consume", GET, "/v1/groups/{group}"),
+    ("consume", GET, "/v1/groups/{group}/leases/{topic}/{partition}"),
+    ("consume", POST, "/v1/groups/{group}/leases"),
+    ("consume", POST, "/v1/groups/{group}/leases/{topic}/{partition}/take"),
+    ("consume", POST, "/v1/groups/{group}/leases/{topic}/{partition}/release"),
+    ("consume", POST, "/v1/groups/{group}/members/heartbeat"),
+    ("consume", POST, "/v1/groups/{group}/members/remove"),
+    ("consume", POST, "/v1/groups/{group}/commits"),
     ("consume", ANY, "/consumers/{proxy+}"),
     ("admin", ANY, "/v3/{proxy+}"),
     ("archiver", POST, "/v1/archive"),
     ("archiver", POST, "/v1/retention"),
     ("archiver", POST, "/v1/topics/{topic}/partitions/{partition}/delete-records"),
+    ("admin", GET, "/v1/groups"),
+    ("admin", PUT, "/v1/groups/{group}/offsets"),
+    ("admin", DELETE, "/v1/groups/{group}"),
 )
 
 # HTTP API access-log variables (one JSON object per request).

@@ -42,7 +42,8 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     ),
     "consume": (
         ("log", ("dynamodb:GetItem", "dynamodb:Query")),
-        ("topics", ("dynamodb:GetItem", "dynamodb:Query")),
+        # Scan lists the topics a REST v2 ``topic_pattern`` subscription matches.
+        ("topics", ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")),
         ("groups", ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem",
                     "dynamodb:Query", "dynamodb:UpdateItem")),
         ("blobs", ("s3:GetObject",)),
@@ -53,8 +54,10 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
                     "dynamodb:Scan", "dynamodb:UpdateItem")),
         ("log", ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem",
                  "dynamodb:PutItem", "dynamodb:Query")),
-        # Read-only, for the REST v3 consumer-group and lag resources under /v3.
-        ("groups", ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")),
+        # Reads for the REST v3 group and lag resources and GET /v1/groups; UpdateItem
+        # (in a TransactWriteItems) resets offsets, BatchWriteItem deletes a group.
+        ("groups", ("dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:Query",
+                    "dynamodb:Scan", "dynamodb:UpdateItem")),
         ("blobs", ("s3:DeleteObject",)),
         ("segments", ("s3:DeleteObject",)),
         ("bucket", ("s3:ListBucket",)),

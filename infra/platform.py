@@ -113,8 +113,9 @@ class StreamletPlatform(Construct):
         """Let ``principal`` fetch from ``topic_prefix...`` and use groups ``group_prefix...``.
 
         The native fetch routes carry the topic in the path, so they are scoped by topic.
-        REST v2 consumer instances name their topics in a request body, which IAM cannot
-        see: they are scoped by group only.
+        REST v2 consumer instances and the SDK's group membership routes name their topics
+        in a request body, which IAM cannot see: they are scoped by group only. Group
+        administration (``PUT .../offsets``, ``DELETE``, listing) needs ``grant_admin``.
         """
         topic, group = _pattern(topic_prefix), _pattern(group_prefix)
         return self._grant(principal, [
@@ -122,6 +123,8 @@ class StreamletPlatform(Construct):
             ("GET", f"/v1/topics/{topic}/partitions/*/offsets"),
             ("GET", f"/v1/topics/{topic}"),
             ("*", f"/consumers/{group}"),
+            ("GET", f"/v1/groups/{group}"),
+            ("POST", f"/v1/groups/{group}/*"),
         ])
 
     def grant_admin(self, principal: iam.IGrantable) -> iam.Grant:

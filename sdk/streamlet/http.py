@@ -2,7 +2,8 @@
 
 Administration speaks Confluent REST Proxy v3 JSON; appends, fetches, offsets and
 producer ids use the native ``/v1`` routes, which carry whole RecordBatch v2 blobs so
-nothing is re-encoded on the way. Every request is signed with SigV4 for the
+nothing is re-encoded on the way; consumer groups use the native ``/v1/groups`` routes
+(:mod:`streamlet.http_groups`). Every request is signed with SigV4 for the
 ``execute-api`` service from the normal AWS credential chain (API Gateway's IAM
 authorization); the local gateway checks the same signature.
 
@@ -42,6 +43,7 @@ from .errors import (
     StreamletError,
     Throttled,
 )
+from .http_groups import HttpGroups
 from .records import (
     AppendResult,
     ArchiveReport,
@@ -169,9 +171,8 @@ class HttpTransport:
 
     @property
     def groups(self) -> GroupOps:
-        """Consumer groups are not served over HTTP yet."""
-        raise InvalidRequest("Consumer groups are not available over the HTTP API yet: "
-                             "use a direct:// endpoint for group_id consumers.")
+        """Consumer-group state over the native ``/v1/groups`` routes."""
+        return HttpGroups(self._request)
 
     # ---- wire -------------------------------------------------------------------------
 

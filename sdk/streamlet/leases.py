@@ -11,6 +11,11 @@ sorted list of live members (each owns floor or ceil of partitions/members), giv
 only the partitions it holds beyond its quota, and takes only unowned or dead-owned
 partitions (dead-owned ones at once, even beyond quota, so a crash is handed over as
 soon as the first member notices). Nothing is ever stolen from a live member.
+
+Each member states its own session timeout in its member item (``session_ms``); an
+observer waits for the longer of that and its own before judging the member dead, so a
+member that beats rarely (a REST Proxy v2 instance beats only when its client calls)
+keeps its partitions for the session it asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .errors import InvalidRequest
 from .records import TopicPartition
 
 
@@ -57,6 +63,8 @@ class Member:
     instance_id: str = ""
     topics: tuple[str, ...] = ()
     heartbeat_ms: int = 3000
+    session_ms: int = 0
+    """The member's own session timeout (0: unknown, the observer's own applies)."""
 
 
 @dataclass(frozen=True)
@@ -67,31 +75,58 @@ class GroupSnapshot:
     members: dict[str, Member] = field(default_factory=dict)
 
 
+def validate_group(group: object) -> str:
+    """A group id: a string of 1 to 249 characters without ``#``; raises InvalidRequest.
+
+    Example:
+        >>> validate_group("billing")
+        'billing'
+    """
+    if not isinstance(group, str) or not 1 <= len(group) <= 249 or "#" in group:
+        raise InvalidRequest(f"Group id {group!r} must be a string of 1 to 249 characters "
+                             "without '#'.")
+    return group
+
+
 class LivenessTracker:
-    """Remembers, per member, when (on our clock) its counter last moved."""
+    """Remembers, per member, when (on our clock) its counter last moved.
+
+    A member is dead once its counter has not moved for the longer of our session
+    timeout and the one it states (``Member.session_ms``).
+    """
 
     def __init__(self, session_timeout_s: float, clock: Clock) -> None:
         self._timeout = session_timeout_s
         self._clock = clock
-        self._seen: dict[str, tuple[int, float]] = {}
+        self._seen: dict[str, tuple[int, float, float]] = {}
 
     def observe(self, members: Mapping[str, Member]) -> None:
         now = self._clock.monotonic()
         for member_id, member in members.items():
             last = self._seen.get(member_id)
-            if last is None or last[0] != member.beat:
-                self._seen[member_id] = (member.beat, now)
+            timeout = max(self._timeout, member.session_ms / 1000)
+            moved = now if last is None or last[0] != member.beat else last[1]
+            self._seen[member_id] = (member.beat, moved, timeout)
         for gone in set(self._seen) - set(members):
             del self._seen[gone]
 
     def live(self) -> set[str]:
         now = self._clock.monotonic()
-        return {m for m, (_, moved) in self._seen.items() if now - moved < self._timeout}
+        return {m for m, (_, moved, timeout) in self._seen.items() if now - moved < timeout}
 
     def dead(self) -> dict[str, int]:
         """Members whose counter has not moved for the session timeout -> last beat seen."""
         alive = self.live()
-        return {m: beat for m, (beat, _) in self._seen.items() if m not in alive}
+        return {m: seen[0] for m, seen in self._seen.items() if m not in alive}
+
+    def observations(self) -> dict[str, tuple[int, float]]:
+        """``{member: (beat, when it last moved)}``: what a stateless observer persists."""
+        return {m: (beat, moved) for m, (beat, moved, _) in self._seen.items()}
+
+    def restore(self, observations: Mapping[str, tuple[int, float]]) -> None:
+        """Resume from :meth:`observations` saved earlier (timeouts come with observe)."""
+        self._seen = {m: (beat, moved, self._timeout)
+                      for m, (beat, moved) in observations.items()}
 
 
 def quota(member_id: str, live: Iterable[str], partitions: int) -> int:

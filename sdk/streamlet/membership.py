@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import threading
 import uuid
@@ -38,7 +39,8 @@ class Membership:
         self.group = group
         self.member_id = instance_id or f"{client_id}-{uuid.uuid4().hex[:12]}"
         self._me = Member(self.member_id, 0, client_id, socket.gethostname(),
-                          instance_id or "", (), int(heartbeat_interval_s * 1000))
+                          instance_id or "", (), int(heartbeat_interval_s * 1000),
+                          int(session_timeout_s * 1000))
         self._interval = heartbeat_interval_s
         self._tracker = LivenessTracker(session_timeout_s, clock)
         self.owned: dict[TopicPartition, int] = {}
@@ -57,8 +59,7 @@ class Membership:
 
     def start(self, topics: Iterable[str]) -> None:
         self.topics = list(topics)
-        self._me = Member(self.member_id, 0, self._me.client_id, self._me.host,
-                          self._me.instance_id, tuple(self.topics), self._me.heartbeat_ms)
+        self._me = dataclasses.replace(self._me, topics=tuple(self.topics))
         self.heartbeat()
         if self._thread is None:
             self._thread = threading.Thread(target=self._beat, daemon=True,

@@ -63,7 +63,9 @@ def test_committed_offsets_never_move_backwards(groups) -> None:  # type: ignore
 
 def test_release_and_members(groups) -> None:  # type: ignore[no-untyped-def]
     assert groups.heartbeat("g", Member("a", 0, "cli", "host", "", ("orders",))) == 1
-    assert groups.heartbeat("g", Member("a", 0)) == 2
+    assert groups.heartbeat("g", Member("a", 0, heartbeat_ms=10_000, session_ms=30_000)) == 2
+    assert groups.snapshot("g").members["a"] == Member("a", 2, "-", "-", "-", ("orders",),
+                                                       10_000, 30_000)
     lease = groups.take("g", TP, "a", groups.snapshot("g").leases[TP])
     groups.release("g", TP, "a", lease.epoch)
     snap = groups.snapshot("g")

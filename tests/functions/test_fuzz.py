@@ -61,7 +61,25 @@ V2_BODY = st.one_of(JSON, st.fixed_dictionaries({}, optional={
     "auto.offset.reset": st.one_of(st.sampled_from(["earliest", "latest", "none"]), JSON),
     "partitions": st.one_of(JSON, st.lists(TP, max_size=3)),
     "offsets": st.one_of(JSON, st.lists(TP, max_size=3)),
-    "timestamps": st.one_of(JSON, st.lists(TP, max_size=3))}))
+    "timestamps": st.one_of(JSON, st.lists(TP, max_size=3)),
+    "topics": st.one_of(JSON, st.lists(st.one_of(NAMES, JSON), max_size=3)),
+    "topic_pattern": st.one_of(st.sampled_from(["ord.*", "(", "[a-", ".*", ""]), JSON),
+    "session.timeout.ms": st.one_of(INTS, JSON)}))
+LEASE_JSON = st.fixed_dictionaries({}, optional={
+    "owner": st.one_of(NAMES, JSON), "epoch": st.one_of(INTS, JSON),
+    "committed": st.one_of(INTS, JSON), "metadata": st.one_of(st.text(max_size=5), JSON)})
+GROUP_BODY = st.one_of(JSON, st.fixed_dictionaries({}, optional={
+    "member_id": st.one_of(NAMES, JSON), "epoch": st.one_of(INTS, JSON),
+    "seen": st.one_of(LEASE_JSON, JSON, st.lists(TP, max_size=2)),
+    "seen_beat": st.one_of(INTS, JSON), "beat": st.one_of(INTS, JSON),
+    "client_id": st.one_of(NAMES, JSON), "host": st.one_of(NAMES, JSON),
+    "session_ms": st.one_of(INTS, JSON),
+    "topics": st.one_of(JSON, st.lists(st.one_of(NAMES, JSON), max_size=3)),
+    "partitions": st.one_of(JSON, st.lists(TP, max_size=3)),
+    "offsets": st.one_of(JSON, st.lists(TP, max_size=3))}))
+TIERED_BODY = st.one_of(JSON, st.fixed_dictionaries({}, optional={
+    "topic": st.one_of(NAMES, JSON), "force": st.one_of(st.booleans(), JSON),
+    "before_offset": st.one_of(INTS, JSON)}))
 BODY = st.one_of(st.none(), JSON.map(json.dumps), st.text(max_size=40),
                  st.binary(max_size=40))
 QUERY = st.dictionaries(st.sampled_from(["offset", "max_bytes", "max_records", "wait_ms",
@@ -153,7 +171,9 @@ def test_native(aws: Engine, method: str, topic: str, partition: str, what: str,
        route=st.sampled_from([("POST", ""), ("POST", "/assignments"), ("GET", "/assignments"),
                               ("POST", "/positions"), ("POST", "/positions/beginning"),
                               ("POST", "/positions/end"), ("GET", "/records"),
-                              ("DELETE", ""), ("CREATE", "")]),
+                              ("POST", "/subscription"), ("GET", "/subscription"),
+                              ("DELETE", "/subscription"), ("POST", "/offsets"),
+                              ("GET", "/offsets"), ("DELETE", ""), ("CREATE", "")]),
        body=V2_BODY, query=QUERY)
 def test_v2_consumers(aws: Engine, group: str, name: str, route: tuple[str, str], body: Any,
                       query: dict[str, str]) -> None:
@@ -165,13 +185,47 @@ def test_v2_consumers(aws: Engine, group: str, name: str, route: tuple[str, str]
     if method == "DELETE" and (group, name) == ("g", "c"):
         name = "other"
     path = f"/consumers/{group}/instances/{name}{suffix}"
-    run(engine, method, path, body if method == "POST" else None, query=query)
+    run(engine, method, path, body if method in ("POST", "GET") else None, query=query)
+
+
+@FUZZ
+@given(group=st.one_of(st.just("g"), SEGMENT), topic=st.one_of(st.just("orders"), SEGMENT),
+       partition=st.one_of(st.sampled_from(["0", "1", "9"]), NUMBER_SEGMENT),
+       route=st.sampled_from([("GET", ""), ("GET", "/leases/T/P"), ("POST", "/leases"),
+                              ("POST", "/leases/T/P/take"), ("POST", "/leases/T/P/release"),
+                              ("POST", "/members/heartbeat"), ("POST", "/members/remove"),
+                              ("POST", "/commits"), ("PUT", "/offsets"), ("DELETE", ""),
+                              ("LIST", "")]),
+       body=GROUP_BODY)
+def test_native_groups(aws: Engine, group: str, topic: str, partition: str,
+                       route: tuple[str, str], body: Any) -> None:
+    method, suffix = route
+    engine = prepared(aws)
+    if method == "LIST":
+        run(engine, "GET", "/v1/groups", None)
+        return
+    path = f"/v1/groups/{group}" + suffix.replace("T/P", f"{topic}/{partition}")
+    run(engine, method, path, body if method in ("POST", "PUT") else None)
+
+
+@FUZZ
+@given(route=st.sampled_from(["/v1/archive", "/v1/retention", "delete-records"]),
+       topic=st.one_of(st.just("orders"), SEGMENT),
+       partition=st.one_of(st.sampled_from(["0", "1", "2"]), NUMBER_SEGMENT), body=TIERED_BODY)
+def test_tiered_storage(aws: Engine, route: str, topic: str, partition: str,
+                        body: Any) -> None:
+    if route == "delete-records":
+        route = f"/v1/topics/{topic}/partitions/{partition}/delete-records"
+    run(prepared(aws), "POST", route, body)
 
 
 ROUTE_PATHS = ["/v3/clusters/streamlet/topics", "/v3/clusters/streamlet/topics/orders/records",
                "/v3/clusters/streamlet/topics/orders/records:batch", "/v1/producer-ids",
                "/v1/topics/orders/partitions/0/batches", "/consumers/g",
-               "/consumers/g/instances/c/positions"]
+               "/consumers/g/instances/c/positions", "/consumers/g/instances/c/subscription",
+               "/consumers/g/instances/c/offsets", "/v1/groups/g/commits",
+               "/v1/groups/g/members/heartbeat", "/v1/archive",
+               "/v1/topics/orders/partitions/0/delete-records"]
 
 
 @FUZZ

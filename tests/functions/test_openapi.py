@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -27,7 +28,8 @@ CONTRACT = {
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}",
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/consumers",
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lags",
-        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary"],
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary",
+        "GET /v1/groups", "PUT /v1/groups/{group}/offsets", "DELETE /v1/groups/{group}"],
     "produce_handler": [
         "POST /v3/clusters/{cluster_id}/topics/{topic}/records",
         "POST /v3/clusters/{cluster_id}/topics/{topic}/records:batch",
@@ -35,13 +37,24 @@ CONTRACT = {
     "consume_handler": [
         "GET /v1/topics/{topic}/partitions/{partition}/batches",
         "GET /v1/topics/{topic}/partitions/{partition}/offsets", "GET /v1/topics/{topic}",
+        "GET /v1/groups/{group}", "GET /v1/groups/{group}/leases/{topic}/{partition}",
+        "POST /v1/groups/{group}/leases",
+        "POST /v1/groups/{group}/leases/{topic}/{partition}/take",
+        "POST /v1/groups/{group}/leases/{topic}/{partition}/release",
+        "POST /v1/groups/{group}/members/heartbeat", "POST /v1/groups/{group}/members/remove",
+        "POST /v1/groups/{group}/commits",
         "POST /consumers/{group}", "DELETE /consumers/{group}/instances/{name}",
         "GET /consumers/{group}/instances/{name}/assignments",
         "POST /consumers/{group}/instances/{name}/assignments",
         "GET /consumers/{group}/instances/{name}/records",
         "POST /consumers/{group}/instances/{name}/positions",
         "POST /consumers/{group}/instances/{name}/positions/beginning",
-        "POST /consumers/{group}/instances/{name}/positions/end"],
+        "POST /consumers/{group}/instances/{name}/positions/end",
+        "POST /consumers/{group}/instances/{name}/subscription",
+        "GET /consumers/{group}/instances/{name}/subscription",
+        "DELETE /consumers/{group}/instances/{name}/subscription",
+        "POST /consumers/{group}/instances/{name}/offsets",
+        "GET /consumers/{group}/instances/{name}/offsets"],
     "archiver_handler": [
         "POST /v1/archive", "POST /v1/retention",
         "POST /v1/topics/{topic}/partitions/{partition}/delete-records"],
@@ -70,9 +83,11 @@ def test_routes_are_the_contract_and_every_operation_is_signed() -> None:
 def test_importing_the_handlers_creates_no_client() -> None:
     code = ("import functions.api as a, functions._runtime as r; "
             "assert r._process.engine is None; print(len(a.routes()))")
+    env = {"POWERTOOLS_TRACE_DISABLED": "1", "PATH": ""}
+    if "PYTHONPATH" in os.environ:  # import the same source tree as this session
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={"POWERTOOLS_TRACE_DISABLED": "1", "PATH": ""},
-                         cwd=PATH.parents[1])
+                         check=True, env=env, cwd=PATH.parents[1])
     assert out.stdout.strip() == str(sum(len(v) for v in CONTRACT.values()))
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions import api
-from streamlet.engine import Engine
+import pytest
+
+from functions import api, tiered
+from streamlet.engine import Engine, schema
 from tests.batches import make_batch, values
 
 from .conftest import LambdaContext, call
@@ -35,6 +37,23 @@ def test_a_scheduled_pass_archives_what_is_due_and_enforces_retention(aws: Engin
     assert aws.log.head("due", 0)[1].archived == 20
     assert aws.log.head("young", 0)[1].archived == 0
     assert totals["bytes_archived"] > 0
+
+
+def test_a_failing_partition_fails_the_invocation_after_the_others_are_done(
+        aws: Engine) -> None:
+    aws.create_topic("broken", 1, {"segment.bytes": 100})
+    aws.create_topic("fine", 1, {"segment.bytes": 100})
+    _fill(aws, "broken", 3)
+    _fill(aws, "fine", 3)
+    item = next(i for i in aws.log.query(aws.topics.get("broken"), 0, 0, 99)
+                if i[schema.A_BASE]["N"] == "4")  # lose a hot batch, as an early TTL would
+    aws._ddb.delete_item(TableName=aws.names.log_table,
+                         Key={schema.PK: item[schema.PK], schema.SK: item[schema.SK]})
+    with pytest.raises(tiered.PassFailed, match=r"1 partition\(s\) failed: broken/0: "
+                                                r"DataUnavailable: .*4\.\.7"):
+        api.archiver_handler(SCHEDULED_EVENT, LambdaContext())
+    assert aws.log.head("fine", 0)[1].archived == 12
+    assert aws.log.head("broken", 0)[1].archived == 4  # up to the gap, not past it
 
 
 def test_archive_route_forces_a_roll_and_reports_per_partition(aws: Engine) -> None:

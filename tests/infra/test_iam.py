@@ -103,7 +103,7 @@ def test_consume_role_reads_the_log_and_owns_group_state(synthesized: Synthesize
     tables, data = _ids(synthesized, "table"), _ids(synthesized, "bucket")["data"]
     granted = _actions_by_resource(synthesized, "functions.api.consume_handler")
     assert granted[tables["log"]] == {"dynamodb:GetItem", "dynamodb:Query"}
-    assert granted[tables["topics"]] == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert granted[tables["topics"]] == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"}
     assert granted[tables["groups"]] == {"dynamodb:GetItem", "dynamodb:PutItem",
                                          "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                                          "dynamodb:Query"}
@@ -119,7 +119,8 @@ def test_admin_role_manages_topics_and_purges_their_data(synthesized: Synthesize
     assert granted[tables["log"]] == {"dynamodb:BatchWriteItem", "dynamodb:PutItem",
                                       "dynamodb:DeleteItem", "dynamodb:Query",
                                       "dynamodb:GetItem"}
-    assert granted[tables["groups"]] == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"}
+    assert granted[tables["groups"]] == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan",
+                                         "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}
     assert granted[f"{data}/blobs/*"] == {"s3:DeleteObject"}
     assert granted[data] == {"s3:ListBucket"}
 
@@ -195,7 +196,8 @@ def _invoke_resources(synthesized: Synthesized, role: str) -> list[str]:
                   "/*/POST/v1/producer-ids"]),
     ("consumer", ["/*/GET/v1/topics/orders.*/partitions/*/batches",
                   "/*/GET/v1/topics/orders.*/partitions/*/offsets",
-                  "/*/GET/v1/topics/orders.*", "/*/*/consumers/billing*"]),
+                  "/*/GET/v1/topics/orders.*", "/*/*/consumers/billing*",
+                  "/*/GET/v1/groups/billing*", "/*/POST/v1/groups/billing*/*"]),
     ("operator", ["/*/*/*"]),
 ])
 def test_grants_scope_invoke_to_the_matching_routes(synthesized: Synthesized, role: str,

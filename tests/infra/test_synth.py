@@ -21,12 +21,24 @@ CONTRACT = {
     "GET /v1/topics/{topic}/partitions/{partition}/batches": "functions.api.consume_handler",
     "GET /v1/topics/{topic}/partitions/{partition}/offsets": "functions.api.consume_handler",
     "GET /v1/topics/{topic}": "functions.api.consume_handler",
+    "GET /v1/groups/{group}": "functions.api.consume_handler",
+    "GET /v1/groups/{group}/leases/{topic}/{partition}": "functions.api.consume_handler",
+    "POST /v1/groups/{group}/leases": "functions.api.consume_handler",
+    "POST /v1/groups/{group}/leases/{topic}/{partition}/take": "functions.api.consume_handler",
+    "POST /v1/groups/{group}/leases/{topic}/{partition}/release":
+        "functions.api.consume_handler",
+    "POST /v1/groups/{group}/members/heartbeat": "functions.api.consume_handler",
+    "POST /v1/groups/{group}/members/remove": "functions.api.consume_handler",
+    "POST /v1/groups/{group}/commits": "functions.api.consume_handler",
     "ANY /consumers/{proxy+}": "functions.api.consume_handler",
     "ANY /v3/{proxy+}": "functions.api.admin_handler",
     "POST /v1/archive": "functions.api.archiver_handler",
     "POST /v1/retention": "functions.api.archiver_handler",
     "POST /v1/topics/{topic}/partitions/{partition}/delete-records":
         "functions.api.archiver_handler",
+    "GET /v1/groups": "functions.api.admin_handler",
+    "PUT /v1/groups/{group}/offsets": "functions.api.admin_handler",
+    "DELETE /v1/groups/{group}": "functions.api.admin_handler",
 }
 API_TIMEOUT_S = 30
 

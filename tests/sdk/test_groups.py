@@ -1,4 +1,8 @@
-"""Consumer groups against the local platform: split, rebalance, hand over, fence."""
+"""Consumer groups against the local platform: split, rebalance, hand over, fence.
+
+Every test runs twice (``endpoint`` from conftest): direct, and over the HTTP API's
+native group routes.
+"""
 
 from __future__ import annotations
 
@@ -17,15 +21,8 @@ from streamlet import (
     Record,
     TopicPartition,
 )
-from streamlet.local import LocalPlatform
 
 SESSION_MS = 1500
-
-
-@pytest.fixture
-def endpoint(live_platform: LocalPlatform) -> str:
-    """Groups run over the direct transport (the HTTP API has no group routes yet)."""
-    return live_platform.endpoint
 
 
 def member(endpoint: str, topic: str, group: str, **kw) -> Consumer:  # type: ignore[no-untyped-def]
@@ -64,7 +61,7 @@ def eight(endpoint: str, topic: str) -> str:
 
 
 def test_members_split_partitions_floor_or_ceil(endpoint: str, eight: str) -> None:
-    members = [member(endpoint, eight, "split") for _ in range(3)]
+    members = [member(endpoint, eight, f"split-{eight}") for _ in range(3)]
     pump(members, lambda: sizes(members) == [2, 3, 3])
     owned = [tp for m in members for tp in m.assignment()]
     assert sorted(owned) == [TopicPartition(eight, p) for p in range(8)]
@@ -74,10 +71,10 @@ def test_members_split_partitions_floor_or_ceil(endpoint: str, eight: str) -> No
 
 def test_join_moves_only_what_must_move(endpoint: str, eight: str) -> None:
     revoked: list[TopicPartition] = []
-    a = member(endpoint, eight, "sticky", on_revoke=revoked.extend)
+    a = member(endpoint, eight, f"sticky-{eight}", on_revoke=revoked.extend)
     pump([a], lambda: len(a.assignment()) == 8)
     before = set(a.assignment())
-    b = member(endpoint, eight, "sticky")
+    b = member(endpoint, eight, f"sticky-{eight}")
     pump([a, b], lambda: sizes([a, b]) == [4, 4])
     assert len(revoked) == 4 and set(a.assignment()) == before - set(revoked)
     assert set(b.assignment()) == set(revoked)
@@ -86,7 +83,7 @@ def test_join_moves_only_what_must_move(endpoint: str, eight: str) -> None:
 
 
 def test_every_record_once_across_a_rebalance_and_close(endpoint: str, eight: str) -> None:
-    a, b = member(endpoint, eight, "once"), member(endpoint, eight, "once")
+    a, b = member(endpoint, eight, f"once-{eight}"), member(endpoint, eight, f"once-{eight}")
     seen = pump([a, b], lambda: sizes([a, b]) == [4, 4])
     b.close()  # hands over at once (commits first)
     seen += pump([a], lambda: len(a.assignment()) == 8, timeout=SESSION_MS / 1000)
@@ -101,7 +98,7 @@ def test_every_record_once_across_a_rebalance_and_close(endpoint: str, eight: st
 
 def test_a_crashed_member_loses_its_partitions_after_the_session_timeout(
         endpoint: str, eight: str) -> None:
-    a, b = member(endpoint, eight, "crash"), member(endpoint, eight, "crash")
+    a, b = member(endpoint, eight, f"crash-{eight}"), member(endpoint, eight, f"crash-{eight}")
     pump([a, b], lambda: sizes([a, b]) == [4, 4])
     b._group._suspend_heartbeats(True)  # type: ignore[union-attr]  # b freezes: no close
     frozen = time.monotonic()
@@ -121,13 +118,13 @@ def test_a_crashed_member_loses_its_partitions_after_the_session_timeout(
 
 
 def test_static_member_restart_keeps_its_partitions(endpoint: str, eight: str) -> None:
-    a = member(endpoint, eight, "static", group_instance_id="worker-a")
-    b = member(endpoint, eight, "static", group_instance_id="worker-b")
+    a = member(endpoint, eight, f"static-{eight}", group_instance_id="worker-a")
+    b = member(endpoint, eight, f"static-{eight}", group_instance_id="worker-b")
     pump([a, b], lambda: sizes([a, b]) == [4, 4])
     mine = set(b.assignment())
     epochs = {tp: b.lease_epoch(tp) for tp in mine}
     b._group._stop.set()  # type: ignore[union-attr]  # process dies without leaving
-    b2 = member(endpoint, eight, "static", group_instance_id="worker-b")
+    b2 = member(endpoint, eight, f"static-{eight}", group_instance_id="worker-b")
     pump([a, b2], lambda: set(b2.assignment()) == mine, timeout=SESSION_MS / 1000)
     assert len(a.assignment()) == 4  # no rebalance happened
     assert all(b2.lease_epoch(tp) == epochs[tp] + 1 for tp in mine)  # old process fenced
@@ -137,7 +134,7 @@ def test_static_member_restart_keeps_its_partitions(endpoint: str, eight: str) -
 
 def test_records_carry_the_lease_epoch_and_commits_are_fenced(endpoint: str, eight: str
                                                               ) -> None:
-    a = member(endpoint, eight, "fence", enable_auto_commit=False)
+    a = member(endpoint, eight, f"fence-{eight}", enable_auto_commit=False)
     records = pump([a], lambda: len(a.assignment()) == 8)
     records += a.poll(1)
     assert records and all(r.lease_epoch == a.lease_epoch(r.topic_partition) >= 1
@@ -157,12 +154,12 @@ def test_records_carry_the_lease_epoch_and_commits_are_fenced(endpoint: str, eig
 
 def test_committed_offsets_survive_and_new_members_resume_there(endpoint: str, eight: str
                                                                 ) -> None:
-    a = member(endpoint, eight, "resume")
+    a = member(endpoint, eight, f"resume-{eight}")
     first = pump([a], lambda: len(a.assignment()) == 8)
     while len(first) < 100:
         first += a.poll(0.1)
     a.close()  # commits positions
-    b = member(endpoint, eight, "resume")
+    b = member(endpoint, eight, f"resume-{eight}")
     rest = pump([b], lambda: len(b.assignment()) == 8)
     deadline = time.monotonic() + 10
     while len(first) + len(rest) < 400 and time.monotonic() < deadline:
@@ -174,7 +171,7 @@ def test_committed_offsets_survive_and_new_members_resume_there(endpoint: str, e
 
 def test_new_topics_and_partitions_are_picked_up(endpoint: str, topic: str) -> None:
     admin = Admin(endpoint)
-    a = member(endpoint, topic, "grow")  # the topic does not exist yet
+    a = member(endpoint, topic, f"grow-{topic}")  # the topic does not exist yet
     assert a.poll(0.2) == [] and a.assignment() == set()
     admin.create_topic(topic, 2)
     pump([a], lambda: len(a.assignment()) == 2)
@@ -184,33 +181,33 @@ def test_new_topics_and_partitions_are_picked_up(endpoint: str, topic: str) -> N
 
 
 def test_admin_describe_and_refusals(endpoint: str, eight: str) -> None:
-    admin = Admin(endpoint)
-    a = member(endpoint, eight, "ops", client_id="billing", enable_auto_commit=False)
+    admin, group = Admin(endpoint), f"ops-{eight}"
+    a = member(endpoint, eight, group, client_id="billing", enable_auto_commit=False)
     pump([a], lambda: len(a.assignment()) == 8)
     a.commit({TopicPartition(eight, 0): 10})
-    rows = admin.describe_group("ops")
+    rows = admin.describe_group(group)
     row = next(r for r in rows if r.partition == 0)
     assert (row.current_offset, row.log_end_offset, row.lag) == (
         10, admin.watermarks(eight, 0)[1], admin.watermarks(eight, 0)[1] - 10)
     assert row.consumer_id and row.client_id == "billing"
-    assert "ops" in admin.list_groups()
+    assert group in admin.list_groups()
     with pytest.raises(GroupActive, match="live members"):
-        admin.reset_offsets("ops", to_earliest=True, execute=True)
+        admin.reset_offsets(group, to_earliest=True, execute=True)
     with pytest.raises(GroupActive):
-        admin.delete_group("ops")
-    assert [r.current_offset for r in admin.describe_group("ops")] == [
+        admin.delete_group(group)
+    assert [r.current_offset for r in admin.describe_group(group)] == [
         r.current_offset for r in rows]  # nothing changed
     a.close()
-    plan = admin.reset_offsets("ops", topic=eight, partition=0, to_offset=2, execute=True)
+    plan = admin.reset_offsets(group, topic=eight, partition=0, to_offset=2, execute=True)
     assert plan == {TopicPartition(eight, 0): (10, 2)}
-    assert next(r for r in admin.describe_group("ops") if r.partition == 0).current_offset == 2
-    admin.delete_group("ops")
-    assert "ops" not in admin.list_groups()
+    assert next(r for r in admin.describe_group(group) if r.partition == 0).current_offset == 2
+    admin.delete_group(group)
+    assert group not in admin.list_groups()
 
 
 def test_assign_is_refused_with_a_group(endpoint: str, topic: str) -> None:
     Admin(endpoint).create_topic(topic)
-    consumer = Consumer(endpoint=endpoint, group_id="g")
+    consumer = Consumer(endpoint=endpoint, group_id=f"g-{topic}")
     with pytest.raises(InvalidRequest, match="subscribe"):
         consumer.assign([TopicPartition(topic, 0)])
     plain = Consumer(topic, endpoint=endpoint)
@@ -219,33 +216,33 @@ def test_assign_is_refused_with_a_group(endpoint: str, topic: str) -> None:
 
 
 def test_a_deleted_topic_drops_out_of_describe_and_reset(endpoint: str, topic: str) -> None:
-    admin = Admin(endpoint)
+    admin, group = Admin(endpoint), f"mixed-{topic}"
     gone = f"{topic}-gone"
     admin.create_topic(topic)
     admin.create_topic(gone)
-    a = Consumer(topic, gone, endpoint=endpoint, group_id="mixed", session_timeout_ms=SESSION_MS,
+    a = Consumer(topic, gone, endpoint=endpoint, group_id=group, session_timeout_ms=SESSION_MS,
                  enable_auto_commit=False)
     pump([a], lambda: len(a.assignment()) == 2)
     a.commit({TopicPartition(topic, 0): 0, TopicPartition(gone, 0): 0})
     a.close()
     admin.delete_topic(gone)
-    assert [(r.topic, r.partition) for r in admin.describe_group("mixed")] == [(topic, 0)]
-    assert list(admin.reset_offsets("mixed", to_earliest=True)) == [TopicPartition(topic, 0)]
+    assert [(r.topic, r.partition) for r in admin.describe_group(group)] == [(topic, 0)]
+    assert list(admin.reset_offsets(group, to_earliest=True)) == [TopicPartition(topic, 0)]
 
 
 def test_close_commits_what_is_still_owned_and_reports_the_rest_lost(endpoint: str, eight: str
                                                                     ) -> None:
     lost: list[TopicPartition] = []
-    a = member(endpoint, eight, "closing", on_lost=lost.extend)
+    a = member(endpoint, eight, f"closing-{eight}", on_lost=lost.extend)
     pump([a], lambda: len(a.assignment()) == 8)
     a.poll(1)  # positions move past what is committed
     positions = {tp: a.position(tp) for tp in a.assignment()}
     admin_engine_groups = a._transport.groups
     stolen = TopicPartition(eight, 3)
-    admin_engine_groups.take("closing", stolen, "intruder",
-                             admin_engine_groups.lease("closing", stolen))
+    admin_engine_groups.take(f"closing-{eight}", stolen, "intruder",
+                             admin_engine_groups.lease(f"closing-{eight}", stolen))
     a.close()  # no exception: the stolen partition is reported lost, the rest committed
     assert lost == [stolen]
     for tp, position in positions.items():
         if tp != stolen:
-            assert admin_engine_groups.lease("closing", tp).committed == position
+            assert admin_engine_groups.lease(f"closing-{eight}", tp).committed == position

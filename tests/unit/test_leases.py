@@ -68,6 +68,41 @@ def test_a_fast_observer_still_sees_heartbeats_every_third_of_the_timeout() -> N
         assert tracker.live() == {"a"}
 
 
+def test_a_member_keeps_the_longer_session_it_states() -> None:
+    clock = FakeClock()
+    tracker = LivenessTracker(10, clock)
+    slow = {"rest": Member("rest", 1, session_ms=30_000), "sdk": Member("sdk", 1)}
+    tracker.observe(slow)
+    clock.real = 25
+    tracker.observe(slow)
+    assert tracker.live() == {"rest"}  # 25 s silent: dead by ours, live by its own 30 s
+    clock.real = 31
+    assert tracker.live() == set() and tracker.dead() == {"rest": 1, "sdk": 1}
+
+
+def test_a_shorter_stated_session_never_shortens_ours() -> None:
+    clock = FakeClock()
+    tracker = LivenessTracker(10, clock)
+    tracker.observe({"a": Member("a", 1, session_ms=1_000)})
+    clock.real = 9
+    assert tracker.live() == {"a"}
+
+
+def test_observations_persist_and_resume_in_a_fresh_tracker() -> None:
+    clock = FakeClock()
+    first = LivenessTracker(10, clock)
+    first.observe(members(a=1, b=1))
+    clock.real = 6
+    first.observe(members(a=2, b=1))
+    saved = first.observations()
+    assert saved == {"a": (2, 6.0), "b": (1, 0.0)}
+    clock.real = 12
+    second = LivenessTracker(10, clock)  # another process, same clock
+    second.restore(saved)
+    second.observe(members(a=2, b=1))
+    assert second.live() == {"a"} and second.dead() == {"b": 1}
+
+
 def test_quota_is_floor_or_ceil_and_sums_to_the_partitions() -> None:
     assert quota("a", ["a", "b", "c"], 8) == 3
     assert quota("c", ["a", "b", "c"], 8) == 2

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import StreamletError
 from ..records import (
     AppendResult,
     ArchiveReport,
@@ -132,6 +133,21 @@ class Engine:
     def archive(self, topic: str | None = None, force: bool = False) -> list[ArchiveReport]:
         """Roll due hot batches (all of them if ``force``) into S3 segments."""
         return [self.archiver.archive(t, p, force) for t, p in self.archiver.partitions(topic)]
+
+    def scheduled_pass(self) -> tuple[list[ArchiveReport], list[RetentionReport], list[str]]:
+        """Archive what is due and enforce retention on every partition (what the
+        deployed schedule and the local timer run). A failing partition does not stop
+        the others: its error is returned, one line each."""
+        archived: list[ArchiveReport] = []
+        expired: list[RetentionReport] = []
+        failures: list[str] = []
+        for topic, partition in self.archiver.partitions(None):
+            try:
+                archived.append(self.archiver.archive(topic, partition))
+                expired.append(self.archiver.enforce_retention(topic, partition))
+            except StreamletError as error:
+                failures.append(f"{topic}/{partition}: {type(error).__name__}: {error}")
+        return archived, expired, failures
 
     def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:
         """Delete segments past retention.ms / retention.bytes; advance log starts."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import AppendConflict, DataUnavailable, OffsetOutOfRange
+from ..errors import AppendConflict, DataUnavailable, OffsetOutOfRange, TopicNotFound
 from ..records import ArchiveReport, RetentionReport, SegmentInfo
 from ..topicconfig import config_int
 from . import schema as s
@@ -58,7 +58,12 @@ class Archiver:
     def partitions(self, topic: str | None) -> Iterator[tuple[str, int]]:
         """Every (topic, partition) of ``topic``, or of all topics."""
         for name in [topic] if topic is not None else self._topics.list():
-            meta = self._topics.get(name, fresh=True)
+            try:
+                meta = self._topics.get(name, fresh=True)
+            except TopicNotFound:
+                if topic is not None:
+                    raise
+                continue  # deleted since it was listed
             for partition in range(meta.partitions):
                 yield name, partition
 

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import CommitFailed, GroupNotFound, InvalidRequest
 from ..leases import GroupSnapshot, Lease, Member
+from ..leases import validate_group as _validate_group
 from ..records import TopicPartition
 from . import schema as s
 from .aws import batch_write, conditional, error_code, items, translated
@@ -42,18 +43,12 @@ def _member_from(item: Mapping[str, Any]) -> Member:
                   item.get("client_id", {}).get("S", ""), item.get("host", {}).get("S", ""),
                   item.get("instance_id", {}).get("S", ""),
                   tuple(item.get("topics", {}).get("SS", ())),
-                  int(item.get("heartbeat_ms", {}).get("N", "3000")))
+                  int(item.get("heartbeat_ms", {}).get("N", "3000")),
+                  int(item.get("session_ms", {}).get("N", "0")))
 
 
 def _backwards(lease: Lease | None, offset: int) -> bool:
     return lease is not None and lease.committed is not None and offset < lease.committed
-
-
-def _validate_group(group: object) -> str:
-    if not isinstance(group, str) or not 1 <= len(group) <= 249 or "#" in group:
-        raise InvalidRequest(f"Group id {group!r} must be a string of 1 to 249 characters "
-                             "without '#'.")
-    return group
 
 
 class GroupStore:
@@ -108,11 +103,11 @@ class GroupStore:
         values: dict[str, Any] = {
             ":one": {"N": "1"}, ":client": {"S": member.client_id or "-"},
             ":host": {"S": member.host or "-"}, ":inst": {"S": member.instance_id or "-"},
-            ":hb": {"N": str(member.heartbeat_ms)},
+            ":hb": {"N": str(member.heartbeat_ms)}, ":session": {"N": str(member.session_ms)},
             ":ttl": {"N": str(int(self._clock()) + MEMBER_TTL_S)},
         }
         sets = ("client_id = :client, host = :host, instance_id = :inst, "
-                "heartbeat_ms = :hb, #ttl = :ttl")
+                "heartbeat_ms = :hb, session_ms = :session, #ttl = :ttl")
         if member.topics:
             values[":topics"] = {"SS": sorted(set(member.topics))}
             sets += ", topics = :topics"

@@ -1,10 +1,11 @@
 """REST Proxy v2 consumer instances: their state lives in the groups table, never in memory.
 
 Any Lambda invocation may serve an instance's next request, so the format, the manual
-assignment and the positions are one item, ``group#{group}`` / ``instance#{name}``,
-that every request reads and updates. Idle instances expire: each write pushes
-``expires_at`` (DynamoDB's TTL attribute) forward, and reads treat an expired item
-as gone, since TTL deletes lazily.
+assignment or the subscription, the positions and (for a subscription) the leases held
+and the liveness observations are one item, ``group#{group}`` / ``instance#{name}``,
+that every request reads and updates (group membership: ``engine.subscriptions``).
+Idle instances expire: each write pushes ``expires_at`` (DynamoDB's TTL attribute)
+forward, and reads treat an expired item as gone, since TTL deletes lazily.
 
 Example:
     >>> instances = ConsumerInstances(dynamodb, Names())           # doctest: +SKIP
@@ -15,8 +16,9 @@ Example:
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InvalidRequest, StreamletError
@@ -33,6 +35,14 @@ A_REQUEST_TIMEOUT = "request_timeout_ms"
 A_ASSIGNMENTS = "assignments"
 A_POSITIONS = "positions"
 A_CREATED = "created_ms"
+A_MEMBER = "member_id"
+A_SESSION = "session_ms"
+A_TOPICS = "topics"
+A_PATTERN = "topic_pattern"
+A_OWNED = "owned"
+A_SEEN = "seen"
+DEFAULT_SESSION_MS = 30_000
+"""A subscribed instance's group session (see ``engine.subscriptions`` for the choice)."""
 
 
 class ConsumerInstanceNotFound(StreamletError):
@@ -60,9 +70,25 @@ class ConsumerInstanceExists(StreamletError):
         self.group, self.name = group, name
 
 
+class ConsumerIllegalState(StreamletError):
+    """Subscription and manual assignment mixed, or a commit without a subscription.
+
+    REST Proxy answers Kafka's IllegalStateException with 409 and error_code 40903.
+    """
+
+    code = "illegal_state"
+    status = 409
+    error_code = 40903
+
+
 @dataclass(frozen=True)
 class ConsumerInstance:
-    """One v2 consumer instance's state."""
+    """One v2 consumer instance's state.
+
+    ``owned`` maps the partitions whose leases a subscribed instance holds to their lease
+    epochs; ``seen`` is its liveness tracker's memory (member -> (beat, wall-clock second
+    the beat last moved)).
+    """
 
     group: str
     name: str
@@ -71,6 +97,21 @@ class ConsumerInstance:
     request_timeout_ms: int = 1000
     assignments: tuple[TopicPartition, ...] = ()
     positions: dict[TopicPartition, int] = field(default_factory=dict)
+    member_id: str = ""
+    session_ms: int = DEFAULT_SESSION_MS
+    topics: tuple[str, ...] = ()
+    topic_pattern: str | None = None
+    owned: dict[TopicPartition, int] = field(default_factory=dict)
+    seen: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.topics) or self.topic_pattern is not None
+
+    @property
+    def partitions(self) -> tuple[TopicPartition, ...]:
+        """What the instance reads: its owned leases if subscribed, else its assignment."""
+        return tuple(sorted(self.owned)) if self.subscribed else self.assignments
 
 
 def _position_key(tp: TopicPartition) -> str:
@@ -80,6 +121,38 @@ def _position_key(tp: TopicPartition) -> str:
 def _from_position_key(key: str) -> TopicPartition:
     topic, _, partition = key.rpartition("/")
     return TopicPartition(topic, int(partition))
+
+
+def _numbers(values: Mapping[TopicPartition, int]) -> dict[str, Any]:
+    return {"M": {_position_key(tp): {"N": str(v)} for tp, v in values.items()}}
+
+
+def _from_numbers(item: Mapping[str, Any], name: str) -> dict[TopicPartition, int]:
+    return {_from_position_key(k): int(v["N"])
+            for k, v in item.get(name, {}).get("M", {}).items()}
+
+
+def _seen_item(seen: Mapping[str, tuple[int, float]]) -> dict[str, Any]:
+    return {"M": {m: {"L": [{"N": str(beat)}, {"N": repr(at)}]}
+                  for m, (beat, at) in seen.items()}}
+
+
+def _from_seen(item: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
+    return {m: (int(v["L"][0]["N"]), float(v["L"][1]["N"]))
+            for m, v in item.get(A_SEEN, {}).get("M", {}).items()}
+
+
+def _state(group: str, name: str, item: Mapping[str, Any]) -> ConsumerInstance:
+    pattern = item.get(A_PATTERN, {}).get("S")
+    return ConsumerInstance(
+        group, name, item[A_FORMAT]["S"], item[A_RESET]["S"],
+        int(item[A_REQUEST_TIMEOUT]["N"]),
+        tuple(TopicPartition(a["M"]["topic"]["S"], int(a["M"]["partition"]["N"]))
+              for a in item[A_ASSIGNMENTS]["L"]),
+        _from_numbers(item, A_POSITIONS), item.get(A_MEMBER, {}).get("S", name),
+        int(item.get(A_SESSION, {}).get("N", DEFAULT_SESSION_MS)),
+        tuple(t["S"] for t in item.get(A_TOPICS, {}).get("L", [])), pattern,
+        _from_numbers(item, A_OWNED), _from_seen(item))
 
 
 def validate_name(kind: str, value: str) -> str:
@@ -106,9 +179,16 @@ class ConsumerInstances:
         return {s.PK: {"S": s.group_pk(group)}, s.SK: {"S": s.instance_sk(name)}}
 
     def create(self, group: str, name: str, format: str, auto_offset_reset: str,
-               request_timeout_ms: int = 1000) -> ConsumerInstance:
-        """A new instance; raises ConsumerInstanceExists if a live one has the name."""
-        instance = ConsumerInstance(group, name, format, auto_offset_reset, request_timeout_ms)
+               request_timeout_ms: int = 1000, session_ms: int = DEFAULT_SESSION_MS
+               ) -> ConsumerInstance:
+        """A new instance; raises ConsumerInstanceExists if a live one has the name.
+
+        Its group member id, should it subscribe, is ``{name}-{12 hex digits}``: unique
+        per incarnation, so a recreated instance never inherits an old one's leases.
+        """
+        instance = ConsumerInstance(group, name, format, auto_offset_reset, request_timeout_ms,
+                                    member_id=f"{name}-{uuid.uuid4().hex[:12]}",
+                                    session_ms=session_ms)
         now = int(self._clock())
         if not conditional(self._ddb.put_item, f"create consumer instance '{name}'",
                            TableName=self._table, Item=self._new_item(instance, now),
@@ -123,6 +203,7 @@ class ConsumerInstances:
                 A_FORMAT: {"S": instance.format}, A_RESET: {"S": instance.auto_offset_reset},
                 A_REQUEST_TIMEOUT: {"N": str(instance.request_timeout_ms)},
                 A_ASSIGNMENTS: {"L": []}, A_POSITIONS: {"M": {}},
+                A_MEMBER: {"S": instance.member_id}, A_SESSION: {"N": str(instance.session_ms)},
                 A_CREATED: {"N": str(now * 1000)}, s.TTL: {"N": str(now + self._timeout_s)}}
 
     def get(self, group: str, name: str) -> ConsumerInstance:
@@ -132,12 +213,7 @@ class ConsumerInstances:
                                       ConsistentRead=True).get("Item")
         if item is None or int(item[s.TTL]["N"]) <= int(self._clock()):
             raise ConsumerInstanceNotFound(group, name)
-        return ConsumerInstance(
-            group, name, item[A_FORMAT]["S"], item[A_RESET]["S"],
-            int(item[A_REQUEST_TIMEOUT]["N"]),
-            tuple(TopicPartition(a["M"]["topic"]["S"], int(a["M"]["partition"]["N"]))
-                  for a in item[A_ASSIGNMENTS]["L"]),
-            {_from_position_key(k): int(v["N"]) for k, v in item[A_POSITIONS]["M"].items()})
+        return _state(group, name, item)
 
     def delete(self, group: str, name: str) -> None:
         """Remove the instance; raises ConsumerInstanceNotFound if it is not there."""
@@ -148,8 +224,15 @@ class ConsumerInstances:
 
     def assign(self, group: str, name: str, partitions: Iterable[TopicPartition]
                ) -> ConsumerInstance:
-        """Replace the manual assignment; positions of partitions kept stay, others go."""
+        """Replace the manual assignment; positions of partitions kept stay, others go.
+
+        Raises ConsumerIllegalState while the instance is subscribed.
+        """
         current = self.get(group, name)
+        if current.subscribed:
+            raise ConsumerIllegalState(f"Consumer instance '{name}' is subscribed: "
+                                       "subscription and manual assignment are mutually "
+                                       "exclusive (DELETE the subscription first).")
         assigned = tuple(dict.fromkeys(partitions))
         kept = {tp: off for tp, off in current.positions.items() if tp in assigned}
         values = {":a": {"L": [{"M": {"topic": {"S": tp.topic},
@@ -158,8 +241,33 @@ class ConsumerInstances:
                   ":p": {"M": {_position_key(tp): {"N": str(o)} for tp, o in kept.items()}}}
         self._update(group, name, "#a = :a, #p = :p", {"#a": A_ASSIGNMENTS, "#p": A_POSITIONS},
                      values)
-        return ConsumerInstance(group, name, current.format, current.auto_offset_reset,
-                                current.request_timeout_ms, assigned, kept)
+        return replace(current, assignments=assigned, positions=kept)
+
+    def subscribe(self, group: str, name: str, topics: Iterable[str], pattern: str | None
+                  ) -> None:
+        """Store the subscription (a topic list or a pattern); leases stay as they are."""
+        names: dict[str, str] = {"#t": A_TOPICS, "#pat": A_PATTERN}
+        values: dict[str, Any] = {":t": {"L": [{"S": t} for t in topics]}}
+        sets = "#t = :t"
+        if pattern is not None:
+            values[":pat"] = {"S": pattern}
+            sets += ", #pat = :pat"
+        self._update(group, name, sets, names, values,
+                     remove="" if pattern is not None else "#pat")
+
+    def save_membership(self, state: ConsumerInstance) -> None:
+        """Write a subscribed instance's owned leases, positions and liveness memory."""
+        self._update(state.group, state.name, "#o = :o, #p = :p, #seen = :seen",
+                     {"#o": A_OWNED, "#p": A_POSITIONS, "#seen": A_SEEN},
+                     {":o": _numbers(state.owned), ":p": _numbers(state.positions),
+                      ":seen": _seen_item(state.seen)})
+
+    def unsubscribe(self, group: str, name: str) -> None:
+        """Forget the subscription or manual assignment, leases, positions, observations."""
+        self._update(group, name, "#t = :l, #a = :l, #o = :e, #p = :e, #seen = :e",
+                     {"#t": A_TOPICS, "#a": A_ASSIGNMENTS, "#o": A_OWNED, "#p": A_POSITIONS,
+                      "#seen": A_SEEN, "#pat": A_PATTERN}, {":l": {"L": []}, ":e": {"M": {}}},
+                     remove="#pat")
 
     def set_positions(self, group: str, name: str, positions: Mapping[TopicPartition, int]
                       ) -> None:
@@ -174,14 +282,15 @@ class ConsumerInstances:
         self._update(group, name, ", ".join(sets), names, values)
 
     def _update(self, group: str, name: str, sets: str, names: dict[str, str],
-                values: dict[str, Any]) -> None:
-        """SET ``sets`` on a live instance and push its expiry forward."""
+                values: dict[str, Any], remove: str = "") -> None:
+        """SET ``sets`` (and REMOVE ``remove``) on a live instance; push its expiry forward."""
         live = self._live_condition()
         until = {":until": {"N": str(int(self._clock()) + self._timeout_s)}}
         if not conditional(
                 self._ddb.update_item, f"update consumer instance '{name}'",
                 TableName=self._table, Key=self._key(group, name),
-                UpdateExpression=f"SET #exp = :until{', ' + sets if sets else ''}",
+                UpdateExpression=f"SET #exp = :until{', ' + sets if sets else ''}"
+                                 f"{' REMOVE ' + remove if remove else ''}",
                 ConditionExpression=live["ConditionExpression"],
                 ExpressionAttributeNames={**live["ExpressionAttributeNames"], **names},
                 ExpressionAttributeValues={**live["ExpressionAttributeValues"], **values,

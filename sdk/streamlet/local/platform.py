@@ -177,12 +177,14 @@ class LocalPlatform:
 
     def _archive_loop(self, interval_s: float) -> None:
         engine = self.engine()
+        log = logging.getLogger("streamlet.archiver")
         while not self._archiver_stop.wait(interval_s):
             try:
-                engine.archive()
-                engine.enforce_retention()
-            except StreamletError as error:  # the next pass redoes it, as on AWS
-                logging.getLogger("streamlet.archiver").warning("archiver pass: %s", error)
+                failures = engine.scheduled_pass()[2]
+            except StreamletError as error:  # listing topics failed; the next pass retries
+                failures = [str(error)]
+            for failure in failures:  # the next pass redoes it, as on AWS
+                log.warning("archiver pass: %s", failure)
 
     def stop_archiver(self) -> None:
         if self._archiver is not None:

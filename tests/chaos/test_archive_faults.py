@@ -63,7 +63,7 @@ def check_tiers(platform: LocalPlatform, topic: str, expected: list[bytes],
     at = 0
     for segment in segments:  # contiguous from 0, ending at the watermark, same bytes
         assert segment.base_offset == at, (segment, at)
-        stored = engine.segments.read(segment, segment.base_offset, 1 << 24)
+        stored, _ = engine.segments.read(segment, segment.base_offset, 1 << 24)
         assert stored == [by_base[decode_batch(topic, 0, b)[0].offset] for b in stored]
         at = segment.last_offset + 1
     assert at == head.archived

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -295,3 +296,30 @@ def test_the_local_platform_archives_on_a_timer(live_platform: LocalPlatform,
         live_platform.stop_archiver()
     assert engine.log.head(topic, 0)[1].archived == 20
     assert offsets(topic, fetch_all(engine, topic)) == list(range(20))
+
+
+def test_a_sequential_read_reads_each_batch_once_in_both_tiers(tiered: Engine) -> None:
+    """A fetch stops before a batch that would not fit, instead of paying for a Query page
+    or a ranged GET it would mostly throw away (the next fetch reads it again)."""
+    tiered.create_topic("t", 1, {"inline.max.bytes": 358_400})
+    for i in range(40):  # ~61 KB each: 16 fill a 1 MB Query page
+        tiered.append("t", 0, make_batch([random.randbytes(6_000) for _ in range(10)],
+                                         ts=i * 10))
+    ddb_items, s3_bytes = [], []
+    tiered._ddb.meta.events.register(
+        "after-call.dynamodb.Query",
+        lambda parsed, **_: ddb_items.append(len(parsed.get("Items", []))))
+    tiered.segments._s3.meta.events.register(
+        "after-call.s3.GetObject",
+        lambda parsed, **_: s3_bytes.append(int(parsed["ContentLength"])))
+    stored = sum(len(b) for b in fetch_all(tiered, "t", max_bytes=1 << 20))
+    assert sum(ddb_items) == 40, ddb_items  # each item in exactly one Query page
+
+    [report] = tiered.archive("t", force=True)
+    [segment] = report.segments
+    tiered.segments._indexes.clear()
+    s3_bytes.clear()
+    assert sum(len(b) for b in fetch_all(tiered, "t", max_bytes=1 << 20)) == stored
+    assert stored == segment.size
+    index, *data = s3_bytes  # the index once, then the batches
+    assert index < 1_000 and sum(data) <= segment.size * 1.1, (s3_bytes, segment.size)

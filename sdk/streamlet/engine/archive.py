@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..errors import AppendConflict, DataUnavailable, OffsetOutOfRange, TopicNotFound
-from ..records import ArchiveReport, RetentionReport, SegmentInfo
+from ..records import ArchiveReport, RetentionReport
 from ..topicconfig import config_int
 from . import schema as s
 from .aws import ObjectGone, conditional, error_code, translated
@@ -82,9 +82,7 @@ class Archiver:
             segment = self._roll(meta, partition, head, start)
             if segment is None:
                 continue  # another archiver moved the watermark: look again
-            report.segments.append(SegmentInfo(segment.key, segment.base_offset,
-                                               segment.last_offset, segment.size,
-                                               segment.max_timestamp))
+            report.segments.append(segment.info)
             report.archived_offset = segment.last_offset + 1
         else:
             raise AppendConflict(f"Gave up archiving '{topic}' partition {partition}: its "

@@ -298,12 +298,24 @@ class PartitionLog:
               page: int = 50) -> Iterator[dict[str, Any]]:
         """Batch items whose last offset is in [first, last], in order (strongly consistent)."""
         return items(self._ddb.query, f"read '{meta.name}' partition {partition}",
-                     TableName=self._table, ConsistentRead=True, Limit=page,
-                     KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
-                     ExpressionAttributeNames={"#pk": s.PK, "#sk": s.SK},
-                     ExpressionAttributeValues={
-                         ":pk": {"S": s.partition_pk(meta.topic_id, partition)},
-                         ":lo": {"S": s.batch_sk(first)}, ":hi": {"S": s.batch_sk(last)}})
+                     **self._query_args(meta, partition, first, last, page))
+
+    def query_page(self, meta: TopicMeta, partition: int, first: int, last: int,
+                   limit: int) -> list[dict[str, Any]]:
+        """Like :meth:`query`, one page only: at most ``limit`` items (and at most 1 MB)."""
+        with translated(f"read '{meta.name}' partition {partition}"):
+            page = self._ddb.query(**self._query_args(meta, partition, first, last, limit))
+        found: list[dict[str, Any]] = page.get("Items", [])
+        return found
+
+    def _query_args(self, meta: TopicMeta, partition: int, first: int, last: int,
+                    limit: int) -> dict[str, Any]:
+        return {"TableName": self._table, "ConsistentRead": True, "Limit": limit,
+                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                "ExpressionAttributeNames": {"#pk": s.PK, "#sk": s.SK},
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": s.partition_pk(meta.topic_id, partition)},
+                    ":lo": {"S": s.batch_sk(first)}, ":hi": {"S": s.batch_sk(last)}}}
 
     def batch_bytes(self, item: dict[str, Any]) -> bytes:
         """A batch item's RecordBatch, as fetched (from the item or its S3 blob)."""

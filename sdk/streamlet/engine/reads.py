@@ -20,9 +20,11 @@ from . import schema as s
 from .aws import ObjectGone
 from .log import DEFAULT_FETCH_BYTES, Head, PartitionLog, last_offset
 from .manifest import Manifest
-from .segments import Segment, SegmentStore
+from .segments import INDEX_INTERVAL, Segment, SegmentStore
 from .topics import TopicMeta
 
+QUERY_PAGE = 50
+"""Batch items per Query at first; DynamoDB also stops a page at 1 MB."""
 T = TypeVar("T")
 Span = tuple[int, int, int]
 """(base offset, last offset, running max timestamp) of a batch or a segment."""
@@ -50,35 +52,55 @@ class LogReader:
 
     def _collect(self, meta: TopicMeta, partition: int, offset: int, head: Head,
                  max_bytes: int, max_records: int | None) -> list[bytes]:
+        """Whole batches, at least one, up to about ``max_bytes``.
+
+        It stops when another batch of the last one's size would pass ``max_bytes``
+        rather than reading the next one to find out: a DynamoDB Query page or a ranged
+        GET past that point would be paid for and mostly thrown away.
+        """
         batches: list[bytes] = []
         size = records = 0
         for data, base, last in self._batches(meta, partition, offset, head, max_bytes):
             batches.append(data)
             size += len(data)
             records += last - max(offset, base) + 1
-            if size >= max_bytes or (max_records is not None and records >= max_records):
-                break
+            if size + len(data) > max_bytes or (max_records is not None
+                                                and records >= max_records):
+                break  # the next batch would likely not fit: do not read it (and pay)
         return batches
 
     def _batches(self, meta: TopicMeta, partition: int, offset: int, head: Head,
                  max_bytes: int) -> Iterator[tuple[bytes, int, int]]:
-        at = offset
+        """(batch, base, last) from ``offset`` on, read lazily: the caller stops when it
+        has enough, so each read is sized to what is left of ``max_bytes``."""
+        at, yielded, count = offset, 0, 0
+        segment: Segment | None = None
+        position: int | None = None
         while at < min(head.archived, head.next_offset):
-            segment = self._segment_at(meta, partition, at)
-            for data in self._segments.read(segment, at, max_bytes):
+            if segment is None or at > segment.last_offset:
+                segment, position = self._segment_at(meta, partition, at), None
+            batches, position = self._segments.read(segment, at, max(max_bytes - yielded, 1),
+                                                    position)
+            for data in batches:
                 header = parse_header(data)
                 yield data, header.base_offset, header.base_offset + header.record_count - 1
-                at = header.base_offset + header.record_count
-        if at >= head.next_offset:
-            return
-        for item in self._log.query(meta, partition, at, head.next_offset - 1):
-            base = int(item[s.A_BASE]["N"])
-            if base > at:
-                raise ObjectGone(f"no batch holds offsets {at}..{base - 1}")
-            yield self._log.batch_bytes(item), base, last_offset(item)
-            at = last_offset(item) + 1
-        if at < head.next_offset:
-            raise ObjectGone(f"no batch holds offsets {at}..{head.next_offset - 1}")
+                at, yielded, count = (header.base_offset + header.record_count,
+                                      yielded + len(data), count + 1)
+        while at < head.next_offset:
+            limit = QUERY_PAGE
+            if count:  # as many items as the average batch says still fit
+                limit = max(1, min(QUERY_PAGE, (max_bytes - yielded) * count // yielded))
+            found = 0
+            for item in self._log.query_page(meta, partition, at, head.next_offset - 1, limit):
+                base = int(item[s.A_BASE]["N"])
+                if base > at:
+                    raise ObjectGone(f"no batch holds offsets {at}..{base - 1}")
+                data = self._log.batch_bytes(item)
+                yield data, base, last_offset(item)
+                at, yielded, count, found = (last_offset(item) + 1, yielded + len(data),
+                                             count + 1, found + 1)
+            if not found:
+                raise ObjectGone(f"no batch holds offsets {at}..{head.next_offset - 1}")
 
     def _segment_at(self, meta: TopicMeta, partition: int, offset: int) -> Segment:
         segment = self._manifest.containing(meta.topic_id, partition, offset,
@@ -125,8 +147,10 @@ class LogReader:
         entries = self._segments.index(segment)
         before = [e for e in entries if e.max_timestamp < timestamp]
         at = before[-1].base_offset if before else segment.base_offset
+        position: int | None = None
         while at <= segment.last_offset:
-            for data in self._segments.read(segment, at, DEFAULT_FETCH_BYTES):
+            batches, position = self._segments.read(segment, at, INDEX_INTERVAL, position)
+            for data in batches:
                 header = parse_header(data)
                 if header.max_timestamp >= timestamp:
                     return _first_at_or_after(data, timestamp)

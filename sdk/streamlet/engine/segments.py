@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..codec import parse_header
+from ..records import SegmentInfo
 from . import schema as s
 from .aws import error_code, gone_if_missing, translated
 
@@ -53,15 +54,16 @@ class IndexEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Segment:
-    """One archived segment as the manifest records it."""
+class Segment(SegmentInfo):
+    """One archived segment as the manifest records it (with its index's entry count)."""
 
-    key: str
-    base_offset: int
-    last_offset: int
-    size: int
-    entries: int
-    max_timestamp: int
+    entries: int = 0
+
+    @property
+    def info(self) -> SegmentInfo:
+        """What reports show (the public view, without index details)."""
+        return SegmentInfo(self.key, self.base_offset, self.last_offset, self.size,
+                           self.max_timestamp)
 
     @property
     def object_size(self) -> int:
@@ -98,7 +100,7 @@ def build(key: str, batches: Iterable[ArchivedBatch]) -> tuple[bytes, Segment]:
     if first < 0:
         raise ValueError(f"segment {key}: no batches")
     trailer = _TRAILER.pack(MAGIC, VERSION, first, last, position, len(index), max_ts)
-    segment = Segment(key, first, last, position, len(index), max_ts)
+    segment = Segment(key, first, last, position, max_ts, len(index))
     return b"".join(parts) + b"".join(index) + trailer, segment
 
 
@@ -108,7 +110,7 @@ def parse_trailer(key: str, data: bytes) -> Segment:
     magic, version, first, last, size, entries, max_ts = _TRAILER.unpack(data)
     if magic != MAGIC or version != VERSION:
         raise SegmentCorrupt(f"segment {key}: not a Streamlet segment (magic {magic!r})")
-    return Segment(key, first, last, size, entries, max_ts)
+    return Segment(key, first, last, size, max_ts, entries)
 
 
 def parse_index(segment: Segment, data: bytes) -> list[IndexEntry]:
@@ -176,25 +178,37 @@ class SegmentStore:
                 self._indexes.popitem(last=False)
         return entries
 
-    def read(self, segment: Segment, offset: int, max_bytes: int) -> list[bytes]:
+    def read(self, segment: Segment, offset: int, max_bytes: int,
+             position: int | None = None) -> tuple[list[bytes], int]:
         """Whole batches from the one containing ``offset``, about ``max_bytes`` of them
-        (at least one), read with ranged GETs."""
-        entries = self.index(segment)
-        at = bisect.bisect_right([e.base_offset for e in entries], offset) - 1
-        start = entries[max(at, 0)].position
-        end = min(segment.size, start + max(max_bytes, MIN_READ))
-        data = self._range(segment.key, f"bytes={start}-{end - 1}")
-        batches = [b for _, b in split_batches(data)
-                   if _last_offset(b) >= offset]
-        if not batches:  # the batch holding ``offset`` is longer than what we read
-            batches = [self._batch_at(segment, start + _tail(data))]
-        out, size = [], 0
-        for batch in batches:
+        (at least one), and the position after the last: one ranged GET, starting at
+        ``position`` when the caller knows where that batch starts (it read the one
+        before), else at the nearest index entry."""
+        if position is None:
+            entries = self.index(segment)
+            at = bisect.bisect_right([e.base_offset for e in entries], offset) - 1
+            start, length = entries[max(at, 0)].position, max(max_bytes, MIN_READ)
+        else:
+            start, length = position, max(max_bytes, 1)
+        data = self._range(segment.key,
+                           f"bytes={start}-{min(segment.size, start + length) - 1}")
+        out: list[bytes] = []
+        size, end = 0, start
+        for relative, batch in split_batches(data):
+            if _last_offset(batch) < offset:
+                continue
             out.append(batch)
-            size += len(batch)
+            size, end = size + len(batch), start + relative + len(batch)
             if size >= max_bytes:
                 break
-        return out
+        if out:
+            return out, end
+        position = start + _tail(data)  # the batch holding ``offset`` runs past the read
+        while True:
+            batch = self._batch_at(segment, position)
+            if _last_offset(batch) >= offset:
+                return [batch], position + len(batch)
+            position += len(batch)
 
     def _batch_at(self, segment: Segment, position: int) -> bytes:
         head = self._range(segment.key, f"bytes={position}-{position + _BATCH_LENGTH.size - 1}")

@@ -67,9 +67,10 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def print_machine(out: Console, argv: list[str]) -> None:
-    out.print("# Streamlet core benchmarks\n")
-    out.print(f"Command: python -m bench.bench_core{' ' + ' '.join(argv) if argv else ''}")
+def print_machine(out: Console, argv: list[str], title: str = "Streamlet core benchmarks",
+                  module: str = "bench.bench_core") -> None:
+    out.print(f"# {title}\n")
+    out.print(f"Command: python -m {module}{' ' + ' '.join(argv) if argv else ''}")
     out.print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
     out.print(f"Python: {platform.python_implementation()} {platform.python_version()} "
               f"on {platform.platform()}")

@@ -5,7 +5,11 @@ strings are their UTF-8 bytes, binary its raw bytes, numbers ``ceil(significant
 digits / 2) + 1`` bytes (AWS documents this as an approximation), booleans and nulls
 1 byte, lists and maps 3 bytes plus 1 byte per element (plus map key names). A write
 costs one unit per started KB (1,024 bytes) of item, at least one; inside
-TransactWriteItems every unit counts twice.
+TransactWriteItems every unit counts twice. A read costs one unit per started 4 KB of
+the items it returns (a Query sums them first), at least one, if strongly consistent;
+half that if eventually consistent; twice that inside TransactGetItems.
+
+Prices are us-east-1 on-demand list prices (DynamoDB Standard table class, S3 Standard).
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ KB = 1024
 WRU_PRICE = 0.625 / 1_000_000  # $ per write request unit, on-demand, us-east-1
 PUT_PRICE = 0.005 / 1000  # $ per S3 PUT
 PUT_IN_WRU = PUT_PRICE / WRU_PRICE  # 8.0
+RRU_PRICE = 0.125 / 1_000_000  # $ per read request unit, on-demand
+GET_PRICE = 0.0004 / 1000  # $ per S3 GET (ranged or not) or HEAD
+DYNAMODB_GB_MONTH = 0.25  # $ per GB-month of table storage (items + 100 B each)
+S3_GB_MONTH = 0.023  # $ per GB-month, S3 Standard, first 50 TB
+ITEM_OVERHEAD = 100  # bytes of storage DynamoDB adds to every item
+GB = 1024**3
+HOURS_PER_MONTH = 730
 
 
 def number_size(text: str) -> int:
@@ -56,6 +67,17 @@ def item_size(item: dict[str, Any]) -> int:
 def write_units(size: int, transactional: bool = False) -> int:
     units = max(1, math.ceil(size / KB))
     return 2 * units if transactional else units
+
+
+def read_units(size: int, transactional: bool = False, consistent: bool = True) -> float:
+    """Units for a read returning ``size`` bytes of items (a Query's items summed)."""
+    units = max(1, math.ceil(size / (4 * KB)))
+    return float(2 * units if transactional else units if consistent else units / 2)
+
+
+def gb_months(byte_seconds: float) -> float:
+    """Storage of ``byte_seconds`` (bytes x seconds held) in GB-months."""
+    return byte_seconds / GB / (HOURS_PER_MONTH * 3600)
 
 
 @dataclass

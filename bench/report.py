@@ -14,10 +14,11 @@ from .codec_speed import CodecSpeed
 from .cost import CostRow
 from .latency import Latency, percentile
 from .throughput import Rate
+from .tiered import KinesisCost, TieredRow
 
 
-def console() -> Console:
-    return Console(width=240, color_system=None, highlight=False, soft_wrap=True)
+def console(width: int = 240) -> Console:
+    return Console(width=width, color_system=None, highlight=False, soft_wrap=True)
 
 
 def table(headers: Sequence[str], rows: list[list[str]], text_columns: int = 1) -> Table:
@@ -105,3 +106,33 @@ def codec_table(rows: list[CodecSpeed]) -> Table:
     return table(["Value", "Codec", "Rec/batch", "Batch B/rec", "Encode µs/rec",
                   "Encode rec/s", "Decode µs/rec", "Decode rec/s",
                   "aiokafka-only decode µs/rec", "CRC check µs/rec"], out, text_columns=2)
+
+
+TIERED_HEADERS = ["Batches stored", "Rec/batch", "Batch B/rec", "In S3", "WRU", "RRU", "S3 PUT",
+                  "S3 GET", "S3 LIST+POST", "DynamoDB GB-mo", "S3 GB-mo", "Write $",
+                  "Tail read $", "Archive+retention $", "Storage $", "Stream-hours $",
+                  "Total $/M", "vs Kinesis", "Replay $/M"]
+
+
+def _tiered_row(r: TieredRow, bar: float) -> list[str]:
+    kept = r.bill("write", "read", "archive", "retention")
+    m = r.per_million
+    return [r.spec.label, num(r.records / r.batches, 1), num(r.batch_bytes / r.records, 1),
+            f"{r.s3_batches / r.batches:.0%}", num(m(kept.wru)), num(m(kept.rru)),
+            num(m(kept.s3_put)), num(m(kept.s3_get)), num(m(kept.s3_list + kept.s3_post)),
+            num(r.dynamodb_gb_months, 5), num(r.s3_gb_months, 5), f"${r.usd('write'):.4f}",
+            f"${r.usd('read'):.4f}", f"${r.usd('archive', 'retention'):.4f}",
+            f"${r.storage_usd:.4f}", "-", f"${r.total_usd:.4f}",
+            f"{r.total_usd / bar - 1:+.0%}", f"${r.usd('replay'):.4f}"]
+
+
+def tiered_table(rows: list[TieredRow], kinesis: list[KinesisCost]) -> Table:
+    """Per million records: Streamlet rows, then Kinesis on-demand (the first is the bar)."""
+    bar = kinesis[0].total
+    out = [_tiered_row(r, bar) for r in rows]
+    for k in kinesis:
+        out.append([k.label] + ["-"] * 10 + [
+            f"${k.data_in:.4f}", f"${k.data_out:.4f}", "-", f"${k.retention:.4f}",
+            f"${k.stream_hours:.4f}", f"${k.total:.4f}", f"{k.total / bar - 1:+.0%}",
+            f"${k.data_out:.4f}"])
+    return table(TIERED_HEADERS, out)

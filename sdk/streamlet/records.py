@@ -123,13 +123,16 @@ class FetchResult:
 
 @dataclass(frozen=True, slots=True)
 class SegmentInfo:
-    """One archived segment: an immutable S3 object holding offsets base..last."""
+    """One archived segment: an immutable S3 object holding offsets base..last, with
+    record timestamps from ``min_timestamp`` (-1: unknown) to ``max_timestamp`` (the
+    partition's running maximum at its last batch)."""
 
     key: str
     base_offset: int
     last_offset: int
     size: int
     max_timestamp: int
+    min_timestamp: int = -1
 
 
 @dataclass(slots=True)

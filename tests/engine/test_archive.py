@@ -99,6 +99,7 @@ def test_archived_reads_are_byte_identical_inline_and_s3(tiered: Engine, clock: 
     clock.now += 3600
     [report] = tiered.archive("t", force=True)
     assert [(s.base_offset, s.last_offset) for s in report.segments] == [(0, 49)]
+    assert (report.segments[0].min_timestamp, report.segments[0].max_timestamp) == (50, 1029)
     assert report.archived_offset == 50 == report.high_watermark
     assert objects(tiered, "segments/") == [report.segments[0].key]
     assert report.blobs_deleted == 4 and objects(tiered, "blobs/") == []

@@ -21,7 +21,8 @@ def _segment(item: dict[str, Any]) -> Segment:
     return Segment(key=item[s.A_KEY]["S"], base_offset=int(item[s.A_BASE]["N"]),
                    last_offset=int(item[s.A_LAST]["N"]), size=int(item[s.A_SIZE]["N"]),
                    entries=int(item[s.A_INDEX_ENTRIES]["N"]),
-                   max_timestamp=int(item[s.A_MAX_TS]["N"]))
+                   max_timestamp=int(item[s.A_MAX_TS]["N"]),
+                   min_timestamp=int(item[s.A_MIN_TS]["N"]))
 
 
 class Manifest:
@@ -44,6 +45,7 @@ class Manifest:
             s.A_SIZE: {"N": str(segment.size)},
             s.A_INDEX_ENTRIES: {"N": str(segment.entries)},
             s.A_MAX_TS: {"N": str(segment.max_timestamp)},
+            s.A_MIN_TS: {"N": str(segment.min_timestamp)},
             s.A_CREATED: {"N": str(int(self._clock() * 1000))},
         }
         return {"Put": {"TableName": self._table, "Item": item,

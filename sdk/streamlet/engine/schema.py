@@ -13,8 +13,8 @@ Tables
                                bytes appended, archived_offset (archive watermark) and bytes
     ``b/{last_offset:020}``    one record batch: bytes inline, or a pointer to an S3 blob;
                                append time; TTL = append + local.retention.ms
-    ``s/{last_offset:020}``    one archived segment (the manifest): offset and time range,
-                               size, object key
+    ``s/{last_offset:020}``    one archived segment (the manifest): offset and time range
+                               (min_timestamp, max_timestamp), size, object key
     ``p/{producer_id}``        idempotent producer state: epoch + last 5 batches
 
 Batch and segment items are keyed by their *last* offset, so one forward Query from
@@ -72,6 +72,7 @@ A_ARCHIVED = "archived_offset"
 A_ARCHIVED_BYTES = "archived_bytes"
 SEGMENT_SK_PREFIX = "s/"
 A_LAST = "last_offset"
+A_MIN_TS = "min_timestamp"
 A_KEY = "key"
 A_INDEX_ENTRIES = "index_entries"
 

@@ -5,8 +5,8 @@ Layout of one object (all integers big-endian)::
     batch bytes        the RecordBatch v2 bytes exactly as fetched (base offsets patched)
     index              one 24-byte entry (base_offset, position, running max timestamp)
                        for the first batch and then every INDEX_INTERVAL bytes
-    trailer            TRAILER: magic, version, base/last offset, data size, entry count,
-                       running max timestamp of the last batch
+    trailer            magic, version, base/last offset, data size, entry count, the
+                       running max timestamp of the last batch, the smallest timestamp
 
 The object describes itself, so a re-run that finds the key taken (``If-None-Match: *``
 answered 412: an earlier run crashed after its PUT) learns the segment from the trailer
@@ -35,7 +35,7 @@ MAGIC = b"STRMSEG1"
 VERSION = 1
 INDEX_INTERVAL = 64 * 1024
 _ENTRY = struct.Struct(">qqq")
-_TRAILER = struct.Struct(">8sHqqqIq")
+_TRAILER = struct.Struct(">8sHqqqIqq")
 TRAILER_SIZE = _TRAILER.size
 _BATCH_LENGTH = struct.Struct(">qi")  # base offset, then the length of the rest
 MIN_READ = 64 * 1024
@@ -63,7 +63,7 @@ class Segment(SegmentInfo):
     def info(self) -> SegmentInfo:
         """What reports show (the public view, without index details)."""
         return SegmentInfo(self.key, self.base_offset, self.last_offset, self.size,
-                           self.max_timestamp)
+                           self.max_timestamp, self.min_timestamp)
 
     @property
     def object_size(self) -> int:
@@ -85,8 +85,12 @@ def build(key: str, batches: Iterable[ArchivedBatch]) -> tuple[bytes, Segment]:
     parts: list[bytes] = []
     index: list[bytes] = []
     position = next_index = 0
-    first = last = max_ts = -1
+    first = last = max_ts = min_ts = -1
     for batch in batches:
+        header = parse_header(batch.data)  # and its CRC: never archive a damaged batch
+        earliest = (header.max_timestamp if header.timestamp_type else
+                    header.first_timestamp)
+        min_ts = earliest if min_ts < 0 else min(min_ts, earliest)
         if first < 0:
             first = batch.base_offset
         elif batch.base_offset != last + 1:
@@ -99,18 +103,20 @@ def build(key: str, batches: Iterable[ArchivedBatch]) -> tuple[bytes, Segment]:
         last, max_ts = batch.last_offset, batch.max_timestamp
     if first < 0:
         raise ValueError(f"segment {key}: no batches")
-    trailer = _TRAILER.pack(MAGIC, VERSION, first, last, position, len(index), max_ts)
-    segment = Segment(key, first, last, position, max_ts, len(index))
+    trailer = _TRAILER.pack(MAGIC, VERSION, first, last, position, len(index), max_ts, min_ts)
+    segment = Segment(key=key, base_offset=first, last_offset=last, size=position,
+                      max_timestamp=max_ts, min_timestamp=min_ts, entries=len(index))
     return b"".join(parts) + b"".join(index) + trailer, segment
 
 
 def parse_trailer(key: str, data: bytes) -> Segment:
     if len(data) != TRAILER_SIZE:
         raise SegmentCorrupt(f"segment {key}: trailer of {len(data)} bytes")
-    magic, version, first, last, size, entries, max_ts = _TRAILER.unpack(data)
+    magic, version, first, last, size, entries, max_ts, min_ts = _TRAILER.unpack(data)
     if magic != MAGIC or version != VERSION:
         raise SegmentCorrupt(f"segment {key}: not a Streamlet segment (magic {magic!r})")
-    return Segment(key, first, last, size, max_ts, entries)
+    return Segment(key=key, base_offset=first, last_offset=last, size=size,
+                   max_timestamp=max_ts, min_timestamp=min_ts, entries=entries)
 
 
 def parse_index(segment: Segment, data: bytes) -> list[IndexEntry]:

@@ -10,7 +10,14 @@ from typer.testing import CliRunner
 from streamlet import InvalidRequest, Record, RecordMetadata
 from streamlet.cli import app
 from streamlet.local import demo
-from streamlet.local.demo import DemoResult, PartitionStats, check_stats, make_events, run_demo
+from streamlet.local.demo import (
+    DemoResult,
+    PartitionStats,
+    check_replay,
+    check_stats,
+    make_events,
+    run_demo,
+)
 
 
 def test_run_demo_reads_back_everything_exactly_once() -> None:
@@ -24,6 +31,8 @@ def test_run_demo_reads_back_everything_exactly_once() -> None:
         assert stats.first_offset == 0
         assert stats.last_offset == stats.records - 1
         assert stats.high_watermark == stats.records
+    assert result.archived_segments == 4 and result.archived_bytes > 0
+    assert result.replayed == 500
     assert result.produce_rate > 0 and result.consume_rate > 0
     assert result.elapsed_seconds >= result.produce_seconds + result.consume_seconds
 
@@ -41,6 +50,16 @@ def test_run_demo_rejects_nonsense() -> None:
         run_demo(records=0)
 
 
+def test_check_replay_spots_a_changed_or_missing_record() -> None:
+    def record(offset: int, value: bytes) -> Record:
+        return Record("t", 0, offset, b"k", value, timestamp=1_000)
+
+    first = [record(0, b"a"), record(1, b"b")]
+    assert check_replay(first, list(reversed(first))) == []
+    assert check_replay(first, [record(0, b"a"), record(1, b"B")])
+    assert check_replay(first, first[:1])
+
+
 def test_check_stats_spots_gaps() -> None:
     dense = PartitionStats(0, records=3, first_offset=0, last_offset=2, high_watermark=3)
     gap = PartitionStats(1, records=3, first_offset=0, last_offset=3, high_watermark=4)
@@ -53,7 +72,8 @@ def test_demo_command() -> None:
     result = CliRunner().invoke(app, ["demo", "--records", "300"])
     assert result.exit_code == 0, result.output
     for heading in ("PARTITION", "RECORDS", "FIRST OFFSET", "LAST OFFSET", "HIGH WATERMARK",
-                    "produce throughput", "consume throughput", "elapsed"):
+                    "produce throughput", "consume throughput", "archived to S3",
+                    "replayed from S3", "elapsed"):
         assert heading in result.stdout
     assert "300" in result.stdout
     assert "exactly once" in result.stderr

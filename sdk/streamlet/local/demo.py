@@ -3,7 +3,8 @@
 Runs against an embedded local platform (or a given endpoint): creates a topic, produces
 ``records`` events over 200 user keys, consumes them with a fresh consumer and checks that
 every event came back exactly once, where the producer was told it was written, and in
-order per key (a key lives on one partition, and its offsets increase).
+order per key (a key lives on one partition, and its offsets increase). Then it archives
+the topic to S3 segments and replays it from offset 0: the same records must come back.
 
 Example:
     >>> result = run_demo(records=500)                    # doctest: +SKIP
@@ -26,7 +27,7 @@ from ..admin import Admin
 from ..consumer import Consumer
 from ..errors import InvalidRequest, TopicExists
 from ..producer import Producer
-from ..records import Record, RecordMetadata
+from ..records import Record, RecordMetadata, TopicPartition
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -60,6 +61,10 @@ class DemoResult:
     consume_seconds: float
     elapsed_seconds: float
     problems: list[str]
+    archived_segments: int = 0
+    archived_bytes: int = 0
+    replayed: int = 0
+    """Records read again, from the S3 segments the topic was archived to."""
 
     @property
     def ok(self) -> bool:
@@ -127,8 +132,13 @@ class _Run:
         got, consume_s = self._consume(topic, records, timeout_s)
         stats = [self._stats(topic, p, got) for p in range(partitions)]
         problems = verify(events, sent, got) + check_stats(stats)
+        segments = [s for r in self.admin.archive(topic, force=True) for s in r.segments]
+        _say(self.console, f"Archived the topic to {len(segments)} S3 segments")
+        replayed = self._replay(topic, partitions, len(got), timeout_s)
+        problems += check_replay(got, replayed)
         return DemoResult(topic, len(sent), len(got), stats, produce_s, consume_s,
-                          time.perf_counter() - self.started, problems)
+                          time.perf_counter() - self.started, problems, len(segments),
+                          sum(s.size for s in segments), len(replayed))
 
     def _create_topic(self, partitions: int) -> str:
         """``demo-events``, or ``demo-events-N`` if an earlier run left it behind."""
@@ -164,6 +174,19 @@ class _Run:
             got += consumer.poll(timeout=0.2)  # anything beyond the count is a duplicate
         _say(self.console, f"Consumed {len(got)} records in {elapsed:.2f} s")
         return got, elapsed
+
+    def _replay(self, topic: str, partitions: int, expected: int,
+                timeout_s: float) -> list[Record]:
+        """Read the whole topic again from offset 0: now it comes from S3."""
+        deadline = time.monotonic() + timeout_s
+        got: list[Record] = []
+        with Consumer(endpoint=self.endpoint, auto_offset_reset="earliest",
+                      max_poll_records=1000) as consumer:
+            consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+            while len(got) < expected and time.monotonic() < deadline:
+                got += consumer.poll(timeout=min(1.0, max(deadline - time.monotonic(), 0)))
+        _say(self.console, f"Replayed {len(got)} records from the archive")
+        return got
 
     def _stats(self, topic: str, partition: int, got: list[Record]) -> PartitionStats:
         offsets = [r.offset for r in got if r.partition == partition]
@@ -230,6 +253,17 @@ def _ordered_per_key(events: list[_Event], got: list[Record], ids: list[int]) ->
     if reordered:
         problems.append(f"{reordered} key(s) read out of production order")
     return problems
+
+
+def check_replay(first: list[Record], replayed: list[Record]) -> list[str]:
+    """The replay from S3 must return the very records of the first read."""
+    def rows(records: list[Record]) -> list[tuple[object, ...]]:
+        return sorted((r.partition, r.offset, r.key, r.value, r.timestamp) for r in records)
+
+    if rows(first) != rows(replayed):
+        return [f"replay from the archive: {len(replayed)} records differ from the "
+                f"{len(first)} read before archiving"]
+    return []
 
 
 def check_stats(stats: list[PartitionStats]) -> list[str]:

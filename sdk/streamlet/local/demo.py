@@ -258,7 +258,8 @@ def _ordered_per_key(events: list[_Event], got: list[Record], ids: list[int]) ->
 def check_replay(first: list[Record], replayed: list[Record]) -> list[str]:
     """The replay from S3 must return the very records of the first read."""
     def rows(records: list[Record]) -> list[tuple[object, ...]]:
-        return sorted((r.partition, r.offset, r.key, r.value, r.timestamp) for r in records)
+        return sorted((r.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers))
+                      for r in records)
 
     if rows(first) != rows(replayed):
         return [f"replay from the archive: {len(replayed)} records differ from the "

@@ -324,3 +324,22 @@ def test_a_sequential_read_reads_each_batch_once_in_both_tiers(tiered: Engine) -
     assert stored == segment.size
     index, *data = s3_bytes  # the index once, then the batches
     assert index < 1_000 and sum(data) <= segment.size * 1.1, (s3_bytes, segment.size)
+
+
+def test_a_pass_stops_at_the_high_watermark_it_started_with(tiered: Engine,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    tiered.create_topic("t", 1, {"segment.bytes": 100})
+    fill(tiered, "t", 4)
+    real_head = tiered.log.head
+
+    def busy_head(topic: str, partition: int) -> Any:  # a producer never pausing
+        fill(tiered, "t", 1)
+        return real_head(topic, partition)
+
+    monkeypatch.setattr(tiered.log, "head", busy_head)
+    for force in (True, False):
+        [report] = tiered.archive("t", force=force)
+        assert report.segments and report.archived_offset < report.high_watermark
+    monkeypatch.undo()
+    assert offsets("t", fetch_all(tiered, "t")) == list(range(tiered.watermarks("t", 0)[1]))

@@ -16,6 +16,7 @@ object and then its manifest item, so no reader is ever sent to a deleted segmen
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from .topics import TopicMeta, TopicStore
 BLOB_GRACE_S = 600
 """A blob is deleted only when it is this much older than the oldest unarchived batch:
 an append writes its blob first and commits within seconds, never minutes."""
-MAX_ROLL_RACES = 1000
+MAX_ROLL_RACES = 20
 
 
 class Archiver:
@@ -70,23 +71,28 @@ class Archiver:
     # ---- archiving ----------------------------------------------------------------------
 
     def archive(self, topic: str, partition: int, force: bool = False) -> ArchiveReport:
-        """Roll every segment that is due (all hot batches if ``force``)."""
+        """Roll every segment that is due (all hot batches if ``force``), up to the high
+        watermark seen at the start: a busy partition's newer batches wait for the next
+        pass instead of keeping this one going."""
         report = ArchiveReport(topic, partition)
-        for _ in range(MAX_ROLL_RACES):
+        target, races = None, 0
+        while True:
             meta, head = self._log.head(topic, partition)
+            target = head.next_offset if target is None else target
             report.archived_offset, report.high_watermark = head.archived, head.next_offset
             start = max(head.archived, head.log_start)
-            if start >= head.next_offset or not (force or self._due(meta, partition, head,
-                                                                    start)):
+            if start >= target or not (force or self._due(meta, partition, head, start)):
                 break
             segment = self._roll(meta, partition, head, start)
-            if segment is None:
-                continue  # another archiver moved the watermark: look again
+            if segment is None:  # another archiver (or an append) raced us: look again
+                races += 1
+                if races >= MAX_ROLL_RACES:
+                    raise AppendConflict(f"Gave up archiving '{topic}' partition {partition}: "
+                                         f"its head kept changing ({races} attempts).")
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**races)))
+                continue
             report.segments.append(segment.info)
             report.archived_offset = segment.last_offset + 1
-        else:
-            raise AppendConflict(f"Gave up archiving '{topic}' partition {partition}: its "
-                                 f"head kept changing ({MAX_ROLL_RACES} attempts).")
         if report.segments or force:
             report.blobs_deleted = self._delete_archived_blobs(topic, partition)
         return report

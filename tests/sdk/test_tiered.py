@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from streamlet import Admin, Consumer, OffsetOutOfRange, Producer, TopicPartition
@@ -15,12 +17,13 @@ def produce(endpoint: str, topic: str, first: int, count: int) -> None:
             producer.flush()
 
 
-def drain(consumer: Consumer, count: int) -> list[tuple[int, bytes | None]]:
+def drain(consumer: Consumer, count: int, timeout: float = 30.0
+          ) -> list[tuple[int, bytes | None]]:
+    """Poll until ``count`` records came or ``timeout`` seconds passed."""
     got: list[tuple[int, bytes | None]] = []
-    for _ in range(200):
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
         got += [(r.offset, r.value) for r in consumer.poll(timeout=0.2)]
-        if len(got) >= count:
-            break
     return got
 
 
@@ -63,7 +66,7 @@ def test_a_consumer_below_the_log_start_follows_auto_offset_reset(endpoint: str,
                 drain(consumer, 1)
             return
         if reset == "latest":
-            assert drain(consumer, 1) == [] and consumer.position(tp) == 40
+            assert drain(consumer, 1, timeout=1.0) == [] and consumer.position(tp) == 40
             produce(endpoint, topic, 40, 1)
             assert drain(consumer, 1) == [(40, b"v40")]
             return

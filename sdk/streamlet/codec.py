@@ -28,6 +28,7 @@ HEADER_SIZE = HEADER.size  # 61
 CRC_OFFSET = 17
 ATTRIBUTES_OFFSET = 21
 MAX_TIMESTAMP_OFFSET = 35
+RECORD_COUNT_OFFSET = 57
 LOG_OVERHEAD = 12  # base_offset + length: the bytes before the batch "length" counts
 TIMESTAMP_TYPE_BIT = 0x08
 TRANSACTIONAL_BIT = 0x10
@@ -110,6 +111,14 @@ def _validate(header: BatchHeader, buf: bytes) -> None:
         raise InvalidRecord("Transactional and control batches are not supported.")
     if calc_crc32c(memoryview(buf)[ATTRIBUTES_OFFSET:]) != header.crc:
         raise InvalidRecord("Record batch CRC-32C does not match its contents (corrupt batch).")
+
+
+def batch_span(buf: bytes) -> tuple[int, int]:
+    """(base offset, last offset) of a stored batch, from its header alone (no CRC check:
+    for bytes validated when they were appended)."""
+    (base,) = struct.unpack_from(">q", buf, 0)
+    (count,) = struct.unpack_from(">i", buf, RECORD_COUNT_OFFSET)
+    return int(base), int(base) + int(count) - 1
 
 
 def with_base_offset(buf: bytes, base_offset: int) -> bytes:

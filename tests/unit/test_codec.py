@@ -11,6 +11,7 @@ from streamlet.codec import (
     ATTRIBUTES_OFFSET,
     CRC_OFFSET,
     BatchBuilder,
+    batch_span,
     decode_batch,
     increment_sequence,
     parse_header,
@@ -101,3 +102,14 @@ def test_builder_reports_full_batches() -> None:
     assert b.append(None, b"x" * 150, [], 1)
     assert not b.append(None, b"x" * 150, [], 2)
     assert b.count == 1
+
+
+@pytest.mark.parametrize(("base", "count"), [(0, 1), (41, 3), (2**40, 500)])
+def test_batch_span_reads_the_offsets_from_the_header(base: int, count: int) -> None:
+    builder = BatchBuilder("zstd", 1 << 20)
+    for i in range(count):
+        builder.append(None, b"v%d" % i, [], 1_000 + i)
+    batch = with_base_offset(builder.build(-1, -1, -1), base)
+    header = parse_header(batch)
+    assert batch_span(batch) == (header.base_offset, header.base_offset + header.record_count - 1)
+    assert batch_span(batch) == (base, base + count - 1)

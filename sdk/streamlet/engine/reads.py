@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from ..codec import decode_batch, parse_header
+from ..codec import batch_span, decode_batch, parse_header
 from ..errors import DataUnavailable, OffsetOutOfRange
 from ..records import FetchResult, TimestampType
 from . import schema as s
@@ -82,10 +82,9 @@ class LogReader:
             batches, position = self._segments.read(segment, at, max(max_bytes - yielded, 1),
                                                     position)
             for data in batches:
-                header = parse_header(data)
-                yield data, header.base_offset, header.base_offset + header.record_count - 1
-                at, yielded, count = (header.base_offset + header.record_count,
-                                      yielded + len(data), count + 1)
+                base, last = batch_span(data)
+                yield data, base, last
+                at, yielded, count = last + 1, yielded + len(data), count + 1
         while at < head.next_offset:
             limit = QUERY_PAGE
             if count:  # as many items as the average batch says still fit

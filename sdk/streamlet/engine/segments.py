@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..codec import parse_header
+from ..codec import batch_span, parse_header
 from ..records import SegmentInfo
 from . import schema as s
 from .aws import error_code, gone_if_missing, translated
@@ -235,8 +235,7 @@ class SegmentStore:
 
 
 def _last_offset(batch: bytes) -> int:
-    header = parse_header(batch)
-    return header.base_offset + header.record_count - 1
+    return batch_span(batch)[1]
 
 
 def _tail(data: bytes) -> int:

@@ -150,9 +150,18 @@ class Plan:
     take: list[Lease]
 
 
+def _sharing(live: set[str], members: Mapping[str, Member], topics: set[str]) -> set[str]:
+    """The live members that split ``topics`` with us: those subscribed to one of them
+    (or whose subscription is not known). A member that moved to other topics no longer
+    counts, so the partitions it gave back are taken by the members still reading them."""
+    return {m for m in live
+            if m not in members or not members[m].topics or topics & set(members[m].topics)}
+
+
 def plan(me: str, owned: Mapping[TopicPartition, int], snapshot: GroupSnapshot,
          live: set[str], wanted: Iterable[TopicPartition]) -> Plan:
-    """Lose what moved away, give up what is beyond quota, take what is free.
+    """Lose what moved away, give up what is beyond quota or no longer wanted, take what
+    is free.
 
     Leases of dead members are taken at once even beyond quota, so a crash is
     handed over as soon as any member notices it; the surplus is released at the
@@ -163,12 +172,15 @@ def plan(me: str, owned: Mapping[TopicPartition, int], snapshot: GroupSnapshot,
     lost = [tp for tp, epoch in owned.items()
             if (lease := leases.get(tp)) is None or lease.owner != me or lease.epoch != epoch]
     kept = sorted(tp for tp in owned if tp not in lost and tp in wanted)
-    target = quota(me, live, len(wanted))
+    target = quota(me, _sharing(live, snapshot.members, {tp.topic for tp in wanted}),
+                   len(wanted))
     candidates = [leases[tp] for tp in wanted if tp not in owned]
     orphans = [lease for lease in candidates
                if lease.owner is not None and lease.owner != me and lease.owner not in live]
     free = sorted((lease for lease in candidates if lease.owner in (None, me)),
                   key=lambda lease: (lease.owner != me, lease.tp))
     need = max(0, target - len(kept) - len(orphans))
-    release = kept[target:] if not orphans else []
+    # Owned but no longer wanted (its topic was unsubscribed or deleted): give it back.
+    dropped = sorted(tp for tp in owned if tp not in lost and tp not in wanted)
+    release = dropped + (kept[target:] if not orphans else [])
     return Plan(lost, release, orphans + free[:need])

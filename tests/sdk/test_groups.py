@@ -246,3 +246,19 @@ def test_close_commits_what_is_still_owned_and_reports_the_rest_lost(endpoint: s
     for tp, position in positions.items():
         if tp != stolen:
             assert admin_engine_groups.lease(f"closing-{eight}", tp).committed == position
+
+
+def test_resubscribing_hands_the_dropped_topic_over(endpoint: str, eight: str) -> None:
+    other = f"{eight}-next"
+    Admin(endpoint).create_topic(other, 2)
+    group = f"resub-{eight}"
+    mover, stayer = member(endpoint, eight, group), member(endpoint, eight, group)
+    pump([mover, stayer], lambda: sizes([mover, stayer]) == [4, 4])
+    revoked: list[TopicPartition] = []
+    mover.subscribe([other], on_revoke=revoked.extend)
+    pump([mover, stayer], lambda: len(stayer.assignment()) == 8
+         and mover.assignment() == {TopicPartition(other, 0), TopicPartition(other, 1)})
+    assert sorted(revoked) == sorted(tp for tp in revoked if tp.topic == eight)
+    assert len(revoked) == 4  # given back through on_revoke, not left to expire
+    mover.close()
+    stayer.close()

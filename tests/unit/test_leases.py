@@ -162,3 +162,25 @@ def test_own_leases_from_an_earlier_life_come_first() -> None:
     snap = snapshot({0: None, 1: "a", 2: None})
     todo = plan("a", {}, snap, {"a", "b"}, tps(3))
     assert [lease.tp.partition for lease in todo.take] == [1, 0]
+
+
+def test_partitions_no_longer_wanted_are_released() -> None:
+    old, new = TopicPartition("old", 0), TopicPartition("new", 0)
+    snap = GroupSnapshot(leases={old: Lease(old, "a", 3, None), new: Lease(new, None, 0, None)})
+    todo = plan("a", {old: 3}, snap, {"a", "b"}, [new])
+    assert todo.release == [old] and todo.lost == []
+    assert [lease.tp for lease in todo.take] == [new]
+
+
+def test_quota_is_shared_only_with_members_reading_the_same_topics() -> None:
+    snap = GroupSnapshot(
+        leases={tp: Lease(tp, "a" if tp.partition < 2 else None, 1, None) for tp in tps(4)},
+        members={"a": Member("a", 1, topics=("t",)), "b": Member("b", 1, topics=("other",)),
+                 "c": Member("c", 1)})  # c's subscription unknown: it counts
+    todo = plan("a", {TopicPartition("t", 0): 1, TopicPartition("t", 1): 1}, snap,
+                {"a", "b", "c"}, tps(4))
+    assert [lease.tp.partition for lease in todo.take] == []  # 2 of 4 with c, not 2 of 4/3
+    snap.members.pop("c")
+    todo = plan("a", {TopicPartition("t", 0): 1, TopicPartition("t", 1): 1}, snap,
+                {"a", "b"}, tps(4))
+    assert [lease.tp.partition for lease in todo.take] == [2, 3]  # b reads other topics

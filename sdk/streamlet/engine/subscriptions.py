@@ -139,8 +139,7 @@ class Subscriptions:
         todo = plan(state.member_id, state.owned, snapshot, tracker.live() | {state.member_id},
                     wanted)
         owned = {tp: e for tp, e in state.owned.items() if tp not in todo.lost}
-        unwanted = set(owned) - set(wanted)  # unsubscribed topics, deleted partitions
-        for tp in [*todo.release, *sorted(unwanted)]:
+        for tp in todo.release:  # beyond quota, or unsubscribed / deleted
             self._groups.release(state.group, tp, state.member_id, owned.pop(tp))
         positions = {tp: p for tp, p in state.positions.items() if tp in owned}
         for lease in todo.take:

@@ -1,14 +1,20 @@
 """Static checks on the synthesized template: cdk-nag, cfn-lint, and the acknowledgements.
 
-checkov does not install into this virtual environment (it pins older boto3/packaging),
-so it runs by hand; its skips live in the template's metadata and are checked here for a
-reason and a line in docs/security.md (see that file for the command and the result).
+checkov does not install into this virtual environment (it pins older boto3/packaging), so
+the ``checkov`` fixture installs requirements-checkov.txt into a virtual environment of its
+own, cached in pytest's cache directory. Its skips live in the template's metadata and are
+checked here for a reason and a line in docs/security.md.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +25,9 @@ from cfnlint.api import ManualArgs, lint_file
 
 from .conftest import STACK, Synthesized
 
-SECURITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+ROOT = Path(__file__).resolve().parents[2]
+SECURITY_DOC = ROOT / "docs" / "security.md"
+CHECKOV_REQUIREMENTS = ROOT / "requirements-checkov.txt"
 PACKS = ("AwsSolutions", "Serverless")
 MIN_WORDS = 10
 # CDK's Function depends on its role explicitly as well as through Fn::GetAtt.
@@ -83,3 +91,36 @@ def test_cfn_lint_finds_no_errors(synthesized: Synthesized) -> None:
     assert not {rule for rule in found if rule.startswith("E")}, matches
     assert "I3011" not in found  # stateful resources carry Deletion/UpdateReplace policies
     assert {rule for rule in found if rule.startswith("W")} <= ACCEPTED_CFN_LINT_WARNINGS
+
+
+@pytest.fixture(scope="session")
+def checkov(request: pytest.FixtureRequest) -> Path:
+    """The checkov executable, in a virtual environment of its own (kept between runs)."""
+    digest = hashlib.sha256(CHECKOV_REQUIREMENTS.read_bytes()).hexdigest()[:12]
+    venv = request.config.cache.mkdir(f"checkov-{digest}")
+    executable, done = venv / "bin" / "checkov", venv / "installed"
+    if not done.exists():  # a fresh machine, or an earlier install that did not finish
+        shutil.rmtree(venv)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet",
+                              "-r", str(CHECKOV_REQUIREMENTS)],
+                             check=False, capture_output=True, text=True, timeout=240)
+        assert pip.returncode == 0, f"installing checkov failed:\n{pip.stderr[-3000:]}"
+        done.touch()
+    return executable
+
+
+def test_checkov_finds_no_failures_and_skips_only_what_the_template_acknowledges(
+        synthesized: Synthesized, checkov: Path) -> None:
+    template = synthesized.outdir / f"{STACK}.template.json"
+    run = subprocess.run([str(checkov), "--file", str(template), "--framework", "cloudformation",
+                          "--skip-download", "--output", "json"],
+                         check=False, capture_output=True, text=True, timeout=240)
+    assert run.returncode in (0, 1), run.stderr[-3000:]  # 1 means failed checks, asserted next
+    report = json.loads(run.stdout)
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert failed == []
+    assert report["summary"]["parsing_errors"] == 0
+    assert report["summary"]["passed"] >= 80  # the scan saw the whole stack
+    skipped = {c["check_id"] for c in report["results"]["skipped_checks"]}
+    assert skipped == {skip["id"] for skip in _metadata(synthesized, "checkov", "skip")}

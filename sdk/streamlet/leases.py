@@ -1,4 +1,4 @@
-"""Consumer-group lease logic, pure: liveness by counter movement, quotas, rebalance plans.
+"""Consumer-group lease logic, pure: liveness by counter movement, targets, rebalance plans.
 
 A member is live while its heartbeat counter keeps moving *as observed on this
 process's own monotonic clock* (the KCL rule): no wall-clock timestamps from other
@@ -6,11 +6,13 @@ hosts are ever compared, so clock offsets cannot cause a steal and only rate dri
 matters. With the heartbeat every third of the session timeout, an observer whose
 clock runs up to ~2x fast still sees live members move in time.
 
-Assignment is cooperative and sticky: every member computes the same quota from the
-sorted list of live members (each owns floor or ceil of partitions/members), gives up
-only the partitions it holds beyond its quota, and takes only unowned or dead-owned
-partitions (dead-owned ones at once, even beyond quota, so a crash is handed over as
-soon as the first member notices). Nothing is ever stolen from a live member.
+Assignment is cooperative and sticky: every member computes the same per-topic targets
+from the live members and their subscriptions (:func:`targets`: every partition of a
+subscribed topic has a member meant for it; identical subscriptions split floor or ceil
+of partitions/members), gives up only the partitions it holds beyond its target, and
+takes only unowned or dead-owned partitions (dead-owned ones at once, even beyond
+target, so a crash is handed over as soon as the first member notices). Nothing is ever
+stolen from a live member.
 
 Each member states its own session timeout in its member item (``session_ms``); an
 observer waits for the longer of that and its own before judging the member dead, so a
@@ -20,7 +22,9 @@ keeps its partitions for the session it asked for.
 
 from __future__ import annotations
 
+import heapq
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -129,16 +133,46 @@ class LivenessTracker:
                       for m, (beat, moved) in observations.items()}
 
 
-def quota(member_id: str, live: Iterable[str], partitions: int) -> int:
-    """Partitions ``member_id`` should own: floor or ceil of partitions / members.
+def targets(me: str, my_topics: Iterable[str], live: Iterable[str],
+            members: Mapping[str, Member], partitions: Mapping[str, int]) -> dict[str, int]:
+    """How many partitions of each topic ``me`` should own; every member computes the same.
 
-    Example:
-        >>> [quota(m, ["a", "b", "c"], 8) for m in "abc"]
-        [3, 3, 2]
+    A topic's partitions are shared by the live members subscribed to it (a member whose
+    subscription is unknown counts for every topic). Topics are dealt with the fewest
+    sharers first, each partition going to the least loaded sharer (ties by member id),
+    so every partition of a subscribed topic has a member meant to own it, and members
+    with identical subscriptions own floor or ceil of partitions / members, the first
+    ones by id taking the ceil.
+
+    Example: ``a`` reads x; ``b`` reads x and y (4 partitions each): ``b`` takes y, ``a`` x.
+        >>> subs = {"a": Member("a", 1, topics=("x",)), "b": Member("b", 1, topics=("x", "y"))}
+        >>> targets("a", ["x"], {"a", "b"}, subs, {"x": 4, "y": 4})
+        {'x': 4}
+        >>> [targets(m, ["t"], "abc", {}, {"t": 8}) for m in "abc"]
+        [{'t': 3}, {'t': 3}, {'t': 2}]
     """
-    members = sorted(set(live) | {member_id})
-    base, extra = divmod(partitions, len(members))
-    return base + (1 if members.index(member_id) < extra else 0)
+    def reads(member: str) -> frozenset[str] | None:  # None: unknown, so every topic
+        if member == me:
+            return frozenset(my_topics)
+        known = members.get(member)
+        return frozenset(known.topics) if known is not None and known.topics else None
+
+    subscriptions = {m: reads(m) for m in {*live, me}}
+    sharers = {t: sorted(m for m, topics in subscriptions.items()
+                         if topics is None or t in topics) for t in partitions}
+    load = dict.fromkeys(subscriptions, 0)
+    mine = {t: 0 for t in partitions if me in sharers[t]}
+    for topic in sorted((t for t in partitions if sharers[t]),
+                        key=lambda t: (len(sharers[t]), t)):
+        queue = [(load[m], m) for m in sharers[topic]]
+        heapq.heapify(queue)
+        for _ in range(partitions[topic]):
+            count, owner = heapq.heappop(queue)
+            heapq.heappush(queue, (count + 1, owner))
+            if owner == me:
+                mine[topic] += 1
+        load.update((m, count) for count, m in queue)
+    return mine
 
 
 @dataclass(frozen=True)
@@ -150,37 +184,34 @@ class Plan:
     take: list[Lease]
 
 
-def _sharing(live: set[str], members: Mapping[str, Member], topics: set[str]) -> set[str]:
-    """The live members that split ``topics`` with us: those subscribed to one of them
-    (or whose subscription is not known). A member that moved to other topics no longer
-    counts, so the partitions it gave back are taken by the members still reading them."""
-    return {m for m in live
-            if m not in members or not members[m].topics or topics & set(members[m].topics)}
-
-
 def plan(me: str, owned: Mapping[TopicPartition, int], snapshot: GroupSnapshot,
          live: set[str], wanted: Iterable[TopicPartition]) -> Plan:
-    """Lose what moved away, give up what is beyond quota or no longer wanted, take what
-    is free.
+    """Lose what moved away, give up what is beyond target or no longer wanted, take what
+    is free, topic by topic (see :func:`targets`).
 
-    Leases of dead members are taken at once even beyond quota, so a crash is
+    Leases of dead members are taken at once even beyond target, so a crash is
     handed over as soon as any member notices it; the surplus is released at the
-    next rebalance and settles on the members below quota.
+    next rebalance and settles on the members below target.
     """
     wanted = sorted(tp for tp in wanted if tp in snapshot.leases)
     leases = snapshot.leases
     lost = [tp for tp, epoch in owned.items()
             if (lease := leases.get(tp)) is None or lease.owner != me or lease.epoch != epoch]
     kept = sorted(tp for tp in owned if tp not in lost and tp in wanted)
-    target = quota(me, _sharing(live, snapshot.members, {tp.topic for tp in wanted}),
-                   len(wanted))
+    target = targets(me, {tp.topic for tp in wanted}, live, snapshot.members,
+                     Counter(tp.topic for tp in leases))
     candidates = [leases[tp] for tp in wanted if tp not in owned]
     orphans = [lease for lease in candidates
                if lease.owner is not None and lease.owner != me and lease.owner not in live]
     free = sorted((lease for lease in candidates if lease.owner in (None, me)),
                   key=lambda lease: (lease.owner != me, lease.tp))
-    need = max(0, target - len(kept) - len(orphans))
     # Owned but no longer wanted (its topic was unsubscribed or deleted): give it back.
-    dropped = sorted(tp for tp in owned if tp not in lost and tp not in wanted)
-    release = dropped + (kept[target:] if not orphans else [])
-    return Plan(lost, release, orphans + free[:need])
+    release = sorted(tp for tp in owned if tp not in lost and tp not in wanted)
+    take = list(orphans)
+    for topic, count in target.items():
+        kept_here = [tp for tp in kept if tp.topic == topic]
+        if not orphans:
+            release += kept_here[count:]
+        need = count - len(kept_here) - sum(lease.tp.topic == topic for lease in orphans)
+        take += [lease for lease in free if lease.tp.topic == topic][:max(0, need)]
+    return Plan(lost, release, take)

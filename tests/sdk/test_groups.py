@@ -248,6 +248,30 @@ def test_close_commits_what_is_still_owned_and_reports_the_rest_lost(endpoint: s
             assert admin_engine_groups.lease(f"closing-{eight}", tp).committed == position
 
 
+def test_members_reading_overlapping_topics_leave_no_partition_unread(endpoint: str,
+                                                                       eight: str) -> None:
+    """a reads one topic, b reads it and another: every partition of both gets an owner,
+    each record is delivered once, and the load splits 6 / 6."""
+    other = f"{eight}-more"
+    Admin(endpoint).create_topic(other, 4)
+    produce(endpoint, other, 100)
+    group = f"overlap-{eight}"
+    narrow = member(endpoint, eight, group)
+    wide = Consumer(eight, other, endpoint=endpoint, group_id=group,
+                    auto_offset_reset="earliest", session_timeout_ms=SESSION_MS)
+    seen = pump([narrow, wide], lambda: len(narrow.assignment() | wide.assignment()) == 12
+                and sizes([narrow, wide]) == [6, 6])
+    assert not narrow.assignment() & wide.assignment()
+    assert {tp.topic for tp in narrow.assignment()} == {eight}
+    assert {TopicPartition(other, p) for p in range(4)} <= wide.assignment()
+    deadline = time.monotonic() + 15
+    while len(seen) < 500 and time.monotonic() < deadline:
+        seen += narrow.poll(timeout=0.05) + wide.poll(timeout=0.05)
+    assert len({(r.topic, r.partition, r.offset) for r in seen}) == len(seen) == 500
+    narrow.close()
+    wide.close()
+
+
 def test_resubscribing_hands_the_dropped_topic_over(endpoint: str, eight: str) -> None:
     other = f"{eight}-next"
     Admin(endpoint).create_topic(other, 2)

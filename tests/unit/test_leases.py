@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from random import Random
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,7 +14,7 @@ from streamlet.leases import (
     LivenessTracker,
     Member,
     plan,
-    quota,
+    targets,
 )
 from streamlet.records import TopicPartition
 
@@ -103,18 +106,83 @@ def test_observations_persist_and_resume_in_a_fresh_tracker() -> None:
     assert second.live() == {"a"} and second.dead() == {"b": 1}
 
 
-def test_quota_is_floor_or_ceil_and_sums_to_the_partitions() -> None:
-    assert quota("a", ["a", "b", "c"], 8) == 3
-    assert quota("c", ["a", "b", "c"], 8) == 2
-    assert quota("z", [], 5) == 5
+def test_targets_are_floor_or_ceil_for_one_topic() -> None:
+    assert [targets(m, ["t"], "abc", {}, {"t": 8}) for m in "abc"] == [{"t": 3}, {"t": 3},
+                                                                      {"t": 2}]
+    assert targets("z", ["t"], [], {}, {"t": 5}) == {"t": 5}
+    assert targets("z", ["t"], [], {}, {"t": 5, "other": 3}) == {"t": 5}  # not subscribed
 
 
-@given(st.integers(1, 60), st.integers(1, 12))
-def test_quotas_always_balance(partitions: int, count: int) -> None:
-    names = [f"m{i}" for i in range(count)]
-    quotas = [quota(m, names, partitions) for m in names]
-    assert sum(quotas) == partitions
-    assert max(quotas) - min(quotas) <= 1
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=5), st.integers(1, 12))
+def test_identical_subscriptions_split_floor_or_ceil(counts: list[int], size: int) -> None:
+    names = [f"m{i:02}" for i in range(size)]
+    partitions = {f"t{i}": n for i, n in enumerate(counts)}
+    got = [targets(m, partitions, names, {}, partitions) for m in names]
+    for topic, n in partitions.items():
+        assert sum(g[topic] for g in got) == n
+    totals = [sum(g.values()) for g in got]
+    assert totals == sorted(totals, reverse=True) and totals[0] - totals[-1] <= 1
+
+
+SUBSCRIPTIONS = st.dictionaries(st.sampled_from("abcdef"),
+                                st.sets(st.sampled_from(["x", "y", "z"]), min_size=1),
+                                min_size=1)
+
+
+@given(SUBSCRIPTIONS, st.fixed_dictionaries({t: st.integers(1, 9) for t in "xyz"}))
+def test_every_subscribed_partition_has_a_member_meant_for_it(
+        subscriptions: dict[str, set[str]], partitions: dict[str, int]) -> None:
+    members = {m: Member(m, 1, topics=tuple(t)) for m, t in subscriptions.items()}
+    got = {m: targets(m, t, members, members, partitions) for m, t in subscriptions.items()}
+    for topic, n in partitions.items():
+        readers = [m for m, t in subscriptions.items() if topic in t]
+        assert sum(got[m].get(topic, 0) for m in readers) == (n if readers else 0)
+        assert all(topic not in got[m] for m in subscriptions if m not in readers)
+
+
+def test_overlapping_subscriptions_balance_by_topic() -> None:
+    """a reads x; b reads x and y: b is the only reader of y, so a takes all of x."""
+    members = {"a": Member("a", 1, topics=("x",)), "b": Member("b", 1, topics=("x", "y"))}
+    assert targets("a", ["x"], members, members, {"x": 4, "y": 4}) == {"x": 4}
+    assert targets("b", ["x", "y"], members, members, {"x": 4, "y": 4}) == {"x": 0, "y": 4}
+
+
+@given(SUBSCRIPTIONS, st.fixed_dictionaries({t: st.integers(1, 6) for t in "xyz"}),
+       st.randoms(use_true_random=False))
+def test_members_planning_in_turn_settle_with_every_partition_owned_once(
+        subscriptions: dict[str, set[str]], partitions: dict[str, int], rng: Random) -> None:
+    """Members rebalance in a random order, each on the current state, until nobody moves:
+    then every partition of a subscribed topic is owned by one member that reads it, and
+    each member owns what its targets say."""
+    members = {m: Member(m, 1, topics=tuple(sorted(t))) for m, t in subscriptions.items()}
+    leases = {TopicPartition(t, p): Lease(TopicPartition(t, p), None, 0, None)
+              for t, n in partitions.items() for p in range(n)}
+    owned: dict[str, dict[TopicPartition, int]] = {m: {} for m in members}
+    live = set(members)
+    for _ in range(50):
+        moved = False
+        for me in rng.sample(sorted(members), len(members)):
+            wanted = [tp for tp in leases if tp.topic in subscriptions[me]]
+            todo = plan(me, owned[me], GroupSnapshot(dict(leases), members), live, wanted)
+            assert todo.lost == []
+            for tp in todo.release:
+                leases[tp] = Lease(tp, None, leases[tp].epoch, None)
+                del owned[me][tp]
+            for lease in todo.take:
+                leases[lease.tp] = Lease(lease.tp, me, lease.epoch + 1, None)
+                owned[me][lease.tp] = lease.epoch + 1
+            moved = moved or bool(todo.release or todo.take)
+        if not moved:
+            break
+    assert not moved, "the plans never settled"
+    subscribed = {t for topics in subscriptions.values() for t in topics}
+    for tp, lease in leases.items():
+        assert (lease.owner is not None) == (tp.topic in subscribed), (tp, lease)
+        assert lease.owner is None or tp.topic in subscriptions[lease.owner]
+    for me, topics in subscriptions.items():
+        counts = Counter(tp.topic for tp in owned[me])
+        want = targets(me, topics, live, members, partitions)
+        assert {t: counts.get(t, 0) for t in want} == want
 
 
 def test_a_new_member_takes_free_partitions() -> None:

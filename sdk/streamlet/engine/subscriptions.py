@@ -139,7 +139,7 @@ class Subscriptions:
         todo = plan(state.member_id, state.owned, snapshot, tracker.live() | {state.member_id},
                     wanted)
         owned = {tp: e for tp, e in state.owned.items() if tp not in todo.lost}
-        for tp in todo.release:  # beyond quota, or unsubscribed / deleted
+        for tp in todo.release:  # beyond target, or unsubscribed / deleted
             self._groups.release(state.group, tp, state.member_id, owned.pop(tp))
         positions = {tp: p for tp, p in state.positions.items() if tp in owned}
         for lease in todo.take:

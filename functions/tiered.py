@@ -65,6 +65,11 @@ class PassFailed(RuntimeError):
     invocation raises the function's Errors alarm."""
 
 
+PASS_METRICS = {"segments_written": MetricUnit.Count, "bytes_archived": MetricUnit.Bytes,
+                "segments_expired": MetricUnit.Count, "archive_lag_seconds": MetricUnit.Seconds}
+"""What a scheduled pass publishes (as ``SegmentsWritten``, ..., ``ArchiveLagSeconds``)."""
+
+
 def scheduled_pass() -> dict[str, int]:
     """One archiver and retention pass over every topic (the EventBridge schedule)."""
     archived, expired, failures = engine().scheduled_pass()
@@ -75,9 +80,11 @@ def scheduled_pass() -> dict[str, int]:
         "blobs_deleted": sum(r.blobs_deleted for r in archived),
         "segments_expired": sum(r.segments_deleted for r in expired),
         "partitions_failed": len(failures),
+        # The oldest batch still only in DynamoDB: hot batches expire local.retention.ms
+        # after they are appended, archived or not, so this must stay well below that.
+        "archive_lag_seconds": max((r.unarchived_age_ms for r in archived), default=0) // 1000,
     }
-    for name in ("segments_written", "bytes_archived", "segments_expired"):
-        unit = MetricUnit.Bytes if name.startswith("bytes") else MetricUnit.Count
+    for name, unit in PASS_METRICS.items():
         metrics.add_metric(name="".join(p.title() for p in name.split("_")), unit=unit,
                            value=totals[name])
     logger.info("archiver pass", extra=totals)

@@ -1,4 +1,5 @@
-"""Alarms and a dashboard: function errors and throttles, DynamoDB throttles, API 5xx.
+"""Alarms and a dashboard: function errors and throttles, DynamoDB throttles, API 5xx,
+and the archiver's lag.
 
 Alarms notify an encrypted SNS topic when an e-mail address is given; without one they
 still show on the dashboard and in the CloudWatch console.
@@ -21,8 +22,12 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from .checks import acknowledge
+from .functions import ARCHIVE_EVERY, METRICS_NAMESPACE, SERVICE_NAME
 
 PERIOD = Duration.minutes(5)
+ARCHIVE_LAG_ALARM = Duration.hours(6)
+"""Default lag alarm: hot batches expire a day after append by default
+(``local.retention.ms``), so this leaves 18 hours to repair the archiver."""
 
 
 def _sum(metric: cw.Metric) -> cw.Metric:
@@ -38,12 +43,17 @@ class StreamletMonitoring(Construct):
         api: the HTTP API.
         alarm_email: if given, alarms publish to an encrypted SNS topic with this
             e-mail subscription.
+        archive_every: how often the archiver's scheduled pass runs.
+        archive_lag_alarm: alarm when the oldest batch not yet archived is this old, or
+            when no pass has reported for three schedule periods. Keep it above the
+            largest ``segment.ms`` and well below the smallest ``local.retention.ms``.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *,
                  functions: Mapping[str, lambda_.Function],
                  tables: Mapping[str, dynamodb.Table], api: apigw.HttpApi,
-                 alarm_email: str | None = None) -> None:
+                 alarm_email: str | None = None, archive_every: Duration = ARCHIVE_EVERY,
+                 archive_lag_alarm: Duration = ARCHIVE_LAG_ALARM) -> None:
         super().__init__(scope, construct_id)
         self.topic = self._topic(alarm_email) if alarm_email else None
         self.alarms: list[cw.Alarm] = []
@@ -57,13 +67,24 @@ class StreamletMonitoring(Construct):
                         f"DynamoDB throttled requests on {name}")
         self._alarm("Api5xx", _sum(api.metric_server_error()),
                     "The HTTP API answered with 5xx (handlers map bad input to 4xx)")
+        self.archive_lag = archive_lag_metric(archive_every)
+        periods = max(1, min(3, int(Duration.days(1).to_seconds() // archive_every.to_seconds())))
+        self._alarm("ArchiveLag", self.archive_lag, (
+            f"The oldest batch not yet archived to S3 is {archive_lag_alarm.to_human_string()} "
+            "old, or no archiver pass reported: hot batches expire local.retention.ms after "
+            "they are appended, archived or not"),
+            threshold=archive_lag_alarm.to_seconds(), periods=periods,
+            missing=cw.TreatMissingData.BREACHING)
         self.dashboard = self._dashboard(functions, tables, api)
 
-    def _alarm(self, construct_id: str, metric: cw.IMetric, description: str) -> None:
+    def _alarm(self, construct_id: str, metric: cw.IMetric, description: str, *,
+               threshold: float = 1, periods: int = 1,
+               missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING) -> None:
         alarm = cw.Alarm(
-            self, construct_id, metric=metric, threshold=1, evaluation_periods=1,
+            self, construct_id, metric=metric, threshold=threshold, evaluation_periods=periods,
+            datapoints_to_alarm=periods,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING, alarm_description=description)
+            treat_missing_data=missing, alarm_description=description)
         if self.topic:
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         self.alarms.append(alarm)
@@ -90,7 +111,8 @@ class StreamletMonitoring(Construct):
             _graph("API requests", [_sum(api.metric_count())]),
             _graph("API errors", [_sum(api.metric_client_error()),
                                   _sum(api.metric_server_error())]),
-            _graph("API latency p99", [api.metric_latency(statistic="p99", period=PERIOD)]))
+            _graph("API latency p99", [api.metric_latency(statistic="p99", period=PERIOD)]),
+            _graph("Archive lag (s): oldest batch not yet in S3", [self.archive_lag]))
         for name, fn in functions.items():
             dashboard.add_widgets(
                 _graph(f"{name}: invocations, errors, throttles",
@@ -105,6 +127,14 @@ class StreamletMonitoring(Construct):
                         _sum(table.metric_consumed_write_capacity_units())]),
                 _graph(f"{name}: throttle events", [_throttle_events(table)]))
         return dashboard
+
+
+def archive_lag_metric(archive_every: Duration = ARCHIVE_EVERY) -> cw.Metric:
+    """``ArchiveLagSeconds``, which every scheduled archiver pass publishes (Powertools
+    embedded metric format, namespace ``Streamlet``, dimension ``service``)."""
+    return cw.Metric(namespace=METRICS_NAMESPACE, metric_name="ArchiveLagSeconds",
+                     dimensions_map={"service": SERVICE_NAME}, statistic="Maximum",
+                     period=archive_every)
 
 
 def _throttle_events(table: dynamodb.Table) -> cw.MathExpression:

@@ -21,7 +21,7 @@ from constructs import Construct
 
 from .api import StreamletApi
 from .functions import ARCHIVE_EVERY, StreamletFunctions
-from .monitoring import StreamletMonitoring
+from .monitoring import ARCHIVE_LAG_ALARM, StreamletMonitoring
 from .storage import SEGMENT_GLACIER_IR_AFTER, SEGMENT_IA_AFTER, StreamletStorage
 
 INVOKE = "execute-api:Invoke"
@@ -57,6 +57,8 @@ class StreamletPlatform(Construct):
         segment_infrequent_access_after: archived segments move to Standard-IA after this.
         segment_glacier_ir_after: and to Glacier Instant Retrieval after this (None: never).
         archive_every: how often the archiver and retention pass runs (EventBridge).
+        archive_lag_alarm: alarm when the oldest batch not yet archived is this old (or
+            when passes stop reporting); default 6 hours.
         code: the Lambda code (defaults to the locally bundled asset).
     """
 
@@ -69,6 +71,7 @@ class StreamletPlatform(Construct):
                  segment_infrequent_access_after: Duration = SEGMENT_IA_AFTER,
                  segment_glacier_ir_after: Duration | None = SEGMENT_GLACIER_IR_AFTER,
                  archive_every: Duration = ARCHIVE_EVERY,
+                 archive_lag_alarm: Duration = ARCHIVE_LAG_ALARM,
                  code: lambda_.Code | None = None) -> None:
         super().__init__(scope, construct_id)
         self.storage = StreamletStorage(
@@ -86,7 +89,8 @@ class StreamletPlatform(Construct):
             removal_policy=removal_policy)
         self.monitoring = StreamletMonitoring(
             self, "Monitoring", functions=self.functions.functions,
-            tables=self.storage.tables, api=self.api.http_api, alarm_email=alarm_email)
+            tables=self.storage.tables, api=self.api.http_api, alarm_email=alarm_email,
+            archive_every=archive_every, archive_lag_alarm=archive_lag_alarm)
 
     @property
     def api_url(self) -> str:

@@ -146,6 +146,9 @@ class ArchiveReport:
     archived_offset: int = 0
     """The archive watermark: offsets below it are served from S3 segments."""
     high_watermark: int = 0
+    unarchived_age_ms: int = 0
+    """Age of the oldest batch the pass left in the hot tier (not yet due), 0 when it
+    archived everything below the high watermark it started with."""
 
 
 @dataclass(slots=True)

@@ -151,10 +151,12 @@ def test_segment_ms_and_segment_bytes_decide_when_to_roll(tiered: Engine, clock:
     assert reports["big"].archived_offset > 0
 
     clock.now += 59
-    assert tiered.archive("slow")[0].segments == []
+    [waiting] = tiered.archive("slow")
+    assert waiting.segments == [] and waiting.unarchived_age_ms == 59_000  # the lag metric
     clock.now += 2
     [report] = tiered.archive("slow")
     assert [(s.base_offset, s.last_offset) for s in report.segments] == [(0, 14)]
+    assert report.unarchived_age_ms == 0
     assert tiered.archive("slow")[0].segments == []  # nothing hot any more
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
@@ -26,17 +28,31 @@ def _fill(engine: Engine, topic: str, batches: int) -> None:
         engine.append(topic, 0, make_batch(values(f"b{i}", 4)))
 
 
-def test_a_scheduled_pass_archives_what_is_due_and_enforces_retention(aws: Engine) -> None:
+def test_a_scheduled_pass_archives_what_is_due_and_enforces_retention(
+        aws: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     aws.create_topic("due", 1, {"segment.bytes": 100})  # size-triggered: due at once
     aws.create_topic("young", 1)
     _fill(aws, "due", 5)
     _fill(aws, "young", 2)
     aws.delete_records("due", 0, 4)
+    capsys.readouterr()
+    time.sleep(1.1)  # so the young batches have a measurable age
     totals = api.archiver_handler(SCHEDULED_EVENT, LambdaContext())
     assert totals["partitions"] == 2 and totals["segments_written"] >= 2
     assert aws.log.head("due", 0)[1].archived == 20
     assert aws.log.head("young", 0)[1].archived == 0
     assert totals["bytes_archived"] > 0
+    assert 1 <= totals["archive_lag_seconds"] < 60  # "young" waits for segment.ms
+    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if '"_aws"' in line]  # the CloudWatch embedded metric format record
+    published = {m["Name"]: m["Unit"]
+                 for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert published["ArchiveLagSeconds"] == "Seconds"
+    directive = emf["_aws"]["CloudWatchMetrics"][0]  # what the stack's lag alarm selects
+    assert directive["Namespace"] == "Streamlet" and directive["Dimensions"] == [["service"]]
+    assert emf["service"] == "streamlet"
+    assert emf["ArchiveLagSeconds"] == [totals["archive_lag_seconds"]]  # one value each
+    assert emf["SegmentsWritten"] == [totals["segments_written"]]
 
 
 def test_a_failing_partition_fails_the_invocation_after_the_others_are_done(

@@ -230,6 +230,22 @@ def test_alarms_cover_errors_throttles_and_5xx(synthesized: Synthesized) -> None
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
 
 
+def test_archive_lag_alarm_watches_what_the_archiver_publishes(
+        synthesized: Synthesized) -> None:
+    [alarm] = [a["Properties"] for a in synthesized.resources("AWS::CloudWatch::Alarm").values()
+               if a["Properties"].get("MetricName") == "ArchiveLagSeconds"]
+    # the namespace and dimension Powertools' embedded metric format writes from the function
+    env = next(iter(synthesized.resources("AWS::Lambda::Function").values())
+               )["Properties"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Statistic"] == "Maximum" and alarm["Period"] == 300  # the schedule's rate
+    assert alarm["Threshold"] == 6 * 3600
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
+    assert alarm["TreatMissingData"] == "breaching"  # passes stopped reporting: alarm too
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
 def test_alarm_topic_is_encrypted_with_a_rotating_key(synthesized: Synthesized) -> None:
     (topic,) = synthesized.resources("AWS::SNS::Topic").values()
     (key_id, key), = synthesized.resources("AWS::KMS::Key").items()

@@ -81,8 +81,13 @@ class Archiver:
             target = head.next_offset if target is None else target
             report.archived_offset, report.high_watermark = head.archived, head.next_offset
             start = max(head.archived, head.log_start)
-            if start >= target or not (force or self._due(meta, partition, head, start)):
+            if start >= target:
+                report.unarchived_age_ms = 0
                 break
+            if not force and head.hot_bytes < config_int(meta.config, "segment.bytes"):
+                report.unarchived_age_ms = self._age_ms(meta, partition, head, start)
+                if report.unarchived_age_ms < config_int(meta.config, "segment.ms"):
+                    break
             segment = self._roll(meta, partition, head, start)
             if segment is None:  # another archiver (or an append) raced us: look again
                 races += 1
@@ -97,12 +102,11 @@ class Archiver:
             report.blobs_deleted = self._delete_archived_blobs(topic, partition)
         return report
 
-    def _due(self, meta: TopicMeta, partition: int, head: Head, start: int) -> bool:
-        if head.hot_bytes >= config_int(meta.config, "segment.bytes"):
-            return True
+    def _age_ms(self, meta: TopicMeta, partition: int, head: Head, start: int) -> int:
+        """How long ago the oldest hot batch (the one holding ``start``) was appended."""
         first = self._first_hot(meta, partition, start, head)
-        age_ms = self._clock() * 1000 - int(first.get(s.A_APPEND_TIME, {"N": "0"})["N"])
-        return age_ms >= config_int(meta.config, "segment.ms")
+        return max(0, int(self._clock() * 1000)
+                   - int(first.get(s.A_APPEND_TIME, {"N": "0"})["N"]))
 
     def _first_hot(self, meta: TopicMeta, partition: int, start: int, head: Head
                    ) -> dict[str, Any]:

@@ -64,13 +64,17 @@ consume_app = _app(native.consume_router, native_groups.consume_router, v2.route
 archiver_app = _app(tiered.router)
 
 
+def _drop_disabled_metrics() -> None:
+    if is_metrics_disabled():
+        metrics.clear_metrics()  # Powertools keeps disabled metrics until 100 pile up
+
+
 def _handler(app: StreamletResolver) -> Handler:
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     @tracer.capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handle(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        if is_metrics_disabled():
-            metrics.clear_metrics()  # Powertools keeps disabled metrics until 100 pile up
+        _drop_disabled_metrics()
         response = app.resolve(event, context)
         status = int(response.get("statusCode", 500))
         kind = "ServerErrors" if status >= 500 else "ClientErrors" if status >= 400 else "Ok"
@@ -92,6 +96,7 @@ _archiver_http = _handler(archiver_app)
 @logger.inject_lambda_context
 @metrics.log_metrics
 def _scheduled(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    _drop_disabled_metrics()
     return tiered.scheduled_pass()
 
 

@@ -29,7 +29,10 @@ def _fill(engine: Engine, topic: str, batches: int) -> None:
 
 
 def test_a_scheduled_pass_archives_what_is_due_and_enforces_retention(
-        aws: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+        aws: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # as deployed: the local platform, if an earlier test ran one, turns metrics off
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
     aws.create_topic("due", 1, {"segment.bytes": 100})  # size-triggered: due at once
     aws.create_topic("young", 1)
     _fill(aws, "due", 5)

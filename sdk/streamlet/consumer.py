@@ -28,8 +28,10 @@ Listener = Callable[[list[TopicPartition]], None]
 
 RESET_POLICIES = ("earliest", "latest", "none")
 METADATA_MAX_AGE_S = 30.0
-IDLE_BACKOFF_S = (0.005, 0.25)
-"""Pause between empty fetch rounds: doubles while idle (kept across polls), resets on data."""
+IDLE_PAUSE_S = 0.005
+"""First pause between empty fetch rounds; it doubles while idle (kept across polls) up to
+``fetch_max_wait_ms``, and is back to this when data arrives."""
+MAX_FETCH_WAIT_MS = 300_000
 
 
 class Consumer:
@@ -37,6 +39,11 @@ class Consumer:
 
     Without ``assign``, the consumer reads every partition of the topics it was given
     (partitions added later are picked up). Positions start per ``auto_offset_reset``.
+
+    While nothing arrives, ``poll`` fetches again after a pause that doubles from 5 ms up
+    to ``fetch_max_wait_ms`` (default 500, as in Kafka). Each fetch reads a partition's
+    head (one DynamoDB read unit), so the cap sets what an idle consumer costs and how
+    soon it sees the first record after a quiet spell.
 
     Example:
         >>> with Consumer("orders", auto_offset_reset="earliest") as consumer:  # doctest: +SKIP
@@ -49,7 +56,8 @@ class Consumer:
                  auto_offset_reset: str = "latest", enable_auto_commit: bool = True,
                  auto_commit_interval_ms: int = 5000, session_timeout_ms: int = 10_000,
                  heartbeat_interval_ms: int | None = None, max_poll_records: int = 500,
-                 fetch_max_bytes: int = 1024 * 1024, consumer_timeout_ms: float | None = None,
+                 fetch_max_bytes: int = 1024 * 1024, fetch_max_wait_ms: int = 500,
+                 consumer_timeout_ms: float | None = None,
                  on_assign: Listener | None = None, on_revoke: Listener | None = None,
                  on_lost: Listener | None = None, transport: Transport | None = None,
                  clock: Clock | None = None) -> None:
@@ -58,6 +66,10 @@ class Consumer:
                                  f"{', '.join(RESET_POLICIES)}.")
         if max_poll_records < 1:
             raise InvalidRequest(f"max_poll_records must be >= 1, got {max_poll_records}.")
+        if isinstance(fetch_max_wait_ms, bool) or not isinstance(fetch_max_wait_ms, int) \
+                or not 0 <= fetch_max_wait_ms <= MAX_FETCH_WAIT_MS:
+            raise InvalidRequest(f"fetch_max_wait_ms must be an integer from 0 to "
+                                 f"{MAX_FETCH_WAIT_MS}, got {fetch_max_wait_ms!r}.")
         self._transport = transport or connect(endpoint)
         self._reset = auto_offset_reset
         self._max_records = max_poll_records
@@ -70,7 +82,8 @@ class Consumer:
         self._positions: dict[TopicPartition, int | None] = {}
         self._buffers: dict[TopicPartition, deque[Record]] = {}
         self._next = 0
-        self._idle = IDLE_BACKOFF_S[0]
+        self._max_wait = fetch_max_wait_ms / 1000
+        self._idle = min(IDLE_PAUSE_S, self._max_wait)
         self._closed = False
         self._listeners: dict[str, Listener | None] = {
             "assign": on_assign, "revoke": on_revoke, "lost": on_lost}
@@ -211,12 +224,12 @@ class Consumer:
             records = self._poll_once()
             remaining = deadline - time.monotonic()
             if records:
-                self._idle = IDLE_BACKOFF_S[0]
+                self._idle = min(IDLE_PAUSE_S, self._max_wait)
                 return records
             if remaining <= 0:
                 return records
             time.sleep(min(self._idle, remaining))
-            self._idle = min(self._idle * 2, IDLE_BACKOFF_S[1])
+            self._idle = min(self._idle * 2, self._max_wait)
 
     def _poll_once(self) -> list[Record]:
         out: list[Record] = []

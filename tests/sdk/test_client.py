@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -200,6 +201,39 @@ def test_bad_options_are_refused(endpoint: str) -> None:
         Producer(endpoint, compression_type="brotli")
     with pytest.raises(InvalidRequest, match="auto_offset_reset"):
         Consumer(endpoint=endpoint, auto_offset_reset="smallest-ish")
+
+
+@pytest.mark.parametrize("wait", [-1, 300_001, 1.5, "500", True])
+def test_fetch_max_wait_ms_is_checked(endpoint: str, wait: object) -> None:
+    with pytest.raises(InvalidRequest, match=r"fetch_max_wait_ms must be an integer from 0 "
+                                             r"to 300000, got"):
+        Consumer(endpoint=endpoint, fetch_max_wait_ms=wait)  # type: ignore[arg-type]
+
+
+def test_fetch_max_wait_ms_caps_the_idle_pause(endpoint: str, topic: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    Admin(endpoint).create_topic(topic, 1)
+    pauses: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is threading.main_thread():  # not heartbeats etc.
+            pauses.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    with Consumer(topic, endpoint=endpoint, fetch_max_wait_ms=400) as consumer:
+        assert consumer.poll(timeout=3.0) == []  # ~0.6 s of doubling, then 0.4 s pauses
+    doubling = [min(0.005 * 2**i, 0.4) for i in range(len(pauses))]
+    assert pauses[:-1] == pytest.approx(doubling[:-1])  # the last one ends at the timeout
+    assert doubling[-2] == 0.4 and pauses[-1] <= 0.4  # the cap was reached and held
+
+    pauses.clear()
+    Producer(endpoint).send(topic, b"after a quiet spell").result()
+    with Consumer(topic, endpoint=endpoint, auto_offset_reset="earliest",
+                  fetch_max_wait_ms=0) as eager:
+        assert [r.value for r in eager.poll(timeout=5.0)] == [b"after a quiet spell"]
+    assert all(p == 0 for p in pauses)  # 0: fetch again at once
 
 
 def test_flush_waits_for_every_record(endpoint: str, topic: str) -> None:

@@ -67,8 +67,13 @@ class StreamletMonitoring(Construct):
                         f"DynamoDB throttled requests on {name}")
         self._alarm("Api5xx", _sum(api.metric_server_error()),
                     "The HTTP API answered with 5xx (handlers map bad input to 4xx)")
+        day = Duration.days(1).to_seconds()
+        if not 60 <= archive_every.to_seconds() <= day:
+            raise ValueError(f"archive_every={archive_every.to_human_string()}: it must be "
+                             "from 1 minute to 1 day (hot batches expire local.retention.ms, "
+                             "1 day by default, after they are appended).")
         self.archive_lag = archive_lag_metric(archive_every)
-        periods = max(1, min(3, int(Duration.days(1).to_seconds() // archive_every.to_seconds())))
+        periods = min(3, int(day // archive_every.to_seconds()))
         self._alarm("ArchiveLag", self.archive_lag, (
             f"The oldest batch not yet archived to S3 is {archive_lag_alarm.to_human_string()} "
             "old, or no archiver pass reported: hot batches expire local.retention.ms after "

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk.assertions import Match
+import pytest
+from aws_cdk import App, Duration, Stack
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk.assertions import Match, Template
 
+from infra.monitoring import StreamletMonitoring
 from streamlet.engine import schema
 
 from .conftest import PREFIX, Synthesized
@@ -244,6 +248,25 @@ def test_archive_lag_alarm_watches_what_the_archiver_publishes(
     assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
     assert alarm["TreatMissingData"] == "breaching"  # passes stopped reporting: alarm too
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+@pytest.mark.parametrize(("every", "periods"), [(Duration.hours(12), 2), (Duration.days(1), 1)])
+def test_archive_lag_alarm_follows_a_slower_schedule(every: Duration, periods: int) -> None:
+    stack = Stack(App(), "Slow")
+    StreamletMonitoring(stack, "Monitoring", functions={}, tables={},
+                        api=apigw.HttpApi(stack, "Api"), archive_every=every)
+    [alarm] = [a["Properties"] for a in Template.from_stack(stack).find_resources(
+        "AWS::CloudWatch::Alarm").values() if a["Properties"]["MetricName"] == "ArchiveLagSeconds"]
+    assert alarm["Period"] == every.to_seconds()
+    assert alarm["EvaluationPeriods"] == periods  # at most a day in all
+
+
+@pytest.mark.parametrize("every", [Duration.days(2), Duration.seconds(30)])
+def test_archive_schedules_an_alarm_cannot_watch_are_refused(every: Duration) -> None:
+    stack = Stack(App(), "Bad")
+    with pytest.raises(ValueError, match=r"archive_every=.*from 1 minute to 1 day"):
+        StreamletMonitoring(stack, "Monitoring", functions={}, tables={},
+                            api=apigw.HttpApi(stack, "Api"), archive_every=every)
 
 
 def test_alarm_topic_is_encrypted_with_a_rotating_key(synthesized: Synthesized) -> None:

@@ -29,8 +29,9 @@ Listener = Callable[[list[TopicPartition]], None]
 RESET_POLICIES = ("earliest", "latest", "none")
 METADATA_MAX_AGE_S = 30.0
 IDLE_PAUSE_S = 0.005
-"""First pause between empty fetch rounds; it doubles while idle (kept across polls) up to
-``fetch_max_wait_ms``, and is back to this when data arrives."""
+"""First pause between empty fetch rounds; it doubles while idle up to
+``fetch_max_wait_ms``, and is back to this when data arrives or positions change. The
+pause spans ``poll`` calls: a new call does not fetch before the pause is over."""
 MAX_FETCH_WAIT_MS = 300_000
 
 
@@ -40,10 +41,11 @@ class Consumer:
     Without ``assign``, the consumer reads every partition of the topics it was given
     (partitions added later are picked up). Positions start per ``auto_offset_reset``.
 
-    While nothing arrives, ``poll`` fetches again after a pause that doubles from 5 ms up
-    to ``fetch_max_wait_ms`` (default 500, as in Kafka). Each fetch reads a partition's
-    head (one DynamoDB read unit), so the cap sets what an idle consumer costs and how
-    soon it sees the first record after a quiet spell.
+    While nothing arrives, the consumer fetches again after a pause that doubles from 5 ms
+    up to ``fetch_max_wait_ms`` (default 500, as in Kafka), whatever ``poll`` timeouts
+    the application uses. Each fetch reads a partition's head (one DynamoDB read unit),
+    so the cap sets what an idle consumer costs and how soon it sees the first record
+    after a quiet spell.
 
     Example:
         >>> with Consumer("orders", auto_offset_reset="earliest") as consumer:  # doctest: +SKIP
@@ -84,6 +86,7 @@ class Consumer:
         self._next = 0
         self._max_wait = fetch_max_wait_ms / 1000
         self._idle = min(IDLE_PAUSE_S, self._max_wait)
+        self._next_fetch = 0.0
         self._closed = False
         self._listeners: dict[str, Listener | None] = {
             "assign": on_assign, "revoke": on_revoke, "lost": on_lost}
@@ -163,6 +166,8 @@ class Consumer:
         return tps
 
     def _set_partitions(self, tps: list[TopicPartition]) -> None:
+        if tps != self._partitions:
+            self._wake()
         self._partitions = tps
         self._positions = {tp: self._positions.get(tp) for tp in tps}
         self._buffers = {tp: self._buffers.get(tp, deque()) for tp in tps}
@@ -185,6 +190,7 @@ class Consumer:
                                  f"{offset!r}: offsets are non-negative integers.")
         self._positions[tp] = offset
         self._buffers[tp].clear()
+        self._wake()
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         for tp in partitions or tuple(self.assignment()):
@@ -221,15 +227,25 @@ class Consumer:
         while True:
             self._refresh()
             self._group_tick()
+            now = time.monotonic()
+            if now < self._next_fetch:  # idle: the next round is not due yet
+                if self._next_fetch >= deadline:
+                    time.sleep(max(0.0, deadline - now))
+                    return []
+                time.sleep(self._next_fetch - now)
             records = self._poll_once()
-            remaining = deadline - time.monotonic()
             if records:
-                self._idle = min(IDLE_PAUSE_S, self._max_wait)
+                self._wake()
                 return records
-            if remaining <= 0:
-                return records
-            time.sleep(min(self._idle, remaining))
+            self._next_fetch = time.monotonic() + self._idle
             self._idle = min(self._idle * 2, self._max_wait)
+            if time.monotonic() >= deadline:
+                return records
+
+    def _wake(self) -> None:
+        """Fetch at once next time, and start the idle pause over (data, or new positions)."""
+        self._idle = min(IDLE_PAUSE_S, self._max_wait)
+        self._next_fetch = 0.0
 
     def _poll_once(self) -> list[Record]:
         out: list[Record] = []
@@ -316,6 +332,7 @@ class Consumer:
                 if lease.committed is not None:
                     self._committed[tp] = lease.committed
             self._call("assign", sorted(changes.assigned))
+            self._wake()
         self._partitions = sorted(group.owned)
 
     def _drop(self, tps: list[TopicPartition]) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import threading
 import time
 
 import pytest
@@ -210,30 +210,39 @@ def test_fetch_max_wait_ms_is_checked(endpoint: str, wait: object) -> None:
         Consumer(endpoint=endpoint, fetch_max_wait_ms=wait)  # type: ignore[arg-type]
 
 
-def test_fetch_max_wait_ms_caps_the_idle_pause(endpoint: str, topic: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def _fetch_times(consumer: Consumer) -> list[float]:
+    """Record when the consumer starts each fetch (one partition: one fetch per round)."""
+    times: list[float] = []
+    real_fetch = consumer._transport.fetch
+
+    def fetch(*args, **kwargs):  # type: ignore[no-untyped-def]
+        times.append(time.monotonic())
+        return real_fetch(*args, **kwargs)
+
+    consumer._transport.fetch = fetch  # type: ignore[method-assign]
+    return times
+
+
+def test_fetch_max_wait_ms_caps_the_idle_pause(endpoint: str, topic: str) -> None:
     Admin(endpoint).create_topic(topic, 1)
-    pauses: list[float] = []
-    real_sleep = time.sleep
-
-    def sleep(seconds: float) -> None:
-        if threading.current_thread() is threading.main_thread():  # not heartbeats etc.
-            pauses.append(seconds)
-        real_sleep(seconds)
-
-    monkeypatch.setattr(time, "sleep", sleep)
     with Consumer(topic, endpoint=endpoint, fetch_max_wait_ms=400) as consumer:
+        times = _fetch_times(consumer)
         assert consumer.poll(timeout=3.0) == []  # ~0.6 s of doubling, then 0.4 s pauses
-    doubling = [min(0.005 * 2**i, 0.4) for i in range(len(pauses))]
-    assert pauses[:-1] == pytest.approx(doubling[:-1])  # the last one ends at the timeout
-    assert doubling[-2] == 0.4 and pauses[-1] <= 0.4  # the cap was reached and held
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap >= min(0.005 * 2**i, 0.4) * 0.99 for i, gap in enumerate(gaps)), gaps
+    assert sum(gap >= 0.4 * 0.99 for gap in gaps) >= 2 and max(gaps) < 0.4 + 0.3, gaps
 
-    pauses.clear()
+    with Consumer(topic, endpoint=endpoint, fetch_max_wait_ms=400) as consumer:
+        times = _fetch_times(consumer)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # short polls do not fetch more often
+            assert consumer.poll(timeout=0.02) == []
+    assert 5 <= len(times) <= 14, len(times)  # ~7 while the pause grows, then ~4
+
     Producer(endpoint).send(topic, b"after a quiet spell").result()
     with Consumer(topic, endpoint=endpoint, auto_offset_reset="earliest",
-                  fetch_max_wait_ms=0) as eager:
+                  fetch_max_wait_ms=0) as eager:  # 0: fetch again at once
         assert [r.value for r in eager.poll(timeout=5.0)] == [b"after a quiet spell"]
-    assert all(p == 0 for p in pauses)  # 0: fetch again at once
 
 
 def test_flush_waits_for_every_record(endpoint: str, topic: str) -> None:

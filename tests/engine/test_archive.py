@@ -9,11 +9,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from streamlet.codec import decode_batch
 from streamlet.engine import Engine, schema
-from streamlet.errors import DataUnavailable, InvalidConfig, OffsetOutOfRange
+from streamlet.errors import DataUnavailable, InvalidConfig, OffsetOutOfRange, Throttled
 from streamlet.local import LocalPlatform, serialized_moto
 from tests.batches import make_batch, values
 
@@ -270,6 +271,33 @@ def test_deleting_a_topic_removes_its_segments(tiered: Engine) -> None:
     assert objects(tiered, "segments/") == [] and objects(tiered, "blobs/") == []
     tiered.create_topic("t", 1)
     assert tiered.watermarks("t", 0) == (0, 0)
+
+
+def test_a_throttled_blob_listing_is_a_retriable_error(tiered: Engine, clock: Clock,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3's SlowDown while the archiver lists blobs (after botocore's retries) is Throttled,
+    which a scheduled pass reports per partition, not a raw ClientError that ends it."""
+    tiered.create_topic("t", 1, {"inline.max.bytes": 100})
+    fill(tiered, "t", 3, size=100)  # 5 x 100 B per batch: every batch is an S3 blob
+    expected = fetch_all(tiered, "t")
+    s3 = tiered.blobs._s3
+    real = s3.get_paginator
+
+    class SlowDown:
+        def paginate(self, **_: Any) -> Iterator[dict[str, Any]]:
+            raise ClientError({"Error": {"Code": "SlowDown",
+                                         "Message": "Please reduce your request rate."}},
+                              "ListObjectsV2")
+
+    monkeypatch.setattr(s3, "get_paginator", lambda name: SlowDown())
+    with pytest.raises(Throttled, match=r"list or delete objects under .*\(SlowDown\)"):
+        tiered.archive("t", force=True)
+    assert fetch_all(tiered, "t") == expected  # the segment was recorded before the listing
+    monkeypatch.setattr(s3, "get_paginator", real)
+    clock.now += 3600  # past the blobs' grace period
+    [report] = tiered.archive("t", force=True)
+    assert report.blobs_deleted == 3 and objects(tiered, "blobs/") == []
+    assert fetch_all(tiered, "t") == expected
 
 
 def test_a_hot_batch_lost_before_archiving_is_reported_not_skipped(tiered: Engine) -> None:

@@ -54,11 +54,11 @@ class BlobStore:
         """Delete every object under ``prefix``; returns how many."""
         deleted = 0
         paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])
-                    if select is None or select(o)]
-            if keys:
-                with translated(f"delete objects under {prefix}"):
+        with translated(f"list or delete objects under {prefix}"):  # pages load lazily
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])
+                        if select is None or select(o)]
+                if keys:
                     self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys})
-                deleted += len(keys)
+                    deleted += len(keys)
         return deleted

@@ -42,6 +42,12 @@ class Meter:
         self.rru = 0.0
         self.wru = 0.0
 
+    def reset(self) -> None:
+        """Forget what was counted so far (the settling phase)."""
+        with self.lock:
+            self.ops.clear()
+            self.rru = self.wru = 0.0
+
     def install(self, client: Any) -> Any:
         client.meta.events.register("before-parameter-build.dynamodb", self._before)
         client.meta.events.register("after-call.dynamodb", self._after)
@@ -103,9 +109,7 @@ def steady_state(lp: LocalPlatform, members: int, partitions: int) -> dict[str, 
     for t in threads:
         t.start()
     time.sleep(SESSION_MS / 1000)  # settle: everyone joined and balanced
-    with meter.lock:
-        meter.ops.clear()
-        meter.rru = meter.wru = 0.0
+    meter.reset()
     time.sleep(STEADY_S)
     with meter.lock:
         ops, rru, wru = Counter(meter.ops), meter.rru, meter.wru

@@ -48,9 +48,7 @@ def idle_cost(lp: LocalPlatform, wait_ms: int) -> dict[str, float]:
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     time.sleep(2 * wait_ms / 1000 + 0.5)  # the pause doubles from 5 ms up to the cap
-    with meter.lock:
-        meter.ops.clear()
-        meter.rru = 0.0
+    meter.reset()
     time.sleep(STEADY_S)
     with meter.lock:
         gets, rru = meter.ops["GetItem"], meter.rru

@@ -85,8 +85,9 @@ class Consumer:
         self._buffers: dict[TopicPartition, deque[Record]] = {}
         self._next = 0
         self._max_wait = fetch_max_wait_ms / 1000
-        self._idle = min(IDLE_PAUSE_S, self._max_wait)
-        self._next_fetch = 0.0
+        self._idle: float
+        self._next_fetch: float
+        self._wake()  # sets the idle pause and when the next fetch is due
         self._closed = False
         self._listeners: dict[str, Listener | None] = {
             "assign": on_assign, "revoke": on_revoke, "lost": on_lost}

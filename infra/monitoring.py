@@ -25,6 +25,7 @@ from .checks import acknowledge
 from .functions import ARCHIVE_EVERY, METRICS_NAMESPACE, SERVICE_NAME
 
 PERIOD = Duration.minutes(5)
+DAY_S = 86_400
 ARCHIVE_LAG_ALARM = Duration.hours(6)
 """Default lag alarm: hot batches expire a day after append by default
 (``local.retention.ms``), so this leaves 18 hours to repair the archiver."""
@@ -54,6 +55,10 @@ class StreamletMonitoring(Construct):
                  tables: Mapping[str, dynamodb.Table], api: apigw.HttpApi,
                  alarm_email: str | None = None, archive_every: Duration = ARCHIVE_EVERY,
                  archive_lag_alarm: Duration = ARCHIVE_LAG_ALARM) -> None:
+        if not 60 <= archive_every.to_seconds() <= DAY_S:  # before any construct is made
+            raise ValueError(f"archive_every={archive_every.to_human_string()}: it must be "
+                             "from 1 minute to 1 day (hot batches expire local.retention.ms, "
+                             "1 day by default, after they are appended).")
         super().__init__(scope, construct_id)
         self.topic = self._topic(alarm_email) if alarm_email else None
         self.alarms: list[cw.Alarm] = []
@@ -67,13 +72,8 @@ class StreamletMonitoring(Construct):
                         f"DynamoDB throttled requests on {name}")
         self._alarm("Api5xx", _sum(api.metric_server_error()),
                     "The HTTP API answered with 5xx (handlers map bad input to 4xx)")
-        day = Duration.days(1).to_seconds()
-        if not 60 <= archive_every.to_seconds() <= day:
-            raise ValueError(f"archive_every={archive_every.to_human_string()}: it must be "
-                             "from 1 minute to 1 day (hot batches expire local.retention.ms, "
-                             "1 day by default, after they are appended).")
         self.archive_lag = archive_lag_metric(archive_every)
-        periods = min(3, int(day // archive_every.to_seconds()))
+        periods = min(3, int(DAY_S // archive_every.to_seconds()))
         self._alarm("ArchiveLag", self.archive_lag, (
             f"The oldest batch not yet archived to S3 is {archive_lag_alarm.to_human_string()} "
             "old, or no archiver pass reported: hot batches expire local.retention.ms after "

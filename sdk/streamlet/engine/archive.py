@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from ..errors import AppendConflict, DataUnavailable, OffsetOutOfRange, TopicNotFound
 from ..records import ArchiveReport, RetentionReport
 from ..topicconfig import config_int
-from . import schema as s
+from . import schema
 from .aws import ObjectGone, conditional, error_code, translated
 from .blobs import BlobStore
 from .log import Head, PartitionLog, last_offset
@@ -44,7 +44,7 @@ MAX_ROLL_RACES = 20
 class Archiver:
     """Moves hot batches to S3 segments and enforces retention."""
 
-    def __init__(self, dynamodb: Any, names: s.Names, topics: TopicStore, log: PartitionLog,
+    def __init__(self, dynamodb: Any, names: schema.Names, topics: TopicStore, log: PartitionLog,
                  manifest: Manifest, segments: SegmentStore, blobs: BlobStore,
                  clock: Callable[[], float] = time.time) -> None:
         self._ddb = dynamodb
@@ -106,12 +106,12 @@ class Archiver:
         """How long ago the oldest hot batch (the one holding ``start``) was appended."""
         first = self._first_hot(meta, partition, start, head)
         return max(0, int(self._clock() * 1000)
-                   - int(first.get(s.A_APPEND_TIME, {"N": "0"})["N"]))
+                   - int(first.get(schema.A_APPEND_TIME, {"N": "0"})["N"]))
 
     def _first_hot(self, meta: TopicMeta, partition: int, start: int, head: Head
                    ) -> dict[str, Any]:
         for item in self._log.query(meta, partition, start, head.next_offset - 1, page=1):
-            if int(item[s.A_BASE]["N"]) > start:
+            if int(item[schema.A_BASE]["N"]) > start:
                 break
             return item
         raise DataUnavailable(f"'{meta.name}' partition {partition}: offset {start} is below "
@@ -119,7 +119,7 @@ class Archiver:
 
     def _roll(self, meta: TopicMeta, partition: int, head: Head, start: int) -> Segment | None:
         batches = list(self._hot_batches(meta, partition, head, start))
-        key = s.segment_key(meta.topic_id, partition, batches[0].base_offset)
+        key = schema.segment_key(meta.topic_id, partition, batches[0].base_offset)
         body, segment = build(key, batches)
         segment = self._segments.put(body, segment)
         drained = segment.last_offset + 1 >= head.next_offset
@@ -139,7 +139,7 @@ class Archiver:
                      ) -> Iterator[ArchivedBatch]:
         limit, size, at = config_int(meta.config, "segment.bytes"), 0, start
         for item in self._log.query(meta, partition, start, head.next_offset - 1):
-            base, last = int(item[s.A_BASE]["N"]), last_offset(item)
+            base, last = int(item[schema.A_BASE]["N"]), last_offset(item)
             if base > at:
                 raise DataUnavailable(f"'{meta.name}' partition {partition}: offsets "
                                       f"{at}..{base - 1} are in no batch; not archiving.")
@@ -148,7 +148,7 @@ class Archiver:
             except ObjectGone as gone:
                 raise DataUnavailable(f"'{meta.name}' partition {partition}: batch {base}.."
                                       f"{last} cannot be read ({gone}).") from gone
-            yield ArchivedBatch(data, base, last, int(item[s.A_MAX_TS]["N"]))
+            yield ArchivedBatch(data, base, last, int(item[schema.A_MAX_TS]["N"]))
             size, at = size + len(data), last + 1
             if size >= limit:
                 return
@@ -159,10 +159,10 @@ class Archiver:
         if head.archived == 0:
             condition = "attribute_not_exists(#a) OR #a = :old"
         return {"Update": {
-            "TableName": self._table, "Key": s.head_key(meta.topic_id, partition),
+            "TableName": self._table, "Key": schema.head_key(meta.topic_id, partition),
             "UpdateExpression": "SET #a = :new, #ab = :bytes",
             "ConditionExpression": condition,
-            "ExpressionAttributeNames": {"#a": s.A_ARCHIVED, "#ab": s.A_ARCHIVED_BYTES},
+            "ExpressionAttributeNames": {"#a": schema.A_ARCHIVED, "#ab": schema.A_ARCHIVED_BYTES},
             "ExpressionAttributeValues": {":old": {"N": str(head.archived)},
                                           ":new": {"N": str(segment.last_offset + 1)},
                                           ":bytes": {"N": str(archived_bytes)}}}}
@@ -175,9 +175,9 @@ class Archiver:
         start = max(head.archived, head.log_start)
         if start < head.next_offset:
             first = self._first_hot(meta, partition, start, head)
-            cutoff_s = min(cutoff_s, int(first.get(s.A_APPEND_TIME, {"N": "0"})["N"]) / 1000)
+            cutoff_s = min(cutoff_s, int(first.get(schema.A_APPEND_TIME, {"N": "0"})["N"]) / 1000)
         cutoff = datetime.fromtimestamp(cutoff_s - BLOB_GRACE_S, UTC)
-        return self._blobs.delete_older_than(s.blob_prefix(meta.topic_id, partition), cutoff)
+        return self._blobs.delete_older_than(schema.blob_prefix(meta.topic_id, partition), cutoff)
 
     # ---- retention ----------------------------------------------------------------------
 
@@ -219,10 +219,11 @@ class Archiver:
         if new_start > head.log_start:
             conditional(self._ddb.update_item, f"advance the log start of '{meta.name}' "
                         f"partition {partition}", TableName=self._table,
-                        Key=s.head_key(meta.topic_id, partition),
+                        Key=schema.head_key(meta.topic_id, partition),
                         UpdateExpression="SET #ls = :new",
                         ConditionExpression="#ls < :new AND #n >= :new",
-                        ExpressionAttributeNames={"#ls": s.A_LOG_START, "#n": s.A_NEXT_OFFSET},
+                        ExpressionAttributeNames={"#ls": schema.A_LOG_START,
+                                                  "#n": schema.A_NEXT_OFFSET},
                         ExpressionAttributeValues={":new": {"N": str(new_start)}})
         _, head = self._log.head(meta.name, partition)
         report.log_start_after = head.log_start

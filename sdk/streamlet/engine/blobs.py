@@ -13,14 +13,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import schema as s
+from . import schema
 from .aws import error_code, gone_if_missing, translated
 
 
 class BlobStore:
     """Puts and gets batch blobs in the deployment's bucket."""
 
-    def __init__(self, s3: Any, names: s.Names) -> None:
+    def __init__(self, s3: Any, names: schema.Names) -> None:
         self._s3 = s3
         self._bucket = names.bucket
 
@@ -30,7 +30,7 @@ class BlobStore:
         ``If-None-Match: *`` makes the write create-only; a 412 can only mean that our
         own earlier attempt landed (its reply was lost), which is what we wanted.
         """
-        key = s.blob_key(topic_id, partition, uuid.uuid4().hex)
+        key = schema.blob_key(topic_id, partition, uuid.uuid4().hex)
         try:
             with translated("write a batch to S3"):
                 self._s3.put_object(Bucket=self._bucket, Key=key, Body=batch, IfNoneMatch="*")

@@ -22,7 +22,7 @@ from ..errors import CommitFailed, GroupNotFound, InvalidRequest
 from ..leases import GroupSnapshot, Lease, Member
 from ..leases import validate_group as _validate_group
 from ..records import TopicPartition
-from . import schema as s
+from . import schema
 from .aws import batch_write, conditional, error_code, items, translated
 
 MEMBER_TTL_S = 24 * 3600
@@ -30,7 +30,7 @@ MAX_COMMIT_PARTITIONS = 100  # one TransactWriteItems
 
 
 def _lease_from(item: Mapping[str, Any]) -> Lease:
-    topic, partition = item[s.SK]["S"][len(s.LEASE_PREFIX):].rsplit("#", 1)
+    topic, partition = item[schema.SK]["S"][len(schema.LEASE_PREFIX):].rsplit("#", 1)
     committed = item.get("committed", {}).get("N")
     return Lease(TopicPartition(topic, int(partition)), item.get("owner", {}).get("S"),
                  int(item["epoch"]["N"]), None if committed is None else int(committed),
@@ -39,7 +39,7 @@ def _lease_from(item: Mapping[str, Any]) -> Lease:
 
 
 def _member_from(item: Mapping[str, Any]) -> Member:
-    return Member(item[s.SK]["S"][len(s.MEMBER_PREFIX):], int(item["beat"]["N"]),
+    return Member(item[schema.SK]["S"][len(schema.MEMBER_PREFIX):], int(item["beat"]["N"]),
                   item.get("client_id", {}).get("S", ""), item.get("host", {}).get("S", ""),
                   item.get("instance_id", {}).get("S", ""),
                   tuple(item.get("topics", {}).get("SS", ())),
@@ -54,27 +54,27 @@ def _backwards(lease: Lease | None, offset: int) -> bool:
 class GroupStore:
     """Reads and conditionally writes one deployment's group items."""
 
-    def __init__(self, dynamodb: Any, names: s.Names, clock: Callable[[], float] = time.time):
+    def __init__(self, dynamodb: Any, names: schema.Names, clock: Callable[[], float] = time.time):
         self._ddb = dynamodb
         self._table = names.groups_table
         self._clock = clock
 
     def _key(self, group: str, sk: str) -> dict[str, Any]:
-        return {s.PK: {"S": s.group_pk(_validate_group(group))}, s.SK: {"S": sk}}
+        return {schema.PK: {"S": schema.group_pk(_validate_group(group))}, schema.SK: {"S": sk}}
 
     def _lease_key(self, group: str, tp: TopicPartition) -> dict[str, Any]:
-        return self._key(group, s.lease_sk(tp.topic, tp.partition))
+        return self._key(group, schema.lease_sk(tp.topic, tp.partition))
 
     # ---- reads ----------------------------------------------------------------------
 
     def snapshot(self, group: str) -> GroupSnapshot:
         snap = GroupSnapshot()
         for item in self._query(group):
-            sk = item[s.SK]["S"]
-            if sk.startswith(s.LEASE_PREFIX):
+            sk = item[schema.SK]["S"]
+            if sk.startswith(schema.LEASE_PREFIX):
                 lease = _lease_from(item)
                 snap.leases[lease.tp] = lease
-            elif sk.startswith(s.MEMBER_PREFIX):
+            elif sk.startswith(schema.MEMBER_PREFIX):
                 member = _member_from(item)
                 snap.members[member.member_id] = member
         return snap
@@ -82,8 +82,9 @@ class GroupStore:
     def _query(self, group: str) -> Iterable[dict[str, Any]]:
         return items(self._ddb.query, f"read group '{group}'", TableName=self._table,
                      ConsistentRead=True, KeyConditionExpression="#pk = :pk",
-                     ExpressionAttributeNames={"#pk": s.PK},
-                     ExpressionAttributeValues={":pk": {"S": s.group_pk(_validate_group(group))}})
+                     ExpressionAttributeNames={"#pk": schema.PK},
+                     ExpressionAttributeValues={
+                         ":pk": {"S": schema.group_pk(_validate_group(group))}})
 
     def lease(self, group: str, tp: TopicPartition) -> Lease | None:
         with translated(f"read group '{group}'"):
@@ -93,8 +94,8 @@ class GroupStore:
 
     def list_groups(self) -> list[str]:
         found = items(self._ddb.scan, "list groups", TableName=self._table,
-                      ProjectionExpression="#pk", ExpressionAttributeNames={"#pk": s.PK})
-        return sorted({i[s.PK]["S"][len(s.GROUP_PREFIX):] for i in found})
+                      ProjectionExpression="#pk", ExpressionAttributeNames={"#pk": schema.PK})
+        return sorted({i[schema.PK]["S"][len(schema.GROUP_PREFIX):] for i in found})
 
     # ---- membership -----------------------------------------------------------------
 
@@ -113,15 +114,15 @@ class GroupStore:
             sets += ", topics = :topics"
         with translated(f"heartbeat in group '{group}'"):
             out = self._ddb.update_item(
-                TableName=self._table, Key=self._key(group, s.member_sk(member.member_id)),
+                TableName=self._table, Key=self._key(group, schema.member_sk(member.member_id)),
                 UpdateExpression=f"ADD beat :one SET {sets}", ReturnValues="UPDATED_NEW",
-                ExpressionAttributeNames={"#ttl": s.TTL}, ExpressionAttributeValues=values)
+                ExpressionAttributeNames={"#ttl": schema.TTL}, ExpressionAttributeValues=values)
         return int(out["Attributes"]["beat"]["N"])
 
     def remove_member(self, group: str, member_id: str, seen_beat: int | None = None) -> None:
         """Delete a member item (a leaving member, or a dead one whose beat did not move)."""
         kwargs: dict[str, Any] = {"TableName": self._table,
-                                  "Key": self._key(group, s.member_sk(member_id))}
+                                  "Key": self._key(group, schema.member_sk(member_id))}
         if seen_beat is not None:
             kwargs.update(ConditionExpression="beat = :b",
                           ExpressionAttributeValues={":b": {"N": str(seen_beat)}})
@@ -136,7 +137,7 @@ class GroupStore:
                         TableName=self._table,
                         Item={**self._lease_key(group, tp), "epoch": {"N": "0"}},
                         ConditionExpression="attribute_not_exists(#sk)",
-                        ExpressionAttributeNames={"#sk": s.SK})
+                        ExpressionAttributeNames={"#sk": schema.SK})
 
     def take(self, group: str, tp: TopicPartition, member_id: str, seen: Lease) -> Lease | None:
         """Take a lease last seen as ``seen``; None if someone else changed it first."""
@@ -243,7 +244,7 @@ class GroupStore:
                                     "metadata = :m REMOVE #owner",
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#owner": "owner",
-                                             **({} if lease else {"#sk": s.SK})},
+                                             **({} if lease else {"#sk": schema.SK})},
                 "ExpressionAttributeValues": values}})
         for i in range(0, len(items), MAX_COMMIT_PARTITIONS):
             try:
@@ -256,7 +257,8 @@ class GroupStore:
                 raise
 
     def delete(self, group: str) -> None:
-        keys = [{s.PK: item[s.PK], s.SK: item[s.SK]} for item in self._query(group)]
+        keys = [{schema.PK: item[schema.PK], schema.SK: item[schema.SK]}
+                for item in self._query(group)]
         if not keys:
             raise GroupNotFound(group)
         batch_write(self._ddb, self._table, [{"DeleteRequest": {"Key": k}} for k in keys],

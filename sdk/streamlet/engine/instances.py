@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import InvalidRequest, StreamletError
 from ..records import TopicPartition
-from . import schema as s
+from . import schema
 from .aws import conditional, translated
 
 INSTANCE_TIMEOUT_S = 300
@@ -166,7 +166,7 @@ def validate_name(kind: str, value: str) -> str:
 class ConsumerInstances:
     """Creates, reads, updates and deletes consumer instance items."""
 
-    def __init__(self, dynamodb: Any, names: s.Names, clock: Callable[[], float] = time.time,
+    def __init__(self, dynamodb: Any, names: schema.Names, clock: Callable[[], float] = time.time,
                  timeout_s: int = INSTANCE_TIMEOUT_S) -> None:
         self._ddb = dynamodb
         self._table = names.groups_table
@@ -176,7 +176,8 @@ class ConsumerInstances:
     def _key(self, group: str, name: str) -> dict[str, Any]:
         validate_name("group", group)
         validate_name("instance", name)
-        return {s.PK: {"S": s.group_pk(group)}, s.SK: {"S": s.instance_sk(name)}}
+        return {schema.PK: {"S": schema.group_pk(group)},
+                schema.SK: {"S": schema.instance_sk(name)}}
 
     def create(self, group: str, name: str, format: str, auto_offset_reset: str,
                request_timeout_ms: int = 1000, session_ms: int = DEFAULT_SESSION_MS
@@ -193,7 +194,7 @@ class ConsumerInstances:
         if not conditional(self._ddb.put_item, f"create consumer instance '{name}'",
                            TableName=self._table, Item=self._new_item(instance, now),
                            ConditionExpression="attribute_not_exists(#pk) OR #exp <= :now",
-                           ExpressionAttributeNames={"#pk": s.PK, "#exp": s.TTL},
+                           ExpressionAttributeNames={"#pk": schema.PK, "#exp": schema.TTL},
                            ExpressionAttributeValues={":now": {"N": str(now)}}):
             raise ConsumerInstanceExists(group, name)
         return instance
@@ -204,14 +205,14 @@ class ConsumerInstances:
                 A_REQUEST_TIMEOUT: {"N": str(instance.request_timeout_ms)},
                 A_ASSIGNMENTS: {"L": []}, A_POSITIONS: {"M": {}},
                 A_MEMBER: {"S": instance.member_id}, A_SESSION: {"N": str(instance.session_ms)},
-                A_CREATED: {"N": str(now * 1000)}, s.TTL: {"N": str(now + self._timeout_s)}}
+                A_CREATED: {"N": str(now * 1000)}, schema.TTL: {"N": str(now + self._timeout_s)}}
 
     def get(self, group: str, name: str) -> ConsumerInstance:
         """The instance's state (strongly consistent); raises ConsumerInstanceNotFound."""
         with translated(f"read consumer instance '{name}'"):
             item = self._ddb.get_item(TableName=self._table, Key=self._key(group, name),
                                       ConsistentRead=True).get("Item")
-        if item is None or int(item[s.TTL]["N"]) <= int(self._clock()):
+        if item is None or int(item[schema.TTL]["N"]) <= int(self._clock()):
             raise ConsumerInstanceNotFound(group, name)
         return _state(group, name, item)
 
@@ -299,5 +300,5 @@ class ConsumerInstances:
 
     def _live_condition(self) -> dict[str, Any]:
         return {"ConditionExpression": "attribute_exists(#pk) AND #exp > :now",
-                "ExpressionAttributeNames": {"#pk": s.PK, "#exp": s.TTL},
+                "ExpressionAttributeNames": {"#pk": schema.PK, "#exp": schema.TTL},
                 "ExpressionAttributeValues": {":now": {"N": str(int(self._clock()))}}}

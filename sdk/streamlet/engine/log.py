@@ -31,8 +31,7 @@ from ..errors import (
 )
 from ..records import AppendResult
 from ..topicconfig import MAX_INLINE_BYTES, config_int, config_str
-from . import producers as ps
-from . import schema as s
+from . import producers, schema
 from .aws import cancellation_reasons, error_code, items, translated
 from .blobs import BlobStore
 from .topics import TopicMeta, TopicStore
@@ -62,21 +61,21 @@ class Head:
 @dataclass(frozen=True, slots=True)
 class _State:
     head: Head
-    producer: ps.ProducerState | None
+    producer: producers.ProducerState | None
 
 
 def _head_from_item(item: dict[str, Any]) -> Head:
     def number(name: str) -> int:
         return int(item[name]["N"]) if name in item else 0
 
-    return Head(number(s.A_NEXT_OFFSET), number(s.A_LOG_START), number(s.A_MAX_TS),
-                number(s.A_ARCHIVED), number(s.A_BYTES), number(s.A_ARCHIVED_BYTES))
+    return Head(number(schema.A_NEXT_OFFSET), number(schema.A_LOG_START), number(schema.A_MAX_TS),
+                number(schema.A_ARCHIVED), number(schema.A_BYTES), number(schema.A_ARCHIVED_BYTES))
 
 
 class PartitionLog:
     """Appends to and reads from partition logs."""
 
-    def __init__(self, dynamodb: Any, blobs: BlobStore, names: s.Names, topics: TopicStore,
+    def __init__(self, dynamodb: Any, blobs: BlobStore, names: schema.Names, topics: TopicStore,
                  clock: Callable[[], float] = time.time) -> None:
         self._ddb = dynamodb
         self._blobs = blobs
@@ -139,12 +138,12 @@ class PartitionLog:
                 expected: int | None) -> AppendResult | None:
         """A result for a duplicate batch, an error, or None to go ahead and write."""
         if header.idempotent:
-            dup = ps.find_duplicate(state.producer, header)
+            dup = producers.find_duplicate(state.producer, header)
             if dup is not None:
                 return AppendResult(dup.base_offset, dup.last_offset,
                                     dup.timestamp if header.timestamp_type else -1,
                                     state.head.log_start, duplicate=True)
-            ps.check_sequence(state.producer, header, meta.name, partition)
+            producers.check_sequence(state.producer, header, meta.name, partition)
         if expected is not None and expected != state.head.next_offset:
             raise OffsetMismatch(meta.name, partition, expected, state.head.next_offset)
         return None
@@ -162,7 +161,7 @@ class PartitionLog:
                  self._batch_put(meta, partition, header, batch, base, running_max, blob)]
         producer = None
         if header.idempotent:
-            producer = ps.advance(state.producer, header, base, append_time)
+            producer = producers.advance(state.producer, header, base, append_time)
             items.append(self._producer_put(meta, partition, header.producer_id, producer))
         try:
             with translated(f"append to '{meta.name}' partition {partition}"):
@@ -187,12 +186,12 @@ class PartitionLog:
     def _head_update(self, meta: TopicMeta, partition: int, head: Head, next_offset: int,
                      max_ts: int, size: int) -> dict[str, Any]:
         return {"Update": {
-            "TableName": self._table, "Key": s.head_key(meta.topic_id, partition),
+            "TableName": self._table, "Key": schema.head_key(meta.topic_id, partition),
             "UpdateExpression":
                 "SET #n = :next, #ts = :ts, #b = if_not_exists(#b, :zero) + :size",
             "ConditionExpression": "#n = :cur",
-            "ExpressionAttributeNames": {"#n": s.A_NEXT_OFFSET, "#ts": s.A_MAX_TS,
-                                         "#b": s.A_BYTES},
+            "ExpressionAttributeNames": {"#n": schema.A_NEXT_OFFSET, "#ts": schema.A_MAX_TS,
+                                         "#b": schema.A_BYTES},
             "ExpressionAttributeValues": {":next": {"N": str(next_offset)},
                                           ":cur": {"N": str(head.next_offset)},
                                           ":ts": {"N": str(max_ts)}, ":zero": {"N": "0"},
@@ -204,34 +203,34 @@ class PartitionLog:
                    base: int, max_ts: int, blob: str | None) -> dict[str, Any]:
         now_ms = int(self._clock() * 1000)
         item: dict[str, Any] = {
-            s.PK: {"S": s.partition_pk(meta.topic_id, partition)},
-            s.SK: {"S": s.batch_sk(base + header.record_count - 1)},
-            s.A_BASE: {"N": str(base)},
-            s.A_COUNT: {"N": str(header.record_count)},
-            s.A_SIZE: {"N": str(header.size)},
-            s.A_MAX_TS: {"N": str(max_ts)},
-            s.A_APPEND_TIME: {"N": str(now_ms)},
+            schema.PK: {"S": schema.partition_pk(meta.topic_id, partition)},
+            schema.SK: {"S": schema.batch_sk(base + header.record_count - 1)},
+            schema.A_BASE: {"N": str(base)},
+            schema.A_COUNT: {"N": str(header.record_count)},
+            schema.A_SIZE: {"N": str(header.size)},
+            schema.A_MAX_TS: {"N": str(max_ts)},
+            schema.A_APPEND_TIME: {"N": str(now_ms)},
         }
         local_retention = config_int(meta.config, "local.retention.ms")
         if local_retention >= 0:
-            item[s.TTL] = {"N": str((now_ms + local_retention) // 1000)}
+            item[schema.TTL] = {"N": str((now_ms + local_retention) // 1000)}
         if blob is None:
-            item[s.A_DATA] = {"B": with_base_offset(batch, base)}
+            item[schema.A_DATA] = {"B": with_base_offset(batch, base)}
         else:
-            item[s.A_BLOB] = {"S": blob}
+            item[schema.A_BLOB] = {"S": blob}
         return {"Put": {"TableName": self._table, "Item": item,
                         "ConditionExpression": "attribute_not_exists(#sk)",
-                        "ExpressionAttributeNames": {"#sk": s.SK}}}
+                        "ExpressionAttributeNames": {"#sk": schema.SK}}}
 
     def _producer_put(self, meta: TopicMeta, partition: int, producer_id: int,
-                      state: ps.ProducerState) -> dict[str, Any]:
+                      state: producers.ProducerState) -> dict[str, Any]:
         now = int(self._clock())
         item = {
-            **s.producer_key(meta.topic_id, partition, producer_id),
-            s.A_EPOCH: {"N": str(state.epoch)},
-            s.A_BATCHES: {"L": [b.as_attribute() for b in state.batches]},
-            s.A_UPDATED: {"N": str(now * 1000)},
-            s.TTL: {"N": str(now + PRODUCER_STATE_TTL_S)},
+            **schema.producer_key(meta.topic_id, partition, producer_id),
+            schema.A_EPOCH: {"N": str(state.epoch)},
+            schema.A_BATCHES: {"L": [b.as_attribute() for b in state.batches]},
+            schema.A_UPDATED: {"N": str(now * 1000)},
+            schema.TTL: {"N": str(now + PRODUCER_STATE_TTL_S)},
         }
         return {"Put": {"TableName": self._table, "Item": item}}
 
@@ -246,14 +245,16 @@ class PartitionLog:
 
     def _cached(self, meta: TopicMeta, partition: int, producer_id: int) -> _State | None:
         with self._lock:
-            return self._cache.get((s.partition_pk(meta.topic_id, partition), producer_id))
+            return self._cache.get((schema.partition_pk(meta.topic_id, partition), producer_id))
 
     def _read_state(self, meta: TopicMeta, partition: int, producer_id: int) -> _State:
         """Head and producer state in one serializable read (TransactGetItems)."""
-        gets = [{"Get": {"TableName": self._table, "Key": s.head_key(meta.topic_id, partition)}}]
+        gets = [{"Get": {"TableName": self._table,
+                         "Key": schema.head_key(meta.topic_id, partition)}}]
         if producer_id >= 0:
             gets.append({"Get": {"TableName": self._table,
-                                 "Key": s.producer_key(meta.topic_id, partition, producer_id)}})
+                                 "Key": schema.producer_key(meta.topic_id, partition,
+                                                             producer_id)}})
         with translated(f"read '{meta.name}' partition {partition}"):
             out = self._ddb.transact_get_items(TransactItems=gets)["Responses"]
         head_item = out[0].get("Item")
@@ -262,7 +263,8 @@ class PartitionLog:
             meta = self._partition(meta.name, partition, fresh=True)
             return self._read_state(meta, partition, producer_id)
         producer_item = out[1].get("Item") if len(out) > 1 else None
-        producer = (ps.ProducerState.from_item(producer_item, s.A_EPOCH, s.A_BATCHES)
+        producer = (producers.ProducerState.from_item(producer_item, schema.A_EPOCH,
+                                                        schema.A_BATCHES)
                     if producer_item else None)
         return _State(_head_from_item(head_item), producer)
 
@@ -271,11 +273,11 @@ class PartitionLog:
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[(s.partition_pk(meta.topic_id, partition), producer_id)] = state
+            self._cache[(schema.partition_pk(meta.topic_id, partition), producer_id)] = state
 
     def _forget(self, meta: TopicMeta, partition: int, producer_id: int) -> None:
         with self._lock:
-            self._cache.pop((s.partition_pk(meta.topic_id, partition), producer_id), None)
+            self._cache.pop((schema.partition_pk(meta.topic_id, partition), producer_id), None)
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -287,7 +289,7 @@ class PartitionLog:
                 meta = self._partition(topic, partition, fresh=True)
             with translated(f"read '{topic}' partition {partition}"):
                 item = self._ddb.get_item(TableName=self._table, ConsistentRead=True,
-                                          Key=s.head_key(meta.topic_id, partition)).get("Item")
+                                          Key=schema.head_key(meta.topic_id, partition)).get("Item")
             if item is not None:
                 return meta, _head_from_item(item)
         self._topics.forget(topic)
@@ -312,17 +314,18 @@ class PartitionLog:
                     limit: int) -> dict[str, Any]:
         return {"TableName": self._table, "ConsistentRead": True, "Limit": limit,
                 "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lo AND :hi",
-                "ExpressionAttributeNames": {"#pk": s.PK, "#sk": s.SK},
+                "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK},
                 "ExpressionAttributeValues": {
-                    ":pk": {"S": s.partition_pk(meta.topic_id, partition)},
-                    ":lo": {"S": s.batch_sk(first)}, ":hi": {"S": s.batch_sk(last)}}}
+                    ":pk": {"S": schema.partition_pk(meta.topic_id, partition)},
+                    ":lo": {"S": schema.batch_sk(first)}, ":hi": {"S": schema.batch_sk(last)}}}
 
     def batch_bytes(self, item: dict[str, Any]) -> bytes:
         """A batch item's RecordBatch, as fetched (from the item or its S3 blob)."""
-        if s.A_DATA in item:
-            return bytes(item[s.A_DATA]["B"])
-        return with_base_offset(self._blobs.get(item[s.A_BLOB]["S"]), int(item[s.A_BASE]["N"]))
+        if schema.A_DATA in item:
+            return bytes(item[schema.A_DATA]["B"])
+        return with_base_offset(self._blobs.get(item[schema.A_BLOB]["S"]),
+                                int(item[schema.A_BASE]["N"]))
 
 
 def last_offset(item: dict[str, Any]) -> int:
-    return int(item[s.SK]["S"][len(s.BATCH_PREFIX):])
+    return int(item[schema.SK]["S"][len(schema.BATCH_PREFIX):])

@@ -12,23 +12,23 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import schema as s
+from . import schema
 from .aws import items, translated
 from .segments import Segment
 
 
 def _segment(item: dict[str, Any]) -> Segment:
-    return Segment(key=item[s.A_KEY]["S"], base_offset=int(item[s.A_BASE]["N"]),
-                   last_offset=int(item[s.A_LAST]["N"]), size=int(item[s.A_SIZE]["N"]),
-                   entries=int(item[s.A_INDEX_ENTRIES]["N"]),
-                   max_timestamp=int(item[s.A_MAX_TS]["N"]),
-                   min_timestamp=int(item[s.A_MIN_TS]["N"]))
+    return Segment(key=item[schema.A_KEY]["S"], base_offset=int(item[schema.A_BASE]["N"]),
+                   last_offset=int(item[schema.A_LAST]["N"]), size=int(item[schema.A_SIZE]["N"]),
+                   entries=int(item[schema.A_INDEX_ENTRIES]["N"]),
+                   max_timestamp=int(item[schema.A_MAX_TS]["N"]),
+                   min_timestamp=int(item[schema.A_MIN_TS]["N"]))
 
 
 class Manifest:
     """Reads and writes manifest items in the log table."""
 
-    def __init__(self, dynamodb: Any, names: s.Names,
+    def __init__(self, dynamodb: Any, names: schema.Names,
                  clock: Callable[[], float] = time.time) -> None:
         self._ddb = dynamodb
         self._table = names.log_table
@@ -37,20 +37,20 @@ class Manifest:
     def put_action(self, topic_id: str, partition: int, segment: Segment) -> dict[str, Any]:
         """The TransactWriteItems action recording ``segment`` (fails if already there)."""
         item = {
-            s.PK: {"S": s.partition_pk(topic_id, partition)},
-            s.SK: {"S": s.segment_sk(segment.last_offset)},
-            s.A_KEY: {"S": segment.key},
-            s.A_BASE: {"N": str(segment.base_offset)},
-            s.A_LAST: {"N": str(segment.last_offset)},
-            s.A_SIZE: {"N": str(segment.size)},
-            s.A_INDEX_ENTRIES: {"N": str(segment.entries)},
-            s.A_MAX_TS: {"N": str(segment.max_timestamp)},
-            s.A_MIN_TS: {"N": str(segment.min_timestamp)},
-            s.A_CREATED: {"N": str(int(self._clock() * 1000))},
+            schema.PK: {"S": schema.partition_pk(topic_id, partition)},
+            schema.SK: {"S": schema.segment_sk(segment.last_offset)},
+            schema.A_KEY: {"S": segment.key},
+            schema.A_BASE: {"N": str(segment.base_offset)},
+            schema.A_LAST: {"N": str(segment.last_offset)},
+            schema.A_SIZE: {"N": str(segment.size)},
+            schema.A_INDEX_ENTRIES: {"N": str(segment.entries)},
+            schema.A_MAX_TS: {"N": str(segment.max_timestamp)},
+            schema.A_MIN_TS: {"N": str(segment.min_timestamp)},
+            schema.A_CREATED: {"N": str(int(self._clock() * 1000))},
         }
         return {"Put": {"TableName": self._table, "Item": item,
                         "ConditionExpression": "attribute_not_exists(#sk)",
-                        "ExpressionAttributeNames": {"#sk": s.SK}}}
+                        "ExpressionAttributeNames": {"#sk": schema.SK}}}
 
     def containing(self, topic_id: str, partition: int, offset: int, what: str
                    ) -> Segment | None:
@@ -65,15 +65,15 @@ class Manifest:
         found = items(self._ddb.query, what or f"read the segment manifest of {topic_id}",
                       TableName=self._table, ConsistentRead=True, Limit=page,
                       KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
-                      ExpressionAttributeNames={"#pk": s.PK, "#sk": s.SK},
+                      ExpressionAttributeNames={"#pk": schema.PK, "#sk": schema.SK},
                       ExpressionAttributeValues={
-                          ":pk": {"S": s.partition_pk(topic_id, partition)},
-                          ":lo": {"S": s.segment_sk(first)},
-                          ":hi": {"S": s.segment_sk(10**s.OFFSET_WIDTH - 1)}})
+                          ":pk": {"S": schema.partition_pk(topic_id, partition)},
+                          ":lo": {"S": schema.segment_sk(first)},
+                          ":hi": {"S": schema.segment_sk(10**schema.OFFSET_WIDTH - 1)}})
         return (_segment(item) for item in found)
 
     def delete(self, topic_id: str, partition: int, segment: Segment) -> None:
         with translated(f"forget segment {segment.key}"):
             self._ddb.delete_item(TableName=self._table, Key={
-                s.PK: {"S": s.partition_pk(topic_id, partition)},
-                s.SK: {"S": s.segment_sk(segment.last_offset)}})
+                schema.PK: {"S": schema.partition_pk(topic_id, partition)},
+                schema.SK: {"S": schema.segment_sk(segment.last_offset)}})

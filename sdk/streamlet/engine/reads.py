@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from ..codec import batch_span, decode_batch, parse_header
 from ..errors import DataUnavailable, OffsetOutOfRange
 from ..records import FetchResult, TimestampType
-from . import schema as s
+from . import schema
 from .aws import ObjectGone
 from .log import DEFAULT_FETCH_BYTES, Head, PartitionLog, last_offset
 from .manifest import Manifest
@@ -91,7 +91,7 @@ class LogReader:
                 limit = max(1, min(QUERY_PAGE, (max_bytes - yielded) * count // yielded))
             found = 0
             for item in self._log.query_page(meta, partition, at, head.next_offset - 1, limit):
-                base = int(item[s.A_BASE]["N"])
+                base = int(item[schema.A_BASE]["N"])
                 if base > at:
                     raise ObjectGone(f"no batch holds offsets {at}..{base - 1}")
                 data = self._log.batch_bytes(item)
@@ -170,7 +170,7 @@ def _twice(read: Callable[[], T], what: str) -> T:
 
 
 def _span(item: dict[str, Any]) -> Span:
-    return int(item[s.A_BASE]["N"]), last_offset(item), int(item[s.A_MAX_TS]["N"])
+    return int(item[schema.A_BASE]["N"]), last_offset(item), int(item[schema.A_MAX_TS]["N"])
 
 
 def _search(lo: int, hi: int, timestamp: int, probe: Callable[[int], Span]) -> int:

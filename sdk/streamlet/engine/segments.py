@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from ..codec import batch_span, parse_header
 from ..records import SegmentInfo
-from . import schema as s
+from . import schema
 from .aws import error_code, gone_if_missing, translated
 
 MAGIC = b"STRMSEG1"
@@ -147,7 +147,7 @@ def batch_length(prefix: bytes) -> int:
 class SegmentStore:
     """Writes, reads and deletes segment objects; caches their (immutable) indexes."""
 
-    def __init__(self, s3: Any, names: s.Names) -> None:
+    def __init__(self, s3: Any, names: schema.Names) -> None:
         self._s3 = s3
         self._bucket = names.bucket
         self._indexes: OrderedDict[str, list[IndexEntry]] = OrderedDict()

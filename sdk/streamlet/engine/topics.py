@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import InvalidPartitions, PartitionNotFound, TopicExists, TopicNotFound
 from ..topicconfig import validate_config, validate_partitions, validate_topic_name
-from . import schema as s
+from . import schema
 from .aws import batch_write, conditional, items, translated
 
 CACHE_SECONDS = 5.0
@@ -36,27 +36,27 @@ class TopicMeta:
 
 def _meta_from_item(item: Mapping[str, Any]) -> TopicMeta:
     return TopicMeta(
-        name=item[s.A_NAME]["S"],
-        topic_id=item[s.A_TOPIC_ID]["S"],
-        partitions=int(item[s.A_PARTITIONS]["N"]),
-        config={k: v["S"] for k, v in item[s.A_CONFIG]["M"].items()},
-        created_ms=int(item[s.A_CREATED]["N"]),
+        name=item[schema.A_NAME]["S"],
+        topic_id=item[schema.A_TOPIC_ID]["S"],
+        partitions=int(item[schema.A_PARTITIONS]["N"]),
+        config={k: v["S"] for k, v in item[schema.A_CONFIG]["M"].items()},
+        created_ms=int(item[schema.A_CREATED]["N"]),
     )
 
 
 def _head_item(topic_id: str, partition: int) -> dict[str, Any]:
     return {
-        **s.head_key(topic_id, partition),
-        s.A_NEXT_OFFSET: {"N": "0"},
-        s.A_LOG_START: {"N": "0"},
-        s.A_MAX_TS: {"N": "-1"},
+        **schema.head_key(topic_id, partition),
+        schema.A_NEXT_OFFSET: {"N": "0"},
+        schema.A_LOG_START: {"N": "0"},
+        schema.A_MAX_TS: {"N": "-1"},
     }
 
 
 class TopicStore:
     """Reads and writes topic items; caches lookups briefly for the hot path."""
 
-    def __init__(self, dynamodb: Any, names: s.Names, clock: Callable[[], float] = time.time):
+    def __init__(self, dynamodb: Any, names: schema.Names, clock: Callable[[], float] = time.time):
         self._ddb = dynamodb
         self._names = names
         self._clock = clock
@@ -73,7 +73,7 @@ class TopicStore:
         validate_topic_name(name)
         with translated(f"describe topic '{name}'"):
             item = self._ddb.get_item(TableName=self._names.topics_table,
-                                      Key=s.topic_key(name), ConsistentRead=True).get("Item")
+                                      Key=schema.topic_key(name), ConsistentRead=True).get("Item")
         if item is None:
             self.forget(name)
             raise TopicNotFound(name)
@@ -97,19 +97,19 @@ class TopicStore:
         if not conditional(self._ddb.put_item, f"create topic '{name}'",
                            TableName=self._names.topics_table, Item=self._item(meta),
                            ConditionExpression="attribute_not_exists(#pk)",
-                           ExpressionAttributeNames={"#pk": s.PK}):
+                           ExpressionAttributeNames={"#pk": schema.PK}):
             self._delete_heads(meta.topic_id, range(partitions))
             raise TopicExists(name)
         return meta
 
     def _item(self, meta: TopicMeta) -> dict[str, Any]:
         return {
-            **s.topic_key(meta.name),
-            s.A_NAME: {"S": meta.name},
-            s.A_TOPIC_ID: {"S": meta.topic_id},
-            s.A_PARTITIONS: {"N": str(meta.partitions)},
-            s.A_CONFIG: {"M": {k: {"S": v} for k, v in meta.config.items()}},
-            s.A_CREATED: {"N": str(meta.created_ms)},
+            **schema.topic_key(meta.name),
+            schema.A_NAME: {"S": meta.name},
+            schema.A_TOPIC_ID: {"S": meta.topic_id},
+            schema.A_PARTITIONS: {"N": str(meta.partitions)},
+            schema.A_CONFIG: {"M": {k: {"S": v} for k, v in meta.config.items()}},
+            schema.A_CREATED: {"N": str(meta.created_ms)},
         }
 
     def _put_heads(self, topic_id: str, partitions: range) -> None:
@@ -120,10 +120,10 @@ class TopicStore:
         conditional(self._ddb.put_item, "write partition head", TableName=self._names.log_table,
                     Item=_head_item(topic_id, partition),
                     ConditionExpression="attribute_not_exists(#pk)",
-                    ExpressionAttributeNames={"#pk": s.PK})
+                    ExpressionAttributeNames={"#pk": schema.PK})
 
     def _delete_heads(self, topic_id: str, partitions: range) -> None:
-        keys = [s.head_key(topic_id, p) for p in partitions]
+        keys = [schema.head_key(topic_id, p) for p in partitions]
         self._batch_write([{"DeleteRequest": {"Key": k}} for k in keys])
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
@@ -132,15 +132,15 @@ class TopicStore:
     def list(self) -> list[str]:
         found = items(self._ddb.scan, "list topics", TableName=self._names.topics_table,
                       ConsistentRead=True)
-        return sorted(i[s.A_NAME]["S"] for i in found if s.A_NAME in i)
+        return sorted(i[schema.A_NAME]["S"] for i in found if schema.A_NAME in i)
 
     def delete(self, name: str) -> TopicMeta:
         """Remove the topic item (the commit point), then its partition heads."""
         meta = self.get(name, fresh=True)
         if not conditional(self._ddb.delete_item, f"delete topic '{name}'",
-                           TableName=self._names.topics_table, Key=s.topic_key(name),
+                           TableName=self._names.topics_table, Key=schema.topic_key(name),
                            ConditionExpression="#tid = :tid",
-                           ExpressionAttributeNames={"#tid": s.A_TOPIC_ID},
+                           ExpressionAttributeNames={"#tid": schema.A_TOPIC_ID},
                            ExpressionAttributeValues={":tid": {"S": meta.topic_id}}):
             raise TopicNotFound(name)
         self.forget(name)
@@ -158,10 +158,11 @@ class TopicStore:
         for partition in range(meta.partitions, total):
             self._put_head_if_absent(meta.topic_id, partition)
         if not conditional(self._ddb.update_item, f"add partitions to '{name}'",
-                           TableName=self._names.topics_table, Key=s.topic_key(name),
+                           TableName=self._names.topics_table, Key=schema.topic_key(name),
                            UpdateExpression="SET #n = :new",
                            ConditionExpression="#n = :old AND #tid = :tid",
-                           ExpressionAttributeNames={"#n": s.A_PARTITIONS, "#tid": s.A_TOPIC_ID},
+                           ExpressionAttributeNames={"#n": schema.A_PARTITIONS,
+                                                     "#tid": schema.A_TOPIC_ID},
                            ExpressionAttributeValues={":new": {"N": str(total)},
                                                       ":old": {"N": str(meta.partitions)},
                                                       ":tid": {"S": meta.topic_id}}):
@@ -173,7 +174,8 @@ class TopicStore:
         """Allocate a producer id (a lost reply only wastes an id)."""
         with translated("allocate a producer id"):
             out = self._ddb.update_item(
-                TableName=self._names.topics_table, Key={s.PK: {"S": s.PRODUCER_ID_COUNTER}},
-                UpdateExpression="ADD #v :one", ExpressionAttributeNames={"#v": s.A_COUNTER},
+                TableName=self._names.topics_table,
+                Key={schema.PK: {"S": schema.PRODUCER_ID_COUNTER}},
+                UpdateExpression="ADD #v :one", ExpressionAttributeNames={"#v": schema.A_COUNTER},
                 ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW")
-        return int(out["Attributes"][s.A_COUNTER]["N"])
+        return int(out["Attributes"][schema.A_COUNTER]["N"])

@@ -12,6 +12,7 @@ Example:
 from .admin import Admin, GroupPartition
 from .consumer import Consumer
 from .errors import (
+    AccessDenied,
     AppendConflict,
     CommitFailed,
     DataUnavailable,
@@ -51,7 +52,8 @@ from .records import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Admin", "AppendConflict", "ArchiveReport", "CommitFailed", "Consumer", "DataUnavailable",
+    "AccessDenied", "Admin", "AppendConflict", "ArchiveReport", "CommitFailed", "Consumer",
+    "DataUnavailable",
     "GroupActive", "GroupNotFound",
     "GroupPartition", "InvalidConfig", "InvalidPartitions",
     "InvalidRecord", "InvalidRequest", "InvalidTopicName", "OffsetMismatch", "OffsetOutOfRange",

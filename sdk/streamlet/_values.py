@@ -1,12 +1,23 @@
-"""Checking and normalising what users pass as keys, values and headers."""
+"""Checking and normalising what users pass: integers, keys, values and headers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TypeGuard
 
 from .errors import InvalidRecord
 
 Bytesish = bytes | bytearray | memoryview | str
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """True for an ``int`` that is not a ``bool`` (``True`` is not a partition number).
+
+    Example:
+        >>> is_int(3), is_int(True), is_int(3.0)
+        (True, False, False)
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
 HeadersIn = Mapping[str, Bytesish | None] | Iterable[tuple[str, Bytesish | None]] | None
 
 
@@ -45,7 +56,7 @@ def to_headers(headers: object, topic: str) -> list[tuple[str, bytes | None]]:
 def to_timestamp(timestamp_ms: object, topic: str) -> int | None:
     if timestamp_ms is None:
         return None
-    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or timestamp_ms < 0:
+    if not is_int(timestamp_ms) or timestamp_ms < 0:
         raise InvalidRecord(
             f"Record timestamp for topic '{topic}' must be a non-negative int of milliseconds, "
             f"got {timestamp_ms!r}.")

@@ -8,6 +8,7 @@
      │    ├── InvalidConfig
      │    ├── InvalidPartitions
      │    └── InvalidRecord
+     ├── AccessDenied              403  40301  (credentials, signature or grant refused)
      ├── TopicExists               400  40002
      ├── TopicNotFound             404  40401
      ├── PartitionNotFound         404  40402
@@ -19,6 +20,11 @@
      ├── CommitFailed              409  40903  (the lease moved: nothing was committed)
      ├── GroupNotFound             404  40404
      ├── GroupActive               409  40904  (the group has live members)
+     ├── ConsumerInstanceNotFound  404  40403  (REST Proxy v2 instance gone or expired)
+     ├── ConsumerInstanceExists    409  40902
+     ├── ConsumerIllegalState      409  40903  (subscription and assignment mixed)
+     ├── RecordNotJson             422  42201  (a json v2 instance met a non-JSON record)
+     ├── ClusterNotFound           404  404    (a v3 path names another cluster)
      ├── DataUnavailable           500  50003  (records inside the log are missing)
      └── RetriableError            503  50302  (retried by the SDK with backoff)
           ├── Throttled            429  42901
@@ -26,13 +32,20 @@
           └── AppendConflict       503  50303  (partition head kept moving)
 
 Every class carries a stable ``code`` (used on the wire), an HTTP ``status``, a
-REST Proxy style ``error_code`` and ``retriable``.
+REST Proxy style ``error_code`` and ``retriable``, and registers itself by ``code``: an
+error body from the HTTP API becomes the same class again with
+:meth:`StreamletError.from_wire`.
+
+Example:
+    >>> error = StreamletError.from_wire(404, {"code": "topic_not_found", "message": "gone"})
+    >>> type(error).__name__, error.message
+    ('TopicNotFound', 'gone')
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import ClassVar, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Protocol
 
 
 class TopicPartitionLike(Protocol):
@@ -41,6 +54,10 @@ class TopicPartitionLike(Protocol):
 
     @property
     def partition(self) -> int: ...
+
+
+_BY_CODE: dict[str, type[StreamletError]] = {}
+_BY_ERROR_CODE: dict[int, type[StreamletError]] = {}
 
 
 class StreamletError(Exception):
@@ -54,6 +71,38 @@ class StreamletError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _register(cls)
+
+    @classmethod
+    def from_wire(cls, status: int, body: Mapping[str, Any]) -> StreamletError:
+        """The error an HTTP error response stands for: by its ``code``, else its REST
+        Proxy ``error_code``, else the HTTP status (429 throttled, 5xx outcome unknown).
+
+        The instance carries the server's message; class-specific attributes (a
+        TopicNotFound's ``topic``...) are not on the wire and are left unset.
+        """
+        message = str(body.get("message") or body.get("Message") or f"HTTP {status}")
+        number = body.get("error_code")
+        found = _BY_CODE.get(str(body.get("code"))) or (
+            _BY_ERROR_CODE.get(number) if isinstance(number, int) else None)
+        error_class = found or _class_for_status(status)
+        error = error_class.__new__(error_class)
+        StreamletError.__init__(error, message)
+        return error
+
+
+def _register(cls: type[StreamletError]) -> None:
+    """Index a class by its wire ``code`` (unique) and its ``error_code`` (first wins)."""
+    if cls.code in _BY_CODE:
+        raise TypeError(f"Two error classes use code {cls.code!r}.")
+    _BY_CODE[cls.code] = cls
+    _BY_ERROR_CODE.setdefault(cls.error_code, cls)
+
+
+_register(StreamletError)
 
 
 class InvalidRequest(StreamletError):
@@ -86,6 +135,14 @@ class InvalidRecord(InvalidRequest):
     """A record or record batch is malformed (types, CRC, header layout)."""
 
     code = "invalid_record"
+
+
+class AccessDenied(StreamletError):
+    """The API refused the request's credentials, signature or grant (HTTP 403)."""
+
+    code = "access_denied"
+    status = 403
+    error_code = 40301
 
 
 class TopicExists(StreamletError):
@@ -243,6 +300,63 @@ class GroupActive(StreamletError):
         self.group = group
 
 
+class ConsumerInstanceNotFound(StreamletError):
+    """No such REST Proxy v2 consumer instance (never created, deleted or expired)."""
+
+    code = "consumer_instance_not_found"
+    status = 404
+    error_code = 40403
+
+    def __init__(self, group: str, name: str) -> None:
+        super().__init__(f"Consumer instance '{name}' of group '{group}' does not exist "
+                         "(it may have expired after being idle).")
+        self.group, self.name = group, name
+
+
+class ConsumerInstanceExists(StreamletError):
+    """Creating a consumer instance with a name the group already uses."""
+
+    code = "consumer_instance_exists"
+    status = 409
+    error_code = 40902
+
+    def __init__(self, group: str, name: str) -> None:
+        super().__init__(f"Consumer instance '{name}' already exists in group '{group}'.")
+        self.group, self.name = group, name
+
+
+class ConsumerIllegalState(StreamletError):
+    """Subscription and manual assignment mixed, or a commit without a subscription.
+
+    REST Proxy answers Kafka's IllegalStateException with 409 and error_code 40903.
+    """
+
+    code = "illegal_state"
+    status = 409
+    error_code = 40903
+
+
+class ClusterNotFound(StreamletError):
+    """A REST Proxy v3 path names a cluster other than this deployment's."""
+
+    code = "cluster_not_found"
+    status = 404
+    error_code = 404
+
+    def __init__(self, cluster: str, expected: str) -> None:
+        super().__init__(f"Cluster '{cluster}' does not exist; this deployment's cluster "
+                         f"is '{expected}'.")
+        self.cluster = cluster
+
+
+class RecordNotJson(StreamletError):
+    """A ``json`` consumer instance met a record whose key or value is not JSON."""
+
+    code = "record_not_json"
+    status = 422
+    error_code = 42201
+
+
 class DataUnavailable(StreamletError):
     """Offsets between the log start and the high watermark could not be read from either
     tier (a hot batch expired before it was archived, or a segment object is missing)."""
@@ -283,13 +397,14 @@ class AppendConflict(RetriableError):
     error_code = 50303
 
 
-ERRORS_BY_CODE: dict[str, type[StreamletError]] = {
-    cls.code: cls
-    for cls in (
-        StreamletError, InvalidRequest, InvalidTopicName, InvalidConfig, InvalidPartitions,
-        InvalidRecord, TopicExists, TopicNotFound, PartitionNotFound, RecordTooLarge,
-        OffsetOutOfRange, OffsetMismatch, ProducerFenced, OutOfOrderSequence, CommitFailed,
-        GroupNotFound, GroupActive, DataUnavailable, RetriableError,
-        Throttled, RequestTimedOut, AppendConflict,
-    )
-}
+def _class_for_status(status: int) -> type[StreamletError]:
+    if status == 429:
+        return Throttled
+    if status >= 500:
+        return RequestTimedOut  # the API or its function failed: the outcome is unknown
+    return {401: AccessDenied, 403: AccessDenied, 413: RecordTooLarge}.get(status, InvalidRequest)
+
+
+def error_classes() -> dict[str, type[StreamletError]]:
+    """Every error class by its wire ``code`` (each class registers itself)."""
+    return dict(_BY_CODE)

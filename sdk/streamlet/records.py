@@ -112,6 +112,10 @@ class AppendResult:
     """True when the batch was a retry of one already written."""
 
 
+DEFAULT_FETCH_BYTES = 1024 * 1024
+"""What one fetch returns at most by default (Kafka's ``max.partition.fetch.bytes``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """Record batches read from one partition, in offset order."""

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ._values import is_int
 from .codec import COMPRESSION_CODES
 from .errors import InvalidConfig, InvalidPartitions, InvalidTopicName
 
@@ -54,7 +55,7 @@ def validate_topic_name(name: object) -> str:
 
 def validate_partitions(topic: str, partitions: object) -> int:
     """A partition count: an int from 1 to MAX_PARTITIONS."""
-    if isinstance(partitions, bool) or not isinstance(partitions, int):
+    if not is_int(partitions):
         raise InvalidPartitions(f"Partition count for '{topic}' must be an integer.")
     if not 1 <= partitions <= MAX_PARTITIONS:
         raise InvalidPartitions(

@@ -8,7 +8,7 @@ from random import Random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamlet.leases import (
+from streamlet.groups.leases import (
     GroupSnapshot,
     Lease,
     LivenessTracker,
@@ -25,6 +25,9 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self.start + self.real * self.rate
+
+    def time(self) -> float:
+        return self.monotonic()
 
 
 def members(**beats: int) -> dict[str, Member]:

@@ -23,25 +23,13 @@ keeps its partitions for the session it asked for.
 from __future__ import annotations
 
 import heapq
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from .errors import InvalidRequest
-from .records import TopicPartition
-
-
-class Clock(Protocol):
-    """A monotonic clock in seconds (injectable for tests)."""
-
-    def monotonic(self) -> float: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
+from ..clock import Clock
+from ..errors import InvalidRequest
+from ..records import TopicPartition
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,18 @@
 """REST Proxy v2 subscriptions: group membership for consumer instances that keep no process.
 
 A subscribed instance is a member of the consumer group ``{group}`` in the same lease
-items SDK consumers use (:mod:`streamlet.engine.groups`), so both kinds share partitions,
-fence each other's commits and show up together in ``streamlet groups describe``. Nothing
-runs between requests: **every request to the instance is its heartbeat**, and a records
-request is also its rebalance tick (:meth:`Subscriptions.tick`): read the group, bump the
-member's counter, judge liveness, plan with :func:`streamlet.leases.plan`, release and take
-leases, then read only the partitions it owns, from the committed offset (or
-``auto.offset.reset``) the first time a partition is taken. Owned leases (with their
-epochs), positions and the liveness tracker's observations persist in the instance item.
+items SDK consumers use, through the same member core (:mod:`streamlet.groups.member`),
+so both kinds share partitions, fence each other's commits and show up together in
+``streamlet groups describe``. Nothing runs between requests: **every request to the
+instance is its heartbeat**, and a records request is also its rebalance tick
+(:meth:`Subscriptions.tick`): bump the member's counter, read the group, judge liveness,
+plan, release and take leases, then read only the partitions it owns, from the committed
+offset (or ``auto.offset.reset``) the first time a partition is taken. Owned leases
+(with their epochs), positions and the liveness tracker's observations persist in the
+instance item.
 
-Liveness is the KCL rule of :mod:`streamlet.leases` with a persisted memory: the instance
-remembers when each member's counter last moved, on the wall clock of whichever Lambda
+Liveness is the KCL rule of :mod:`streamlet.groups.leases` with a persisted memory: the
+instance remembers when each member's counter last moved, on the wall clock of whichever Lambda
 serves the request (AWS hosts are time-synchronised far below a session timeout).
 Requests to one instance are meant to come one at a time, as REST Proxy serializes them;
 concurrent ones cannot break the fencing (every take and commit is conditional on the
@@ -30,33 +31,47 @@ keeps polling is never judged dead by its own poll.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Protocol
 
-from ..errors import CommitFailed, InvalidRequest, StreamletError, TopicNotFound
-from ..leases import LivenessTracker, Member, plan, validate_group
+from ..clock import SYSTEM, Clock, WallAsMonotonic
+from ..errors import ConsumerIllegalState, InvalidRequest, TopicNotFound
 from ..records import TopicPartition
 from ..topicconfig import validate_topic_name
-from .groups import GroupStore
-from .instances import ConsumerIllegalState, ConsumerInstance, ConsumerInstances
-from .topics import TopicStore
+from .instance import ConsumerInstance
+from .leases import LivenessTracker, Member, validate_group
+from .member import GroupMember
+from .ops import GroupOps
 
 MAX_PATTERN_LENGTH = 1000
 HOST = "rest-v2"
 """The ``host`` a REST instance's member item shows (``streamlet groups describe``)."""
 
 
-class _WallClock:
-    """The liveness clock of a process-less member: seconds since the epoch."""
+class _Topic(Protocol):
+    @property
+    def partitions(self) -> int: ...
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
 
-    def monotonic(self) -> float:
-        return self._clock()
+class Topics(Protocol):
+    """The topic lookups membership needs (the engine's ``TopicStore``)."""
+
+    def get(self, name: str, *, fresh: bool = False) -> _Topic:
+        """The topic's metadata; ``TopicNotFound`` if it does not exist."""
+        ...
+
+    def list(self) -> list[str]:
+        """Every topic name."""
+        ...
+
+
+class SubscriptionStore(Protocol):
+    """Where an instance's subscription is kept (the engine's ``ConsumerInstances``)."""
+
+    def subscribe(self, group: str, name: str, topics: Iterable[str], pattern: str | None
+                  ) -> None: ...
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -72,12 +87,12 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 class Subscriptions:
     """Joins, rebalances, commits for and removes subscribed consumer instances."""
 
-    def __init__(self, groups: GroupStore, instances: ConsumerInstances, topics: TopicStore,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, groups: GroupOps, instances: SubscriptionStore, topics: Topics,
+                 clock: Clock = SYSTEM) -> None:
         self._groups = groups
         self._instances = instances
         self._topics = topics
-        self._clock = _WallClock(clock)
+        self._clock = WallAsMonotonic(clock)
 
     def subscribe(self, state: ConsumerInstance, topics: Sequence[str] | None,
                   pattern: str | None) -> None:
@@ -123,43 +138,26 @@ class Subscriptions:
             out += [TopicPartition(name, p) for p in range(count)]
         return out
 
+    def _member(self, state: ConsumerInstance) -> GroupMember:
+        """The member core, rebuilt from what the instance item remembers."""
+        tracker = LivenessTracker(state.session_ms / 1000, self._clock)
+        tracker.restore(state.seen)
+        return GroupMember(self._groups, state.group, state.member_id, tracker, state.owned)
+
     def tick(self, state: ConsumerInstance) -> ConsumerInstance:
         """Heartbeat and rebalance once; the new state is returned, not saved."""
         names = self.topic_names(state)
         wanted = self._wanted(names)
         self.heartbeat(state, names)
-        snapshot = self._groups.snapshot(state.group)
-        missing = [tp for tp in wanted if tp not in snapshot.leases]
-        if missing:
-            self._groups.ensure_leases(state.group, missing)
-            snapshot = self._groups.snapshot(state.group)
-        tracker = LivenessTracker(state.session_ms / 1000, self._clock)
-        tracker.restore(state.seen)
-        tracker.observe(snapshot.members)
-        todo = plan(state.member_id, state.owned, snapshot, tracker.live() | {state.member_id},
-                    wanted)
-        owned = {tp: e for tp, e in state.owned.items() if tp not in todo.lost}
-        for tp in todo.release:  # beyond target, or unsubscribed / deleted
-            self._groups.release(state.group, tp, state.member_id, owned.pop(tp))
-        positions = {tp: p for tp, p in state.positions.items() if tp in owned}
-        for lease in todo.take:
-            try:
-                taken = self._groups.take(state.group, lease.tp, state.member_id, lease)
-            except StreamletError:
-                break  # transient: the next request goes on
-            if taken is not None:
-                owned[lease.tp] = taken.epoch
-                if taken.committed is not None:
-                    positions[lease.tp] = taken.committed
-        self._forget(state, tracker.dead())
-        return replace(state, owned=owned, positions=positions, seen=tracker.observations())
-
-    def _forget(self, state: ConsumerInstance, dead: Mapping[str, int]) -> None:
-        """Tidy up members that stopped beating (only if still at the beat we saw)."""
-        for member_id, beat in dead.items():
-            if member_id != state.member_id:
-                with contextlib.suppress(StreamletError):
-                    self._groups.remove_member(state.group, member_id, seen_beat=beat)
+        member = self._member(state)
+        todo = member.plan(wanted)
+        member.release(todo.release)  # beyond target, or unsubscribed / deleted
+        positions = {tp: p for tp, p in state.positions.items() if tp in member.owned}
+        for tp, taken in member.take(todo.take).items():
+            if taken.committed is not None:
+                positions[tp] = taken.committed
+        return replace(state, owned=dict(member.owned), positions=positions,
+                       seen=member.tracker.observations())
 
     def commit(self, state: ConsumerInstance,
                offsets: Mapping[TopicPartition, tuple[int, str]]) -> None:
@@ -172,15 +170,8 @@ class Subscriptions:
             raise ConsumerIllegalState(
                 f"Consumer instance '{state.name}' is not subscribed: committed offsets "
                 "belong to the group's lease owners (subscribe instead of assigning).")
-        not_owned = [tp for tp in offsets if tp not in state.owned]
-        if not_owned:
-            raise CommitFailed(state.group, not_owned)
-        self._groups.commit(state.group, state.member_id, {
-            tp: (state.owned[tp], offset, metadata)
-            for tp, (offset, metadata) in offsets.items()})
+        self._member(state).commit(offsets)
 
     def leave(self, state: ConsumerInstance) -> None:
         """Release every owned lease and remove the member: others take over at once."""
-        for tp, epoch in state.owned.items():
-            self._groups.release(state.group, tp, state.member_id, epoch)
-        self._groups.remove_member(state.group, state.member_id)
+        self._member(state).leave()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from ._values import is_int
 from .errors import (
     GroupActive,
     GroupNotFound,
@@ -15,7 +16,7 @@ from .errors import (
     PartitionNotFound,
     TopicNotFound,
 )
-from .leases import GroupSnapshot
+from .groups.leases import GroupSnapshot
 from .records import ArchiveReport, RetentionReport, TopicDescription, TopicPartition
 from .transport import Transport, connect
 
@@ -49,7 +50,9 @@ class Admin:
     """
 
     def __init__(self, endpoint: str | None = None, *, transport: Transport | None = None):
+        self._owns_transport = transport is None
         self._transport = transport or connect(endpoint)
+        self._closed = False
 
     def create_topic(self, name: str, partitions: int = 1,
                      config: Mapping[str, object] | None = None) -> TopicDescription:
@@ -198,7 +201,10 @@ class Admin:
         return snap
 
     def close(self) -> None:
-        """Nothing to release; present for symmetry with Producer and Consumer."""
+        """Close the transport's connections (unless it was passed in). Idempotent."""
+        if self._owns_transport and not self._closed:
+            self._transport.close()
+        self._closed = True
 
     def __enter__(self) -> Self:
         return self
@@ -216,8 +222,8 @@ def _one_spec(to_earliest: bool, to_latest: bool, to_offset: int | None,
         raise InvalidRequest("Choose exactly one of to_earliest, to_latest, to_offset, "
                              "to_datetime_ms, shift_by.")
     for name, value in (("to_offset", to_offset), ("to_datetime_ms", to_datetime_ms)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+        if value is not None and (not is_int(value)
                                   or value < 0):
             raise InvalidRequest(f"{name} must be a non-negative integer, got {value!r}.")
-    if shift_by is not None and (isinstance(shift_by, bool) or not isinstance(shift_by, int)):
+    if shift_by is not None and not is_int(shift_by):
         raise InvalidRequest(f"shift_by must be an integer, got {shift_by!r}.")

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Self
 
-from .codec import decode_batch
+from ._values import is_int
+from .clock import SYSTEM, Clock
 from .errors import (
     CommitFailed,
     InvalidRequest,
@@ -18,15 +19,14 @@ from .errors import (
     StreamletError,
     TopicNotFound,
 )
-from .leases import Clock, SystemClock
-from .membership import Changes, Membership
-from .records import Record, TopicPartition
+from .fetching import check_reset_policy, fetch_records, reset_offset
+from .groups.membership import Changes, Membership
+from .records import DEFAULT_FETCH_BYTES, Record, TopicPartition
 from .topicconfig import validate_topic_name
 from .transport import Transport, connect
 
 Listener = Callable[[list[TopicPartition]], None]
 
-RESET_POLICIES = ("earliest", "latest", "none")
 METADATA_MAX_AGE_S = 30.0
 IDLE_PAUSE_S = 0.005
 """First pause between empty fetch rounds; it doubles while idle up to
@@ -58,21 +58,21 @@ class Consumer:
                  auto_offset_reset: str = "latest", enable_auto_commit: bool = True,
                  auto_commit_interval_ms: int = 5000, session_timeout_ms: int = 10_000,
                  heartbeat_interval_ms: int | None = None, max_poll_records: int = 500,
-                 fetch_max_bytes: int = 1024 * 1024, fetch_max_wait_ms: int = 500,
+                 fetch_max_bytes: int = DEFAULT_FETCH_BYTES, fetch_max_wait_ms: int = 500,
                  consumer_timeout_ms: float | None = None,
                  on_assign: Listener | None = None, on_revoke: Listener | None = None,
                  on_lost: Listener | None = None, transport: Transport | None = None,
                  clock: Clock | None = None) -> None:
-        if auto_offset_reset not in RESET_POLICIES:
-            raise InvalidRequest(f"auto_offset_reset={auto_offset_reset!r}: expected one of "
-                                 f"{', '.join(RESET_POLICIES)}.")
+        check_reset_policy(auto_offset_reset)
         if max_poll_records < 1:
             raise InvalidRequest(f"max_poll_records must be >= 1, got {max_poll_records}.")
-        if isinstance(fetch_max_wait_ms, bool) or not isinstance(fetch_max_wait_ms, int) \
+        if not is_int(fetch_max_wait_ms) \
                 or not 0 <= fetch_max_wait_ms <= MAX_FETCH_WAIT_MS:
             raise InvalidRequest(f"fetch_max_wait_ms must be an integer from 0 to "
                                  f"{MAX_FETCH_WAIT_MS}, got {fetch_max_wait_ms!r}.")
+        self._owns_transport = transport is None
         self._transport = transport or connect(endpoint)
+        self._clock = clock or SYSTEM
         self._reset = auto_offset_reset
         self._max_records = max_poll_records
         self._max_bytes = fetch_max_bytes
@@ -93,9 +93,8 @@ class Consumer:
             "assign": on_assign, "revoke": on_revoke, "lost": on_lost}
         self._auto_commit = enable_auto_commit
         self._commit_interval = auto_commit_interval_ms / 1000
-        self._clock = clock or SystemClock()
         self._group = None if group_id is None else Membership(
-            self._transport, group_id, instance_id=group_instance_id, client_id=client_id,
+            self._transport.groups, group_id, instance_id=group_instance_id, client_id=client_id,
             session_timeout_s=session_timeout_ms / 1000,
             heartbeat_interval_s=(heartbeat_interval_ms or session_timeout_ms / 3) / 1000,
             clock=self._clock)
@@ -149,7 +148,7 @@ class Consumer:
     def _refresh(self, force: bool = False) -> None:
         if self._assigned is not None or self._group is not None:
             return
-        if not force and time.monotonic() - self._metadata_at < METADATA_MAX_AGE_S:
+        if not force and self._clock.monotonic() - self._metadata_at < METADATA_MAX_AGE_S:
             return
         self._set_partitions(self._all_partitions())
 
@@ -163,7 +162,7 @@ class Consumer:
             except TopicNotFound:
                 continue
             tps += [TopicPartition(topic, p) for p in range(count)]
-        self._metadata_at = time.monotonic()
+        self._metadata_at = self._clock.monotonic()
         return tps
 
     def _set_partitions(self, tps: list[TopicPartition]) -> None:
@@ -186,7 +185,7 @@ class Consumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Move ``tp``'s position; the next poll returns records from ``offset`` on."""
         self._require(tp)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        if not is_int(offset) or offset < 0:
             raise InvalidRequest(f"Cannot seek {tp.topic} partition {tp.partition} to "
                                  f"{offset!r}: offsets are non-negative integers.")
         self._positions[tp] = offset
@@ -208,14 +207,8 @@ class Consumer:
                                  "this consumer.")
 
     def _reset_position(self, tp: TopicPartition, error: OffsetOutOfRange | None = None) -> int:
-        if self._reset == "none":
-            raise error or InvalidRequest(
-                f"No position for {tp.topic} partition {tp.partition} and "
-                "auto_offset_reset='none'; seek first.")
-        low, high = self._transport.watermarks(tp.topic, tp.partition)
-        position = low if self._reset == "earliest" else high
-        self._positions[tp] = position
-        self._buffers[tp].clear()
+        position = reset_offset(self._transport, tp, self._reset, error)
+        self._reset_position_to(tp, position)
         return position
 
     # ---- polling ------------------------------------------------------------------------------
@@ -224,11 +217,11 @@ class Consumer:
         """Up to ``max_poll_records`` records, waiting up to ``timeout`` seconds for some."""
         if self._closed:
             raise StreamletError("The consumer is closed.")
-        deadline = time.monotonic() + max(timeout, 0)
+        deadline = self._clock.monotonic() + max(timeout, 0)
         while True:
             self._refresh()
             self._group_tick()
-            now = time.monotonic()
+            now = self._clock.monotonic()
             if now < self._next_fetch:  # idle: the next round is not due yet
                 if self._next_fetch >= deadline:
                     time.sleep(max(0.0, deadline - now))
@@ -238,9 +231,9 @@ class Consumer:
             if records:
                 self._wake()
                 return records
-            self._next_fetch = time.monotonic() + self._idle
+            self._next_fetch = self._clock.monotonic() + self._idle
             self._idle = min(self._idle * 2, self._max_wait)
-            if time.monotonic() >= deadline:
+            if self._clock.monotonic() >= deadline:
                 return records
 
     def _wake(self) -> None:
@@ -269,30 +262,28 @@ class Consumer:
         return taken
 
     def _fill(self, tp: TopicPartition, limit: int) -> None:
-        position = self.position(tp)
-        try:
-            result = self._transport.fetch(tp.topic, tp.partition, position,
-                                           self._max_bytes, limit)
-        except OffsetOutOfRange as error:
-            self._reset_position(tp, error)
-            return
+        position, records = fetch_records(self._transport, tp, self.position(tp), self._reset,
+                                          self._max_bytes, limit)
+        if position != self._positions[tp]:
+            self._reset_position_to(tp, position)
         epoch = self._group.owned.get(tp, -1) if self._group is not None else -1
-        for batch in result.batches:
-            records = [r for r in decode_batch(tp.topic, tp.partition, batch)
-                       if r.offset >= position]
-            if epoch >= 0:
-                records = [dataclasses.replace(r, lease_epoch=epoch) for r in records]
-            self._buffers[tp].extend(records)
+        if epoch >= 0:
+            records = [dataclasses.replace(r, lease_epoch=epoch) for r in records]
+        self._buffers[tp].extend(records)
+
+    def _reset_position_to(self, tp: TopicPartition, position: int) -> None:
+        self._positions[tp] = position
+        self._buffers[tp].clear()
 
     def __iter__(self) -> Iterator[Record]:
         """Yield records forever, or until ``consumer_timeout_ms`` passes without any."""
-        idle_since = time.monotonic()
+        idle_since = self._clock.monotonic()
         while not self._closed:
             records = self.poll(timeout=0.5)
             if records:
-                idle_since = time.monotonic()
+                idle_since = self._clock.monotonic()
             elif self._iter_timeout is not None \
-                    and time.monotonic() - idle_since >= self._iter_timeout:
+                    and self._clock.monotonic() - idle_since >= self._iter_timeout:
                 return
             yield from records
 
@@ -302,7 +293,7 @@ class Consumer:
         """Every heartbeat interval: auto-commit, then rebalance (listeners run here)."""
         if self._group is None:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if self._auto_commit and now >= self._next_commit:
             self._next_commit = now + self._commit_interval
             try:
@@ -311,7 +302,7 @@ class Consumer:
                 force = True  # a lease moved: find out which now
         if not force and now < self._next_tick:
             return
-        self._next_tick = now + self._group.interval / 2  # see leases.py: hand-off time
+        self._next_tick = now + self._group.interval / 2  # see groups/leases.py: hand-off time
         self._apply(self._group, *self._group.rebalance(self._all_partitions()))
 
     def _apply(self, group: Membership, changes: Changes, release: list[TopicPartition]
@@ -367,7 +358,7 @@ class Consumer:
             offsets = {tp: p for tp in group.owned if (p := self._positions.get(tp)) is not None}
         normalised = {tp: (v, "") if isinstance(v, int) else v for tp, v in offsets.items()}
         for tp, (offset, _) in normalised.items():
-            if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            if not is_int(offset) or offset < 0:
                 raise InvalidRequest(f"Cannot commit offset {offset!r} for {tp.topic} "
                                      f"partition {tp.partition}: offsets are >= 0.")
         group.commit(normalised)
@@ -389,20 +380,29 @@ class Consumer:
         return self._group
 
     def close(self) -> None:
-        """Commit (with auto-commit), run on_revoke and leave the group: others take over."""
+        """Commit (with auto-commit), run on_revoke and leave the group: others take over.
+
+        Closes the transport's connections too, unless it was passed in.
+        """
         if self._closed:
             return
         self._closed = True
-        if self._group is None or not self._group.topics:
-            return
+        try:
+            if self._group is not None and self._group.topics:
+                self._leave(self._group)
+        finally:
+            if self._owns_transport:
+                self._transport.close()
+
+    def _leave(self, group: Membership) -> None:
         try:
             if self._auto_commit:
-                self._final_commit(self._group)
+                self._final_commit(group)
         finally:
-            owned = sorted(self._group.owned)
+            owned = sorted(group.owned)
             if owned:
                 self._call("revoke", owned)
-            self._group.leave()
+            group.leave()
 
     def _final_commit(self, group: Membership) -> None:
         """Commit what is still ours; partitions lost meanwhile go to on_lost, not an error."""

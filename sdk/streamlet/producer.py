@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self, TypeVar
 
-from ._values import HeadersIn, to_bytes, to_headers, to_timestamp
+from ._values import HeadersIn, is_int, to_bytes, to_headers, to_timestamp
 from .codec import COMPRESSION_CODES, BatchBuilder, estimate_record_size, increment_sequence
 from .errors import InvalidRequest, PartitionNotFound, RecordTooLarge, StreamletError
 from .partitioner import DefaultPartitioner, Partitioner
@@ -60,6 +60,7 @@ class Producer:
                  delivery_timeout_ms: int = 120_000, retry_backoff_ms: int = 50,
                  max_in_flight: int = 4, transport: Transport | None = None) -> None:
         _check_options(linger_ms, batch_size, compression_type, max_in_flight)
+        self._owns_transport = transport is None
         self._transport = transport or connect(endpoint)
         self._linger = linger_ms / 1000
         self._batch_size = batch_size
@@ -120,7 +121,8 @@ class Producer:
                 self._flushing -= 1
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop the background sender. Idempotent."""
+        """Flush, then stop the background sender and close the transport's connections
+        (unless it was passed in). Idempotent."""
         if self._closed:
             return
         try:
@@ -132,6 +134,8 @@ class Producer:
                 self._cond.notify_all()
             self._sender.join(timeout=5)
             self._pool.shutdown(wait=True)
+            if self._owns_transport:
+                self._transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -152,10 +156,10 @@ class Producer:
     def _choose(self, meta: TopicDescription, key: bytes | None, partition: int | None) -> int:
         if partition is None:
             return self._partitioner.partition(meta.name, key, meta.partitions)
-        if isinstance(partition, bool) or not isinstance(partition, int) \
+        if not is_int(partition) \
                 or not 0 <= partition < meta.partitions:
             meta = self._refresh(meta.name)
-            if isinstance(partition, bool) or not isinstance(partition, int) \
+            if not is_int(partition) \
                     or not 0 <= partition < meta.partitions:
                 raise PartitionNotFound(meta.name, partition, meta.partitions)
         return partition

@@ -3,7 +3,7 @@
 Administration speaks Confluent REST Proxy v3 JSON; appends, fetches, offsets and
 producer ids use the native ``/v1`` routes, which carry whole RecordBatch v2 blobs so
 nothing is re-encoded on the way; consumer groups use the native ``/v1/groups`` routes
-(:mod:`streamlet.http_groups`). Every request is signed with SigV4 for the
+(:mod:`streamlet.transport.http_groups`). Every request is signed with SigV4 for the
 ``execute-api`` service from the normal AWS credential chain (API Gateway's IAM
 authorization); the local gateway checks the same signature.
 
@@ -32,50 +32,33 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .codec import LOG_OVERHEAD
-from .errors import (
-    ERRORS_BY_CODE,
+from .. import wire
+from .._values import is_int
+from ..codec import LOG_OVERHEAD
+from ..errors import (
+    AccessDenied,
     InvalidConfig,
     InvalidRecord,
-    InvalidRequest,
-    RecordTooLarge,
     RequestTimedOut,
     StreamletError,
-    Throttled,
 )
-from .http_groups import HttpGroups
-from .records import (
+from ..local.credentials import LOCAL_CREDENTIALS, LOOPBACK_HOSTS
+from ..records import (
+    DEFAULT_FETCH_BYTES,
     AppendResult,
     ArchiveReport,
     FetchResult,
     PartitionInfo,
     RetentionReport,
-    SegmentInfo,
     TopicDescription,
 )
-from .topicconfig import validate_partitions, validate_topic_name
-from .transport import LOCAL_CREDENTIALS, GroupOps
+from ..topicconfig import validate_partitions, validate_topic_name
+from .http_groups import HttpGroups
 
-__all__ = ["AccessDenied", "HttpTransport"]
+__all__ = ["HttpTransport", "error_from_reply", "split_batches"]
 
 SERVICE = "execute-api"
-CLUSTER_ID = "streamlet"
-DEFAULT_FETCH_BYTES = 1024 * 1024
 _REGION_IN_HOST = re.compile(r"\.execute-api(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$")
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-class AccessDenied(StreamletError):
-    """The API refused the request's credentials or signature (HTTP 403)."""
-
-    code = "access_denied"
-    status = 403
-    error_code = 40301
-
-
-_BY_ERROR_CODE: dict[int, type[StreamletError]] = {}
-for _cls in ERRORS_BY_CODE.values():
-    _BY_ERROR_CODE.setdefault(_cls.error_code, _cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,33 +71,13 @@ class _Reply:
         return json.loads(self.data)
 
 
-def _error(cls: type[StreamletError], message: str) -> StreamletError:
-    """An instance of ``cls`` carrying the server's message (constructors vary by class)."""
-    error = cls.__new__(cls)
-    StreamletError.__init__(error, message)
-    return error
-
-
 def error_from_reply(status: int, data: bytes) -> StreamletError:
-    """The StreamletError an error response stands for: by ``code``, ``error_code``, status."""
+    """The StreamletError an error response stands for (see ``StreamletError.from_wire``)."""
     try:
         body = json.loads(data)
     except ValueError:
         body = None
-    body = body if isinstance(body, dict) else {}
-    message = str(body.get("message") or body.get("Message") or f"HTTP {status}")
-    number = body.get("error_code")
-    cls = ERRORS_BY_CODE.get(str(body.get("code"))) or (
-        _BY_ERROR_CODE.get(number) if isinstance(number, int) else None)
-    return _error(cls or _class_for_status(status), message)
-
-
-def _class_for_status(status: int) -> type[StreamletError]:
-    if status == 429:
-        return Throttled
-    if status >= 500:
-        return RequestTimedOut  # API Gateway or Lambda failed: the outcome is unknown
-    return {403: AccessDenied, 401: AccessDenied, 413: RecordTooLarge}.get(status, InvalidRequest)
+    return StreamletError.from_wire(status, body if isinstance(body, dict) else {})
 
 
 def split_batches(data: bytes) -> list[bytes]:
@@ -149,7 +112,7 @@ class HttpTransport:
     """
 
     def __init__(self, base_url: str, session: Any = None, *, region: str | None = None,
-                 timeout: float = 35.0, cluster_id: str = CLUSTER_ID) -> None:
+                 timeout: float = 35.0, cluster_id: str = wire.CLUSTER_ID) -> None:
         if session is None:
             import boto3
 
@@ -162,6 +125,7 @@ class HttpTransport:
         self._cluster = cluster_id
         self._pool = urllib3.PoolManager(maxsize=16, retries=False,
                                          timeout=urllib3.Timeout(connect=5.0, read=timeout))
+        self._groups = HttpGroups(self._request)
 
     def _region_for(self, session: Any) -> str:
         found = _REGION_IN_HOST.search(self._host)
@@ -170,9 +134,13 @@ class HttpTransport:
         return str(getattr(session, "region_name", None) or "us-east-1")
 
     @property
-    def groups(self) -> GroupOps:
+    def groups(self) -> HttpGroups:
         """Consumer-group state over the native ``/v1/groups`` routes."""
-        return HttpGroups(self._request)
+        return self._groups
+
+    def close(self) -> None:
+        """Close the connection pool (idempotent; a later request opens a new one)."""
+        self._pool.clear()
 
     # ---- wire -------------------------------------------------------------------------
 
@@ -181,7 +149,7 @@ class HttpTransport:
         if found is not None:
             frozen = found.get_frozen_credentials()
             return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
-        if self._host in _LOOPBACK:
+        if self._host in LOOPBACK_HOSTS:
             return Credentials(*LOCAL_CREDENTIALS)
         raise AccessDenied("No AWS credentials found to sign the request (environment, "
                            "profile or instance role).")
@@ -261,8 +229,7 @@ class HttpTransport:
         """``GET /v1/topics/{topic}``: partitions and config, no watermarks."""
         meta = self._request("GET", f"/v1/topics/{quote(validate_topic_name(name), safe='')}"
                              ).json()
-        return TopicDescription(str(meta["name"]), str(meta["topic_id"]),
-                                int(meta["partitions"]), dict(meta["config"]))
+        return wire.topic_from_json(meta)
 
     def delete_topic(self, name: str) -> None:
         """``DELETE /v3/clusters/{c}/topics/{topic}``."""
@@ -270,7 +237,7 @@ class HttpTransport:
 
     def create_partitions(self, name: str, total: int) -> TopicDescription:
         """``PATCH /v3/clusters/{c}/topics/{topic}`` with ``partitions_count``."""
-        if isinstance(total, bool) or not isinstance(total, int):
+        if not is_int(total):
             validate_partitions(name, total)
         topic = self._request("PATCH", self._topic_path(name),
                               json_body={"partitions_count": total}).json()
@@ -283,9 +250,7 @@ class HttpTransport:
         """``POST /v1/.../batches``: one RecordBatch v2 as the body."""
         out = self._request("POST", self._native(topic, partition, "batches"), body=batch,
                             query={"expected_offset": expected_offset}).json()
-        return AppendResult(int(out["base_offset"]), int(out["last_offset"]),
-                            int(out["log_append_time"]), int(out["log_start_offset"]),
-                            bool(out["duplicate"]))
+        return wire.append_from_json(out)
 
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
@@ -295,19 +260,19 @@ class HttpTransport:
             "offset": offset, "max_bytes": max_bytes, "max_records": max_records})
         headers = {k.lower(): v for k, v in reply.headers.items()}
         return FetchResult(split_batches(reply.data),
-                           int(headers["x-streamlet-high-watermark"]),
-                           int(headers["x-streamlet-log-start-offset"]))
+                           int(headers[wire.HIGH_WATERMARK_HEADER.lower()]),
+                           int(headers[wire.LOG_START_HEADER.lower()]))
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         """``GET /v1/.../offsets``: (log start offset, high watermark)."""
         out = self._request("GET", self._native(topic, partition, "offsets")).json()
-        return int(out["low"]), int(out["high"])
+        return wire.watermarks_from_json(out)
 
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
         """``GET /v1/.../offsets?timestamp=MS``."""
         out = self._request("GET", self._native(topic, partition, "offsets"),
                             query={"timestamp": timestamp}).json()
-        return None if out["offset"] is None else int(out["offset"])
+        return wire.offset_from_json(out)
 
     def init_producer_id(self) -> int:
         """``POST /v1/producer-ids``."""
@@ -322,9 +287,8 @@ class HttpTransport:
     def archive(self, topic: str | None = None, force: bool = False) -> list[ArchiveReport]:
         out = self._request("POST", "/v1/archive",
                             json_body={"topic": topic, "force": force}).json()
-        return [ArchiveReport(**{**r, "segments": [SegmentInfo(**s) for s in r["segments"]]})
-                for r in out["data"]]
+        return wire.archive_reports_from_json(out)
 
     def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:
         out = self._request("POST", "/v1/retention", json_body={"topic": topic}).json()
-        return [RetentionReport(**r) for r in out["data"]]
+        return wire.retention_reports_from_json(out)

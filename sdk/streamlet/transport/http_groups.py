@@ -1,9 +1,9 @@
-"""Consumer groups over the HTTP API: :class:`~streamlet.transport.GroupOps` on ``/v1/groups``.
+"""Consumer groups over the HTTP API: :class:`~streamlet.groups.GroupOps` on ``/v1/groups``.
 
 Each operation is one signed request to the native group routes, which run the same
 storage engine the direct transport runs in-process; errors come back as the same
-StreamletError classes (a stale commit raises ``CommitFailed``). The membership loop
-(:mod:`streamlet.membership`) and ``Admin``'s group operations use it unchanged.
+StreamletError classes (a stale commit raises ``CommitFailed``). The member core
+(:mod:`streamlet.groups.member`) and ``Admin``'s group operations use it unchanged.
 
 Example:
     >>> groups = HttpTransport("https://abc123.execute-api.eu-west-1.amazonaws.com").groups
@@ -17,7 +17,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from .groupwire import (
+from ..groups.leases import GroupSnapshot, Lease, Member, validate_group
+from ..records import TopicPartition
+from ..topicconfig import validate_topic_name
+from ..wire import (
     lease_from_json,
     lease_json,
     member_json,
@@ -25,9 +28,6 @@ from .groupwire import (
     partitions_json,
     snapshot_from_json,
 )
-from .leases import GroupSnapshot, Lease, Member, validate_group
-from .records import TopicPartition
-from .topicconfig import validate_topic_name
 
 Request = Callable[..., Any]
 """``HttpTransport._request``: (method, path, *, query=, json_body=) -> reply with .json()."""

@@ -1,0 +1,73 @@
+"""Reading records from a position, with Kafka's ``auto.offset.reset``: written once.
+
+The SDK ``Consumer`` and the REST Proxy v2 consumer instances (``functions/v2.py``,
+which read through the engine, itself a Transport) both fetch this way: fetch stored
+batches from the position, decode them, drop the records before the position (a fetch
+starts at the batch holding it), and when the position has fallen out of the log (below
+the log start after retention, or above the high watermark after a delete and
+recreate) move it per the reset policy.
+
+Example:
+    >>> position, records = fetch_records(transport, TopicPartition("orders", 0), 0,
+    ...                                   "earliest", max_bytes=65536)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .codec import decode_batch
+from .errors import InvalidRequest, OffsetOutOfRange
+from .records import Record, TopicPartition
+from .transport.base import Transport
+
+RESET_POLICIES = ("earliest", "latest", "none")
+
+
+def check_reset_policy(policy: str) -> str:
+    """``earliest``, ``latest`` or ``none``; InvalidRequest otherwise."""
+    if policy not in RESET_POLICIES:
+        raise InvalidRequest(f"auto_offset_reset={policy!r}: expected one of "
+                             f"{', '.join(RESET_POLICIES)}.")
+    return policy
+
+
+def reset_offset(transport: Transport, tp: TopicPartition, policy: str,
+                 error: OffsetOutOfRange | None = None) -> int:
+    """Where a partition without a valid position starts: its log start (``earliest``)
+    or high watermark (``latest``). With ``none`` the out-of-range ``error`` is raised
+    (or InvalidRequest when there was no position at all)."""
+    if policy == "none":
+        raise error or InvalidRequest(
+            f"No position for {tp.topic} partition {tp.partition} and "
+            "auto_offset_reset='none'; seek first.")
+    low, high = transport.watermarks(tp.topic, tp.partition)
+    return low if policy == "earliest" else high
+
+
+def fetch_records(transport: Transport, tp: TopicPartition, position: int, policy: str,
+                  max_bytes: int, max_records: int | None = None
+                  ) -> tuple[int, list[Record]]:
+    """Records of ``tp`` from ``position`` on: ``(the position they start from, records)``.
+
+    The returned position differs from the one given only after a reset. If the reset
+    position is out of range too (the log moved again meanwhile), no records are
+    returned and the caller fetches from the new position next time.
+    """
+    try:
+        result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records)
+    except OffsetOutOfRange as error:
+        position = reset_offset(transport, tp, policy, error)
+        try:
+            result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records)
+        except OffsetOutOfRange:
+            return position, []
+    return position, records_from(tp, result.batches, position)
+
+
+def records_from(tp: TopicPartition, batches: Iterable[bytes], position: int) -> list[Record]:
+    """Every record of these stored batches at or after ``position``, in order."""
+    out: list[Record] = []
+    for batch in batches:
+        out += [r for r in decode_batch(tp.topic, tp.partition, batch) if r.offset >= position]
+    return out

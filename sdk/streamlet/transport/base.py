@@ -1,0 +1,116 @@
+"""The seam between the client API and a Streamlet deployment: the Transport protocol.
+
+``Producer``, ``Consumer`` and ``Admin`` talk to a :class:`Transport` and nothing else.
+Two implement it, as httpx's transports do: the storage engine itself, run in-process
+over boto3 (:mod:`.direct`), and :class:`~streamlet.transport.http.HttpTransport`, which
+speaks to the deployed HTTP API (which runs the same engine behind API Gateway).
+
+Every method may raise the retriable ``Throttled`` (storage or API throttling) or
+``RequestTimedOut`` (no answer in time: a write may or may not have been applied; each
+one below is safe to repeat), ``AccessDenied`` (HTTP only), and ``InvalidRequest`` (or a
+subclass) for malformed input, with nothing written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from ..groups.ops import GroupOps
+from ..records import (
+    DEFAULT_FETCH_BYTES,
+    AppendResult,
+    ArchiveReport,
+    FetchResult,
+    RetentionReport,
+    TopicDescription,
+)
+
+__all__ = ["DEFAULT_FETCH_BYTES", "GroupOps", "Transport"]
+
+
+class Transport(Protocol):
+    """Everything the client API needs from a deployment."""
+
+    @property
+    def groups(self) -> GroupOps:
+        """Consumer-group state (members, leases, committed offsets)."""
+        ...
+
+    def create_topic(self, name: str, partitions: int = 1,
+                     config: Mapping[str, object] | None = None) -> TopicDescription:
+        """Create a topic. ``TopicExists``; ``InvalidTopicName``, ``InvalidPartitions`` or
+        ``InvalidConfig`` (nothing created)."""
+        ...
+
+    def list_topics(self) -> list[str]:
+        """Every topic name, sorted."""
+        ...
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """Partitions, config and each partition's watermarks. ``TopicNotFound``."""
+        ...
+
+    def topic_metadata(self, name: str) -> TopicDescription:
+        """Partitions and config only, possibly from a cache of a few seconds (what
+        producers and consumers look up on their hot path). ``TopicNotFound``."""
+        ...
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic and every record of it. ``TopicNotFound``."""
+        ...
+
+    def create_partitions(self, name: str, total: int) -> TopicDescription:
+        """Grow ``name`` to ``total`` partitions. ``InvalidPartitions`` if not larger."""
+        ...
+
+    def append(self, topic: str, partition: int, batch: bytes,
+               expected_offset: int | None = None) -> AppendResult:
+        """Append one RecordBatch v2; when it returns, the batch is durable and readable.
+
+        Idempotent batches (a producer id in the header) are written once however often
+        they are sent: a retry answers the original offsets with ``duplicate=True``.
+        With ``expected_offset`` the append happens only at that offset
+        (``OffsetMismatch`` otherwise). ``TopicNotFound``, ``PartitionNotFound``,
+        ``RecordTooLarge``, ``InvalidRecord``, ``ProducerFenced``, ``OutOfOrderSequence``.
+        """
+        ...
+
+    def fetch(self, topic: str, partition: int, offset: int,
+              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
+              ) -> FetchResult:
+        """Whole stored batches from the one holding ``offset`` (at least one if any),
+        about ``max_bytes`` in all, never past the high watermark. ``OffsetOutOfRange``
+        below the log start or above the high watermark; ``DataUnavailable`` if records
+        below the high watermark cannot be read from either tier."""
+        ...
+
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        """(log start offset, high watermark), strongly consistent."""
+        ...
+
+    def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
+        """The first offset whose timestamp is >= ``timestamp`` ms, or None."""
+        ...
+
+    def init_producer_id(self) -> int:
+        """A new idempotent producer id, unique in the deployment."""
+        ...
+
+    def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
+        """Kafka's DeleteRecords: offsets below ``before_offset`` (-1: all) become
+        unreadable at once; returns the new log start offset. ``OffsetOutOfRange``."""
+        ...
+
+    def archive(self, topic: str | None = None, force: bool = False
+                ) -> list[ArchiveReport]:
+        """Roll due hot batches (all of them with ``force``) into S3 segments now."""
+        ...
+
+    def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:
+        """Delete segments past retention.ms / retention.bytes now."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (idempotent). The clients close the transports they made."""
+        ...

@@ -10,12 +10,13 @@ Example:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from ..clock import SYSTEM, Clock
 from ..errors import StreamletError
 from ..records import (
+    DEFAULT_FETCH_BYTES,
     AppendResult,
     ArchiveReport,
     FetchResult,
@@ -29,12 +30,16 @@ from .aws import batch_write, ensure_storage, items
 from .blobs import BlobStore
 from .groups import GroupStore
 from .instances import ConsumerInstances
-from .log import DEFAULT_FETCH_BYTES, PartitionLog
+from .log import PartitionLog
 from .manifest import Manifest
 from .reads import LogReader
 from .schema import Names
 from .segments import SegmentStore
 from .topics import TopicMeta, TopicStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 __all__ = ["Engine", "Names", "ensure_storage", "schema"]
 
@@ -42,10 +47,11 @@ __all__ = ["Engine", "Names", "ensure_storage", "schema"]
 class Engine:
     """Topics and partition logs on DynamoDB, large batches and archived segments in S3."""
 
-    def __init__(self, dynamodb: Any, s3: Any, names: Names | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, s3: S3Client, names: Names | None = None,
+                 clock: Clock = SYSTEM) -> None:
         self.names = names or Names()
         self._ddb = dynamodb
+        self._s3 = s3
         self.blobs = BlobStore(s3, self.names)
         self.topics = TopicStore(dynamodb, self.names, clock)
         self.log = PartitionLog(dynamodb, self.blobs, self.names, self.topics, clock)
@@ -56,7 +62,12 @@ class Engine:
                                  self.segments, self.blobs, clock)
         self.groups = GroupStore(dynamodb, self.names, clock)
 
-    def provision(self, s3: Any) -> None:
+    def close(self) -> None:
+        """Close the boto3 clients' connection pools (idempotent)."""
+        self._ddb.close()
+        self._s3.close()
+
+    def provision(self, s3: S3Client) -> None:
         """Create the tables and bucket (local platform and tests; CDK does it on AWS)."""
         ensure_storage(self._ddb, s3, self.names)
 

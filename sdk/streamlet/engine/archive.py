@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from .._values import is_int
+from ..clock import SYSTEM, Clock
 from ..errors import AppendConflict, DataUnavailable, OffsetOutOfRange, TopicNotFound
 from ..records import ArchiveReport, RetentionReport
 from ..topicconfig import config_int
@@ -35,6 +37,10 @@ from .manifest import Manifest
 from .segments import ArchivedBatch, Segment, SegmentStore, build
 from .topics import TopicMeta, TopicStore
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
 BLOB_GRACE_S = 600
 """A blob is deleted only when it is this much older than the oldest unarchived batch:
 an append writes its blob first and commits within seconds, never minutes."""
@@ -44,9 +50,9 @@ MAX_ROLL_RACES = 20
 class Archiver:
     """Moves hot batches to S3 segments and enforces retention."""
 
-    def __init__(self, dynamodb: Any, names: schema.Names, topics: TopicStore, log: PartitionLog,
-                 manifest: Manifest, segments: SegmentStore, blobs: BlobStore,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, names: schema.Names, topics: TopicStore,
+                 log: PartitionLog, manifest: Manifest, segments: SegmentStore, blobs: BlobStore,
+                 clock: Clock = SYSTEM) -> None:
         self._ddb = dynamodb
         self._table = names.log_table
         self._topics = topics
@@ -105,7 +111,7 @@ class Archiver:
     def _age_ms(self, meta: TopicMeta, partition: int, head: Head, start: int) -> int:
         """How long ago the oldest hot batch (the one holding ``start``) was appended."""
         first = self._first_hot(meta, partition, start, head)
-        return max(0, int(self._clock() * 1000)
+        return max(0, int(self._clock.time() * 1000)
                    - int(first.get(schema.A_APPEND_TIME, {"N": "0"})["N"]))
 
     def _first_hot(self, meta: TopicMeta, partition: int, start: int, head: Head
@@ -154,7 +160,7 @@ class Archiver:
                 return
 
     def _raise_watermark(self, meta: TopicMeta, partition: int, head: Head, segment: Segment,
-                         archived_bytes: int) -> dict[str, Any]:
+                         archived_bytes: int) -> TransactWriteItemTypeDef:
         condition = "#a = :old"
         if head.archived == 0:
             condition = "attribute_not_exists(#a) OR #a = :old"
@@ -171,7 +177,7 @@ class Archiver:
         """Blobs older than the oldest unarchived batch (minus a grace): archived ones, and
         orphans of appends that failed after writing their blob."""
         meta, head = self._log.head(topic, partition)
-        cutoff_s = self._clock()
+        cutoff_s = self._clock.time()
         start = max(head.archived, head.log_start)
         if start < head.next_offset:
             first = self._first_hot(meta, partition, start, head)
@@ -189,7 +195,7 @@ class Archiver:
         new_start = head.log_start
         retention_ms = config_int(meta.config, "retention.ms")
         retention_bytes = config_int(meta.config, "retention.bytes")
-        oldest_kept = self._clock() * 1000 - retention_ms
+        oldest_kept = self._clock.time() * 1000 - retention_ms
         total = sum(seg.size for seg in live) + max(head.hot_bytes, 0)
         for seg in live:
             too_old = retention_ms >= 0 and seg.max_timestamp < oldest_kept
@@ -203,7 +209,7 @@ class Archiver:
         """Kafka's DeleteRecords: make ``before_offset`` (-1: the high watermark) the log
         start; returns the new low watermark."""
         meta, head = self._log.head(topic, partition)
-        if isinstance(before_offset, bool) or not isinstance(before_offset, int):
+        if not is_int(before_offset):
             raise OffsetOutOfRange(topic, partition, -1, head.log_start, head.next_offset)
         target = head.next_offset if before_offset == -1 else before_offset
         if not 0 <= target <= head.next_offset:

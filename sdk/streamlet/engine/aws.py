@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from ..errors import RequestTimedOut, Throttled
 from .schema import Names, table_specs
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 RETRIES = {"mode": "legacy", "total_max_attempts": 4}
 """botocore retries for Streamlet's clients: legacy mode keeps DynamoDB's quick schedule
@@ -17,6 +23,8 @@ RETRIES = {"mode": "legacy", "total_max_attempts": 4}
 these attempts the callers (producer, consumer, group member) retry with their own
 backoff, so a log append never waits seconds for one throttled request."""
 
+UNPROCESSED_ATTEMPTS = 8
+UNPROCESSED_MAX_BACKOFF_S = 2.0
 THROTTLE_CODES = frozenset({
     "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
     "SlowDown", "TooManyRequestsException", "TransactionInProgressException",
@@ -97,17 +105,31 @@ def items(call: Callable[..., Any], what: str, **kwargs: Any) -> Iterator[dict[s
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def batch_write(dynamodb: Any, table: str, requests: list[dict[str, Any]], what: str) -> None:
-    """BatchWriteItem in chunks of 25, resubmitting unprocessed items."""
+def batch_write(dynamodb: DynamoDBClient, table: str, requests: list[dict[str, Any]],
+                what: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    """BatchWriteItem in chunks of 25, resubmitting unprocessed items with backoff.
+
+    DynamoDB returns items it could not write (throttling) as ``UnprocessedItems``; AWS
+    asks for exponential backoff before resubmitting them. After
+    ``UNPROCESSED_ATTEMPTS`` rounds the rest raise Throttled (the write is idempotent:
+    the caller may run it again).
+    """
     for i in range(0, len(requests), 25):
         pending: dict[str, Any] = {table: requests[i:i + 25]}
-        while pending:
+        for attempt in range(UNPROCESSED_ATTEMPTS):
             with translated(what):
                 pending = dynamodb.batch_write_item(RequestItems=pending).get(
                     "UnprocessedItems") or {}
+            if not pending:
+                break
+            sleep(random.uniform(0, min(UNPROCESSED_MAX_BACKOFF_S, 0.05 * 2**attempt)))
+        else:
+            left = sum(len(v) for v in pending.values())
+            raise Throttled(f"{what}: {left} items stayed unprocessed after "
+                            f"{UNPROCESSED_ATTEMPTS} attempts; retry.")
 
 
-def ensure_storage(dynamodb: Any, s3: Any, names: Names) -> None:
+def ensure_storage(dynamodb: DynamoDBClient, s3: S3Client, names: Names) -> None:
     """Create the tables (with TTL) and the bucket if they do not exist yet."""
     existing = set(dynamodb.list_tables().get("TableNames", []))
     for spec in table_specs(names):

@@ -9,18 +9,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from . import schema
 from .aws import error_code, gone_if_missing, translated
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef, ObjectTypeDef
+
 
 class BlobStore:
     """Puts and gets batch blobs in the deployment's bucket."""
 
-    def __init__(self, s3: Any, names: schema.Names) -> None:
+    def __init__(self, s3: S3Client, names: schema.Names) -> None:
         self._s3 = s3
         self._bucket = names.bucket
 
@@ -49,15 +53,16 @@ class BlobStore:
         """Delete objects under ``prefix`` last written before ``cutoff``; returns how many."""
         return self.delete_prefix(prefix, lambda o: o["LastModified"] < cutoff)
 
-    def delete_prefix(self, prefix: str, select: Callable[[dict[str, Any]], bool] | None = None
+    def delete_prefix(self, prefix: str, select: Callable[[ObjectTypeDef], bool] | None = None
                       ) -> int:
         """Delete every object under ``prefix``; returns how many."""
         deleted = 0
         paginator = self._s3.get_paginator("list_objects_v2")
         with translated(f"list or delete objects under {prefix}"):  # pages load lazily
             for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])
-                        if select is None or select(o)]
+                keys: list[ObjectIdentifierTypeDef] = [
+                    {"Key": o["Key"]} for o in page.get("Contents", [])
+                    if select is None or select(o)]
                 if keys:
                     self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys})
                     deleted += len(keys)

@@ -12,18 +12,22 @@ our own earlier success whose reply was lost: take and commit re-read and recogn
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ..clock import SYSTEM, Clock
 from ..errors import CommitFailed, GroupNotFound, InvalidRequest
-from ..leases import GroupSnapshot, Lease, Member
-from ..leases import validate_group as _validate_group
+from ..groups.leases import GroupSnapshot, Lease, Member
+from ..groups.leases import validate_group as _validate_group
 from ..records import TopicPartition
 from . import schema
 from .aws import batch_write, conditional, error_code, items, translated
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 MEMBER_TTL_S = 24 * 3600
 MAX_COMMIT_PARTITIONS = 100  # one TransactWriteItems
@@ -54,7 +58,7 @@ def _backwards(lease: Lease | None, offset: int) -> bool:
 class GroupStore:
     """Reads and conditionally writes one deployment's group items."""
 
-    def __init__(self, dynamodb: Any, names: schema.Names, clock: Callable[[], float] = time.time):
+    def __init__(self, dynamodb: DynamoDBClient, names: schema.Names, clock: Clock = SYSTEM):
         self._ddb = dynamodb
         self._table = names.groups_table
         self._clock = clock
@@ -105,7 +109,7 @@ class GroupStore:
             ":one": {"N": "1"}, ":client": {"S": member.client_id or "-"},
             ":host": {"S": member.host or "-"}, ":inst": {"S": member.instance_id or "-"},
             ":hb": {"N": str(member.heartbeat_ms)}, ":session": {"N": str(member.session_ms)},
-            ":ttl": {"N": str(int(self._clock()) + MEMBER_TTL_S)},
+            ":ttl": {"N": str(int(self._clock.time()) + MEMBER_TTL_S)},
         }
         sets = ("client_id = :client, host = :host, instance_id = :inst, "
                 "heartbeat_ms = :hb, session_ms = :session, #ttl = :ttl")
@@ -212,7 +216,7 @@ class GroupStore:
             raise CommitFailed(group, stale)
 
     def _commit_item(self, group: str, member_id: str, tp: TopicPartition, epoch: int,
-                     offset: int, metadata: str) -> dict[str, Any]:
+                     offset: int, metadata: str) -> TransactWriteItemTypeDef:
         return {"Update": {
             "TableName": self._table, "Key": self._lease_key(group, tp),
             "UpdateExpression": "SET committed = :o, metadata = :m, committed_ms = :t",
@@ -221,7 +225,7 @@ class GroupStore:
             "ExpressionAttributeNames": {"#owner": "owner"},
             "ExpressionAttributeValues": {
                 ":o": {"N": str(offset)}, ":m": {"S": metadata},
-                ":t": {"N": str(int(self._clock() * 1000))}, ":me": {"S": member_id},
+                ":t": {"N": str(int(self._clock.time() * 1000))}, ":me": {"S": member_id},
                 ":e": {"N": str(epoch)}},
         }}
 
@@ -230,11 +234,11 @@ class GroupStore:
     def reset(self, group: str, offsets: Mapping[TopicPartition, int],
               seen: Mapping[TopicPartition, Lease]) -> None:
         """Set committed offsets explicitly (even backwards); fences any old owner."""
-        items = []
+        items: list[TransactWriteItemTypeDef] = []
         for tp, offset in offsets.items():
             lease = seen.get(tp)
             condition = "epoch = :e" if lease else "attribute_not_exists(#sk)"
-            values = {":o": {"N": str(offset)}, ":t": {"N": str(int(self._clock() * 1000))},
+            values = {":o": {"N": str(offset)}, ":t": {"N": str(int(self._clock.time() * 1000))},
                       ":new": {"N": str(lease.epoch + 1 if lease else 1)}, ":m": {"S": ""}}
             if lease:
                 values[":e"] = {"N": str(lease.epoch)}

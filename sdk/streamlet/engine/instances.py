@@ -3,7 +3,7 @@
 Any Lambda invocation may serve an instance's next request, so the format, the manual
 assignment or the subscription, the positions and (for a subscription) the leases held
 and the liveness observations are one item, ``group#{group}`` / ``instance#{name}``,
-that every request reads and updates (group membership: ``engine.subscriptions``).
+that every request reads and updates (group membership: ``streamlet.groups.subscriptions``).
 Idle instances expire: each write pushes ``expires_at`` (DynamoDB's TTL attribute)
 forward, and reads treat an expired item as gone, since TTL deletes lazily.
 
@@ -15,16 +15,25 @@ Example:
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidRequest, StreamletError
+from ..clock import SYSTEM, Clock
+from ..errors import (
+    ConsumerIllegalState,
+    ConsumerInstanceExists,
+    ConsumerInstanceNotFound,
+    InvalidRequest,
+)
+from ..groups.instance import DEFAULT_SESSION_MS, ConsumerInstance
 from ..records import TopicPartition
 from . import schema
 from .aws import conditional, translated
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 INSTANCE_TIMEOUT_S = 300
 """REST Proxy's ``consumer.instance.timeout.ms`` default: 5 minutes idle."""
@@ -41,79 +50,6 @@ A_TOPICS = "topics"
 A_PATTERN = "topic_pattern"
 A_OWNED = "owned"
 A_SEEN = "seen"
-DEFAULT_SESSION_MS = 30_000
-"""A subscribed instance's group session (see ``engine.subscriptions`` for the choice)."""
-
-
-class ConsumerInstanceNotFound(StreamletError):
-    """No such consumer instance in the group (never created, deleted or expired)."""
-
-    code = "consumer_instance_not_found"
-    status = 404
-    error_code = 40403
-
-    def __init__(self, group: str, name: str) -> None:
-        super().__init__(f"Consumer instance '{name}' of group '{group}' does not exist "
-                         "(it may have expired after being idle).")
-        self.group, self.name = group, name
-
-
-class ConsumerInstanceExists(StreamletError):
-    """``create`` with a name the group already uses."""
-
-    code = "consumer_instance_exists"
-    status = 409
-    error_code = 40902
-
-    def __init__(self, group: str, name: str) -> None:
-        super().__init__(f"Consumer instance '{name}' already exists in group '{group}'.")
-        self.group, self.name = group, name
-
-
-class ConsumerIllegalState(StreamletError):
-    """Subscription and manual assignment mixed, or a commit without a subscription.
-
-    REST Proxy answers Kafka's IllegalStateException with 409 and error_code 40903.
-    """
-
-    code = "illegal_state"
-    status = 409
-    error_code = 40903
-
-
-@dataclass(frozen=True)
-class ConsumerInstance:
-    """One v2 consumer instance's state.
-
-    ``owned`` maps the partitions whose leases a subscribed instance holds to their lease
-    epochs; ``seen`` is its liveness tracker's memory (member -> (beat, wall-clock second
-    the beat last moved)).
-    """
-
-    group: str
-    name: str
-    format: str
-    auto_offset_reset: str
-    request_timeout_ms: int = 1000
-    assignments: tuple[TopicPartition, ...] = ()
-    positions: dict[TopicPartition, int] = field(default_factory=dict)
-    member_id: str = ""
-    session_ms: int = DEFAULT_SESSION_MS
-    topics: tuple[str, ...] = ()
-    topic_pattern: str | None = None
-    owned: dict[TopicPartition, int] = field(default_factory=dict)
-    seen: dict[str, tuple[int, float]] = field(default_factory=dict)
-
-    @property
-    def subscribed(self) -> bool:
-        return bool(self.topics) or self.topic_pattern is not None
-
-    @property
-    def partitions(self) -> tuple[TopicPartition, ...]:
-        """What the instance reads: its owned leases if subscribed, else its assignment."""
-        return tuple(sorted(self.owned)) if self.subscribed else self.assignments
-
-
 def _position_key(tp: TopicPartition) -> str:
     return f"{tp.topic}/{tp.partition}"
 
@@ -166,7 +102,7 @@ def validate_name(kind: str, value: str) -> str:
 class ConsumerInstances:
     """Creates, reads, updates and deletes consumer instance items."""
 
-    def __init__(self, dynamodb: Any, names: schema.Names, clock: Callable[[], float] = time.time,
+    def __init__(self, dynamodb: DynamoDBClient, names: schema.Names, clock: Clock = SYSTEM,
                  timeout_s: int = INSTANCE_TIMEOUT_S) -> None:
         self._ddb = dynamodb
         self._table = names.groups_table
@@ -190,7 +126,7 @@ class ConsumerInstances:
         instance = ConsumerInstance(group, name, format, auto_offset_reset, request_timeout_ms,
                                     member_id=f"{name}-{uuid.uuid4().hex[:12]}",
                                     session_ms=session_ms)
-        now = int(self._clock())
+        now = int(self._clock.time())
         if not conditional(self._ddb.put_item, f"create consumer instance '{name}'",
                            TableName=self._table, Item=self._new_item(instance, now),
                            ConditionExpression="attribute_not_exists(#pk) OR #exp <= :now",
@@ -212,7 +148,7 @@ class ConsumerInstances:
         with translated(f"read consumer instance '{name}'"):
             item = self._ddb.get_item(TableName=self._table, Key=self._key(group, name),
                                       ConsistentRead=True).get("Item")
-        if item is None or int(item[schema.TTL]["N"]) <= int(self._clock()):
+        if item is None or int(item[schema.TTL]["N"]) <= int(self._clock.time()):
             raise ConsumerInstanceNotFound(group, name)
         return _state(group, name, item)
 
@@ -286,7 +222,7 @@ class ConsumerInstances:
                 values: dict[str, Any], remove: str = "") -> None:
         """SET ``sets`` (and REMOVE ``remove``) on a live instance; push its expiry forward."""
         live = self._live_condition()
-        until = {":until": {"N": str(int(self._clock()) + self._timeout_s)}}
+        until = {":until": {"N": str(int(self._clock.time()) + self._timeout_s)}}
         if not conditional(
                 self._ddb.update_item, f"update consumer instance '{name}'",
                 TableName=self._table, Key=self._key(group, name),
@@ -301,4 +237,4 @@ class ConsumerInstances:
     def _live_condition(self) -> dict[str, Any]:
         return {"ConditionExpression": "attribute_exists(#pk) AND #exp > :now",
                 "ExpressionAttributeNames": {"#pk": schema.PK, "#exp": schema.TTL},
-                "ExpressionAttributeValues": {":now": {"N": str(int(self._clock()))}}}
+                "ExpressionAttributeValues": {":now": {"N": str(int(self._clock.time()))}}}

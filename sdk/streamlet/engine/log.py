@@ -11,12 +11,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ..clock import SYSTEM, Clock
 from ..codec import (
     BatchHeader,
     parse_header,
@@ -36,9 +37,12 @@ from .aws import cancellation_reasons, error_code, items, translated
 from .blobs import BlobStore
 from .topics import TopicMeta, TopicStore
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactGetItemTypeDef, TransactWriteItemTypeDef
+
 MAX_APPEND_ATTEMPTS = 50
 PRODUCER_STATE_TTL_S = 7 * 24 * 3600
-DEFAULT_FETCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +79,8 @@ def _head_from_item(item: dict[str, Any]) -> Head:
 class PartitionLog:
     """Appends to and reads from partition logs."""
 
-    def __init__(self, dynamodb: Any, blobs: BlobStore, names: schema.Names, topics: TopicStore,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, blobs: BlobStore, names: schema.Names,
+                 topics: TopicStore, clock: Clock = SYSTEM) -> None:
         self._ddb = dynamodb
         self._blobs = blobs
         self._table = names.log_table
@@ -97,7 +101,7 @@ class PartitionLog:
             raise RecordTooLarge(topic, header.size, limit, what="record batch")
         append_time = -1
         if config_str(meta.config, "message.timestamp.type") == "LogAppendTime":
-            append_time = int(self._clock() * 1000)
+            append_time = int(self._clock.time() * 1000)
             batch = with_log_append_time(batch, append_time)
             header = parse_header(batch)
         return self._append_loop(meta, partition, header, batch, expected_offset, append_time)
@@ -184,7 +188,7 @@ class PartitionLog:
             self._topics.forget(meta.name)  # head gone: topic deleted or recreated
 
     def _head_update(self, meta: TopicMeta, partition: int, head: Head, next_offset: int,
-                     max_ts: int, size: int) -> dict[str, Any]:
+                     max_ts: int, size: int) -> TransactWriteItemTypeDef:
         return {"Update": {
             "TableName": self._table, "Key": schema.head_key(meta.topic_id, partition),
             "UpdateExpression":
@@ -200,8 +204,8 @@ class PartitionLog:
         }}
 
     def _batch_put(self, meta: TopicMeta, partition: int, header: BatchHeader, batch: bytes,
-                   base: int, max_ts: int, blob: str | None) -> dict[str, Any]:
-        now_ms = int(self._clock() * 1000)
+                   base: int, max_ts: int, blob: str | None) -> TransactWriteItemTypeDef:
+        now_ms = int(self._clock.time() * 1000)
         item: dict[str, Any] = {
             schema.PK: {"S": schema.partition_pk(meta.topic_id, partition)},
             schema.SK: {"S": schema.batch_sk(base + header.record_count - 1)},
@@ -223,8 +227,8 @@ class PartitionLog:
                         "ExpressionAttributeNames": {"#sk": schema.SK}}}
 
     def _producer_put(self, meta: TopicMeta, partition: int, producer_id: int,
-                      state: producers.ProducerState) -> dict[str, Any]:
-        now = int(self._clock())
+                      state: producers.ProducerState) -> TransactWriteItemTypeDef:
+        now = int(self._clock.time())
         item = {
             **schema.producer_key(meta.topic_id, partition, producer_id),
             schema.A_EPOCH: {"N": str(state.epoch)},
@@ -247,10 +251,16 @@ class PartitionLog:
         with self._lock:
             return self._cache.get((schema.partition_pk(meta.topic_id, partition), producer_id))
 
-    def _read_state(self, meta: TopicMeta, partition: int, producer_id: int) -> _State:
-        """Head and producer state in one serializable read (TransactGetItems)."""
-        gets = [{"Get": {"TableName": self._table,
-                         "Key": schema.head_key(meta.topic_id, partition)}}]
+    def _read_state(self, meta: TopicMeta, partition: int, producer_id: int,
+                    retried: bool = False) -> _State:
+        """Head and producer state in one serializable read (TransactGetItems).
+
+        A missing head means the topic was deleted or recreated since ``meta`` was read
+        (retried once with fresh metadata), or that its partitions are still being
+        created or deleted: then a retriable AppendConflict.
+        """
+        gets: list[TransactGetItemTypeDef] = [
+            {"Get": {"TableName": self._table, "Key": schema.head_key(meta.topic_id, partition)}}]
         if producer_id >= 0:
             gets.append({"Get": {"TableName": self._table,
                                  "Key": schema.producer_key(meta.topic_id, partition,
@@ -260,8 +270,11 @@ class PartitionLog:
         head_item = out[0].get("Item")
         if head_item is None:
             self._topics.forget(meta.name)
+            if retried:
+                raise AppendConflict(f"Partition {partition} of '{meta.name}' has no head "
+                                     "(being created or deleted); retry.")
             meta = self._partition(meta.name, partition, fresh=True)
-            return self._read_state(meta, partition, producer_id)
+            return self._read_state(meta, partition, producer_id, retried=True)
         producer_item = out[1].get("Item") if len(out) > 1 else None
         producer = (producers.ProducerState.from_item(producer_item, schema.A_EPOCH,
                                                         schema.A_BATCHES)

@@ -8,13 +8,17 @@ that sees the watermark sees the segment.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+from ..clock import SYSTEM, Clock
 from . import schema
 from .aws import items, translated
 from .segments import Segment
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 def _segment(item: dict[str, Any]) -> Segment:
@@ -28,13 +32,14 @@ def _segment(item: dict[str, Any]) -> Segment:
 class Manifest:
     """Reads and writes manifest items in the log table."""
 
-    def __init__(self, dynamodb: Any, names: schema.Names,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, names: schema.Names,
+                 clock: Clock = SYSTEM) -> None:
         self._ddb = dynamodb
         self._table = names.log_table
         self._clock = clock
 
-    def put_action(self, topic_id: str, partition: int, segment: Segment) -> dict[str, Any]:
+    def put_action(self, topic_id: str, partition: int, segment: Segment
+                   ) -> TransactWriteItemTypeDef:
         """The TransactWriteItems action recording ``segment`` (fails if already there)."""
         item = {
             schema.PK: {"S": schema.partition_pk(topic_id, partition)},
@@ -46,7 +51,7 @@ class Manifest:
             schema.A_INDEX_ENTRIES: {"N": str(segment.entries)},
             schema.A_MAX_TS: {"N": str(segment.max_timestamp)},
             schema.A_MIN_TS: {"N": str(segment.min_timestamp)},
-            schema.A_CREATED: {"N": str(int(self._clock() * 1000))},
+            schema.A_CREATED: {"N": str(int(self._clock.time() * 1000))},
         }
         return {"Put": {"TableName": self._table, "Item": item,
                         "ConditionExpression": "attribute_not_exists(#sk)",

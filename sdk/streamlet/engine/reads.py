@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from .._values import is_int
 from ..codec import batch_span, decode_batch, parse_header
 from ..errors import DataUnavailable, OffsetOutOfRange
-from ..records import FetchResult, TimestampType
+from ..records import DEFAULT_FETCH_BYTES, FetchResult, TimestampType
 from . import schema
 from .aws import ObjectGone
-from .log import DEFAULT_FETCH_BYTES, Head, PartitionLog, last_offset
+from .log import Head, PartitionLog, last_offset
 from .manifest import Manifest
 from .segments import INDEX_INTERVAL, Segment, SegmentStore
 from .topics import TopicMeta
@@ -196,7 +197,7 @@ def _first_at_or_after(batch: bytes, timestamp: int) -> int:
 
 
 def check_offset(topic: str, partition: int, offset: int, head: Head) -> None:
-    if isinstance(offset, bool) or not isinstance(offset, int) \
+    if not is_int(offset) \
             or not head.log_start <= offset <= head.next_offset:
         raise OffsetOutOfRange(topic, partition, offset if isinstance(offset, int) else -1,
                                head.log_start, head.next_offset)

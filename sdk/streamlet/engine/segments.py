@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -30,6 +30,9 @@ from ..codec import batch_span, parse_header
 from ..records import SegmentInfo
 from . import schema
 from .aws import error_code, gone_if_missing, translated
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 MAGIC = b"STRMSEG1"
 VERSION = 1
@@ -147,7 +150,7 @@ def batch_length(prefix: bytes) -> int:
 class SegmentStore:
     """Writes, reads and deletes segment objects; caches their (immutable) indexes."""
 
-    def __init__(self, s3: Any, names: schema.Names) -> None:
+    def __init__(self, s3: S3Client, names: schema.Names) -> None:
         self._s3 = s3
         self._bucket = names.bucket
         self._indexes: OrderedDict[str, list[IndexEntry]] = OrderedDict()

@@ -5,14 +5,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._values import is_int
+from ..clock import SYSTEM, Clock
 from ..errors import InvalidPartitions, PartitionNotFound, TopicExists, TopicNotFound
 from ..topicconfig import validate_config, validate_partitions, validate_topic_name
 from . import schema
 from .aws import batch_write, conditional, items, translated
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 CACHE_SECONDS = 5.0
 
@@ -28,7 +33,7 @@ class TopicMeta:
     created_ms: int
 
     def check_partition(self, partition: int) -> None:
-        if isinstance(partition, bool) or not isinstance(partition, int):
+        if not is_int(partition):
             raise PartitionNotFound(self.name, partition, self.partitions)
         if not 0 <= partition < self.partitions:
             raise PartitionNotFound(self.name, partition, self.partitions)
@@ -56,7 +61,7 @@ def _head_item(topic_id: str, partition: int) -> dict[str, Any]:
 class TopicStore:
     """Reads and writes topic items; caches lookups briefly for the hot path."""
 
-    def __init__(self, dynamodb: Any, names: schema.Names, clock: Callable[[], float] = time.time):
+    def __init__(self, dynamodb: DynamoDBClient, names: schema.Names, clock: Clock = SYSTEM):
         self._ddb = dynamodb
         self._names = names
         self._clock = clock
@@ -92,7 +97,7 @@ class TopicStore:
         validate_topic_name(name)
         validate_partitions(name, partitions)
         meta = TopicMeta(name, uuid.uuid4().hex, partitions, validate_config(config),
-                         int(self._clock() * 1000))
+                         int(self._clock.time() * 1000))
         self._put_heads(meta.topic_id, range(partitions))
         if not conditional(self._ddb.put_item, f"create topic '{name}'",
                            TableName=self._names.topics_table, Item=self._item(meta),

@@ -42,8 +42,11 @@ REQUIREMENTS = (
     "aiokafka[lz4,zstd]==0.14.0",
     "boto3==1.44.8",
 )
-# The SDK's local emulator and CLI need moto/typer, which Lambda neither has nor needs.
+# The SDK's local emulator and CLI need moto/typer, which Lambda neither has nor needs;
+# of local/ only the credentials constants (the transports' loopback fallback) and the
+# package's lazy __init__ go in.
 SDK_SUBPACKAGES_LEFT_OUT = frozenset({"local", "cli"})
+SDK_FILES_KEPT = frozenset({"local/__init__.py", "local/credentials.py"})
 PIP_TIMEOUT_S = 600
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -56,8 +59,9 @@ class BundlingError(RuntimeError):
 def _ignore(root: Path) -> Callable[[str, list[str]], set[str]]:
     def ignore(directory: str, names: list[str]) -> set[str]:
         skipped = {n for n in names if n in {"__pycache__", ".mypy_cache"} or n.endswith(".pyc")}
-        if Path(directory) == root:
-            skipped |= SDK_SUBPACKAGES_LEFT_OUT & set(names)
+        relative = Path(directory).relative_to(root)
+        if relative.parts and relative.parts[0] in SDK_SUBPACKAGES_LEFT_OUT:
+            skipped |= {n for n in names if (relative / n).as_posix() not in SDK_FILES_KEPT}
         return skipped
     return ignore
 

@@ -65,7 +65,9 @@ def test_bundler_copies_both_packages_and_installs_wheels(tmp_path: Path) -> Non
     files = _files(tmp_path)
     assert {"functions/__init__.py", "streamlet/__init__.py", "streamlet/engine/schema.py",
             "fake_wheel/__init__.py"} <= files
-    assert not any(f.startswith(("streamlet/local/", "streamlet/cli/")) for f in files)
+    assert not any(f.startswith("streamlet/cli/") for f in files)
+    assert {f for f in files if f.startswith("streamlet/local/")} == {
+        "streamlet/local/__init__.py", "streamlet/local/credentials.py"}
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
     assert pip.commands == [pip_command(tmp_path)]
 
@@ -118,27 +120,75 @@ def test_handlers_named_in_the_contract_exist() -> None:
         assert callable(getattr(importlib.import_module(module), name)), spec.handler
 
 
+def _type_checking_only(tree: ast.Module) -> set[ast.AST]:
+    """Nodes inside ``if TYPE_CHECKING:`` blocks (imports for type checkers only)."""
+    return {inner for node in ast.walk(tree) if isinstance(node, ast.If)
+            and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+            for inner in ast.walk(node)}
+
+
 def _imports(paths: list[Path]) -> Iterator[tuple[Path, str]]:
     for path in paths:
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        skipped = _type_checking_only(tree)
+        for node in ast.walk(tree):
+            if node in skipped:
+                continue
             if isinstance(node, ast.Import):
                 yield from ((path, alias.name) for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 yield path, node.module
 
 
+def _bundled(path: Path) -> bool:
+    relative = path.relative_to(bundling.SDK_PACKAGE_DIR)
+    return (relative.parts[0] not in bundling.SDK_SUBPACKAGES_LEFT_OUT
+            or relative.as_posix() in bundling.SDK_FILES_KEPT)
+
+
 def _asset_sources() -> list[Path]:
-    left_out = [bundling.SDK_PACKAGE_DIR / name for name in bundling.SDK_SUBPACKAGES_LEFT_OUT]
-    sdk = [p for p in bundling.SDK_PACKAGE_DIR.rglob("*.py")
-           if not any(p.is_relative_to(d) for d in left_out)]
+    sdk = [p for p in bundling.SDK_PACKAGE_DIR.rglob("*.py") if _bundled(p)]
     return [*bundling.FUNCTIONS_DIR.rglob("*.py"), *sdk]
 
 
-def test_functions_import_nothing_the_asset_leaves_out() -> None:
-    left_out = {f"streamlet.{name}" for name in bundling.SDK_SUBPACKAGES_LEFT_OUT}
-    for path, module in _imports(list(bundling.FUNCTIONS_DIR.rglob("*.py"))):
-        assert not any(module == m or module.startswith(f"{m}.") for m in left_out), (
-            f"{path.name} imports {module}, which the Lambda asset leaves out")
+def _module_file(module: str) -> Path | None:
+    parts = module.split(".")[1:]
+    base = bundling.SDK_PACKAGE_DIR.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def test_the_asset_imports_nothing_it_leaves_out() -> None:
+    """Absolute and relative imports of the handlers and the bundled SDK stay inside."""
+    for path in _asset_sources():
+        for module in _absolute_imports(path):
+            found = _module_file(module) if module.startswith("streamlet.") else None
+            assert found is None or _bundled(found), (
+                f"{path} imports {module}, which the Lambda asset leaves out")
+
+
+def _absolute_imports(path: Path) -> Iterator[str]:
+    """Every streamlet module ``path`` imports outside TYPE_CHECKING, made absolute."""
+    tree = ast.parse(path.read_text())
+    skipped = _type_checking_only(tree)
+    package = _package_of(path)
+    for node in ast.walk(tree):
+        if node in skipped or not isinstance(node, ast.ImportFrom):
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+            base = ".".join([*anchor, *([base] if base else [])])
+        yield from ([f"{base}.{a.name}" for a in node.names] + [base])
+
+
+def _package_of(path: Path) -> str:
+    if path.is_relative_to(bundling.FUNCTIONS_DIR):
+        return "functions"
+    parts = path.relative_to(bundling.SDK_PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1])
 
 
 def test_every_third_party_import_is_bundled() -> None:

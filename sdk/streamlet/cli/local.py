@@ -29,7 +29,7 @@ def _announce_api(platform: LocalPlatform, api_port: int) -> None:
     """Start the HTTP API gateway and say how to reach it (stderr)."""
     try:
         url = platform.start_gateway(port=api_port)
-    except RuntimeError as error:  # functions/ is not installed (not a source checkout)
+    except RuntimeError as error:  # the local extra (Powertools, pydantic) is missing
         stderr().print(f"HTTP API not started: {error}", markup=False)
         return
     stderr().print(f"HTTP API (SigV4, the credentials above): {url} — e.g. "

@@ -20,20 +20,18 @@ import importlib
 import json
 import logging
 import re
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Self
 from urllib.parse import unquote
 
-from ..transport import LOCAL_CREDENTIALS
-from .platform import stop_serving
+from .credentials import LOCAL_CREDENTIALS
+from .serving import serve, stop_serving
 from .sigv4 import SigV4Verifier
 
 __all__ = ["Gateway", "SigV4Verifier", "http_api_event"]
@@ -140,18 +138,19 @@ def _request_context(route: _Route, method: str, raw_path: str, headers: Mapping
 # ---- the WSGI app and its server ---------------------------------------------------------
 
 
-def load_handlers(module: str = "functions.api") -> ModuleType:
-    """Import the handlers' module; from a source checkout, find ``functions/`` beside sdk/."""
+HANDLERS_MODULE = "streamlet._functions.api"
+"""The Lambda handlers as the installed package ships them: the repository's
+``functions/`` directory, packaged as ``streamlet._functions`` (see sdk/pyproject.toml),
+so an installed ``streamlet[local]`` serves the HTTP API without a source checkout."""
+
+
+def load_handlers(module: str = HANDLERS_MODULE) -> ModuleType:
+    """Import the handlers' module (it needs the ``local`` extra: Powertools, pydantic)."""
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
-        root = Path(__file__).resolve().parents[3]
-        if e.name not in ("functions", module) or not (root / "functions" / "api.py").exists():
-            raise RuntimeError(f"Cannot import the HTTP handlers ({module}): run from the "
-                               "Streamlet source tree with the local extra installed "
-                               "(pip install -e './sdk[local]').") from e
-        sys.path.insert(0, str(root))
-        return importlib.import_module(module)
+        raise RuntimeError(f"Cannot import the HTTP handlers ({module}: {e}); install the "
+                           "local extra: pip install 'streamlet[local]'.") from e
 
 
 class Gateway:
@@ -163,7 +162,7 @@ class Gateway:
 
     def __init__(self, engine: Any, *, host: str = "127.0.0.1", port: int = 0,
                  credentials: Mapping[str, str] | None = None,
-                 handlers: str = "functions.api") -> None:
+                 handlers: str = HANDLERS_MODULE) -> None:
         self.engine = engine
         self.host = host
         self._requested_port = port
@@ -183,13 +182,8 @@ class Gateway:
 
     def start(self) -> Self:
         """Serve on a background thread (port 0 picks a free port; see :attr:`url`)."""
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server(self.host, self._requested_port, self, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="streamlet-gateway", daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve(self, self.host, self._requested_port,
+                                           "streamlet-gateway")
         return self
 
     def stop(self) -> None:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from ..engine import Engine, Names
 from ..engine.aws import RETRIES
 from ..errors import StreamletError
-from ..transport import LOCAL_CREDENTIALS
+from .credentials import LOCAL_CREDENTIALS, REGION
+from .serving import WSGIApp, serve, stop_serving
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-REGION = "us-east-1"
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 
 class SerializedApp:
@@ -58,15 +60,6 @@ def forget_dynamodb_copies() -> None:
             tracked.clear()
 
 
-def stop_serving(server: Any, thread: threading.Thread | None) -> None:
-    """Shut a werkzeug server down and wait for its thread (either may be None)."""
-    if server is not None:
-        server.shutdown()
-        server.server_close()
-    if thread is not None:
-        thread.join(timeout=5)
-
-
 def moto_app(serialize: bool = True) -> WSGIApp:
     """moto's server-mode WSGI app, wrapped in the serializing lock unless told not to."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -100,14 +93,10 @@ class LocalPlatform:
 
     def start(self) -> Self:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
-        from werkzeug.serving import make_server
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server(self.host, self._requested_port, moto_app(self._serialize),
-                                   threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="streamlet-local", daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve(moto_app(self._serialize), self.host,
+                                           self._requested_port, "streamlet-local",
+                                           request_handler=MotoRequestHandler)
         self.engine().provision(self.client("s3"))
         return self
 
@@ -138,6 +127,15 @@ class LocalPlatform:
             "AWS_DEFAULT_REGION": REGION,
         }
 
+    @overload
+    def client(self, service: Literal["dynamodb"], **config: Any) -> DynamoDBClient: ...
+
+    @overload
+    def client(self, service: Literal["s3"], **config: Any) -> S3Client: ...
+
+    @overload
+    def client(self, service: str, **config: Any) -> Any: ...
+
     def client(self, service: str, **config: Any) -> Any:
         """A boto3 client for this platform (credentials and region set)."""
         import boto3
@@ -146,8 +144,8 @@ class LocalPlatform:
         key, secret = LOCAL_CREDENTIALS
         make: Any = boto3.client
         return make(service, endpoint_url=self.aws_endpoint_url, region_name=REGION,
-                            aws_access_key_id=key, aws_secret_access_key=secret,
-                            config=Config(**{"retries": dict(RETRIES), **config}))
+                    aws_access_key_id=key, aws_secret_access_key=secret,
+                    config=Config(**{"retries": dict(RETRIES), **config}))
 
     def engine(self) -> Engine:
         return Engine(self.client("dynamodb"), self.client("s3"), self.names)

@@ -65,7 +65,7 @@ class StreamletResolver(APIGatewayHttpResolver):
     def _state(self) -> _State:
         return self._state_var.get() or self._startup
 
-    @property  # type: ignore[override]
+    @property
     def current_event(self) -> Any:
         return self._state.event
 
@@ -73,7 +73,7 @@ class StreamletResolver(APIGatewayHttpResolver):
     def current_event(self, value: Any) -> None:
         self._state.event = value
 
-    @property  # type: ignore[override]
+    @property
     def lambda_context(self) -> Any:
         return self._state.lambda_context
 
@@ -81,7 +81,7 @@ class StreamletResolver(APIGatewayHttpResolver):
     def lambda_context(self, value: Any) -> None:
         self._state.lambda_context = value
 
-    @property  # type: ignore[override]
+    @property
     def context(self) -> dict[str, Any]:
         return self._state.context
 
@@ -89,7 +89,7 @@ class StreamletResolver(APIGatewayHttpResolver):
     def context(self, value: dict[str, Any]) -> None:
         self._state.context = value
 
-    @property  # type: ignore[override]
+    @property
     def processed_stack_frames(self) -> list[str]:
         return self._state.frames
 

@@ -14,15 +14,12 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from streamlet.engine import Engine, Names
 
 SERVICE = "streamlet"
-CLUSTER_ID = "streamlet"
-"""The one cluster id a Streamlet deployment reports in its REST Proxy v3 resources."""
 MAX_BODY_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous payload limit: larger request bodies are refused with 413."""
 MAX_HEADER_BYTES = 10 * 1024
@@ -92,5 +89,5 @@ def _engine_from_env() -> Engine:
     names = Names(prefix=prefix, bucket=os.environ.get("STREAMLET_BUCKET", f"{prefix}-data"))
     config = Config(retries={"mode": "standard", "max_attempts": 3},
                     connect_timeout=3, read_timeout=10)
-    clients: dict[str, Any] = {s: boto3.client(s, config=config) for s in ("dynamodb", "s3")}
-    return Engine(clients["dynamodb"], clients["s3"], names)
+    return Engine(boto3.client("dynamodb", config=config), boto3.client("s3", config=config),
+                  names)

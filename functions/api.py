@@ -103,7 +103,8 @@ def _scheduled(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
 def archiver_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point: a scheduled archiver pass (EventBridge), or the HTTP routes."""
     if event.get("detail-type") == "Scheduled Event":
-        return _scheduled(event, context)
+        result: dict[str, Any] = _scheduled(event, context)
+        return result
     return _archiver_http(event, context)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from streamlet.engine.instances import DEFAULT_SESSION_MS
+from streamlet.groups.instance import DEFAULT_SESSION_MS
 
 INT64_MAX = 2**63 - 1
 Offset = Annotated[int, Field(ge=0, le=INT64_MAX)]

@@ -7,25 +7,22 @@ stored batches back to back (each is self-delimiting). The service never re-enco
 from __future__ import annotations
 
 import base64
-import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from streamlet.records import FetchResult
+from streamlet import wire
+from streamlet.records import DEFAULT_FETCH_BYTES, FetchResult
 
 from ._runtime import engine, metrics
-from .urls import unquoted
+from ._shared import long_poll, new_router, unquoted, wait_budget_ms
 
-produce_router = Router()
-consume_router = Router()
+produce_router = new_router()
+consume_router = new_router()
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-MAX_WAIT_MS = 20_000
-"""Long-poll bound: well under API Gateway's 30-second integration timeout."""
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """Fetched bytes per response: base64 (4/3) must stay under Lambda's 6 MB response limit."""
 BATCHES = "/v1/topics/<topic>/partitions/<partition>/batches"
@@ -49,9 +46,7 @@ def append_batch(topic: str, partition: int, expected_offset: Int64 | None = Non
     result = engine().append(unquoted(topic), partition, batch, expected_offset)
     metrics.add_metric(name="BatchesProduced", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="BytesProduced", unit=MetricUnit.Bytes, value=len(batch))
-    return {"base_offset": result.base_offset, "last_offset": result.last_offset,
-            "log_append_time": result.log_append_time,
-            "log_start_offset": result.log_start_offset, "duplicate": result.duplicate}
+    return wire.append_json(result)
 
 
 @produce_router.post("/v1/producer-ids")
@@ -61,45 +56,29 @@ def init_producer_id() -> dict[str, int]:
 
 
 @consume_router.get(BATCHES)
-def fetch_batches(topic: str, partition: int, offset: Int64,
-                  max_bytes: Annotated[int, Query(ge=0, le=INT64_MAX)] = 1024 * 1024,
-                  max_records: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
-                  wait_ms: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0):
+def fetch_batches(  # type: ignore[no-untyped-def]
+        topic: str, partition: int, offset: Int64,
+        max_bytes: Annotated[int, Query(ge=0, le=INT64_MAX)] = DEFAULT_FETCH_BYTES,
+        max_records: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
+        wait_ms: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0):
     """Batches from the one holding ``offset``; waits up to ``wait_ms`` (<= 20 s) at the end.
 
-    No return annotation on purpose: Powertools would validate the binary body as text.
+    No return annotation on purpose: with one, Powertools' response validation would
+    encode the binary body as JSON text.
     """
     name = unquoted(topic)
-    result = _fetch_waiting(name, partition, offset, min(max_bytes, MAX_RESPONSE_BYTES),
-                            max_records, min(wait_ms, wait_budget_ms()))
+    limit = min(max_bytes, MAX_RESPONSE_BYTES)
+
+    def attempt() -> FetchResult:
+        return engine().fetch(name, partition, offset, limit, max_records)
+
+    result = long_poll(attempt, lambda r: bool(r.batches) or offset != r.high_watermark,
+                       min(wait_ms, wait_budget_ms(consume_router.lambda_context)))
     body = b"".join(_capped(result.batches))
     metrics.add_metric(name="BytesFetched", unit=MetricUnit.Bytes, value=len(body))
     return Response(200, OCTETS, body, headers={
-        "X-Streamlet-High-Watermark": str(result.high_watermark),
-        "X-Streamlet-Log-Start-Offset": str(result.log_start_offset)})
-
-
-def wait_budget_ms() -> int:
-    """At most MAX_WAIT_MS, and never past the Lambda's own deadline (minus a margin)."""
-    context = consume_router.lambda_context
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return MAX_WAIT_MS
-    return max(0, min(MAX_WAIT_MS, int(remaining()) - 2_000))
-
-
-def _fetch_waiting(topic: str, partition: int, offset: int, max_bytes: int,
-                   max_records: int | None, wait_ms: int) -> FetchResult:
-    """Fetch; at the high watermark, re-check with short sleeps until data or the deadline."""
-    deadline = time.monotonic() + wait_ms / 1000
-    delay = 0.02
-    while True:
-        result = engine().fetch(topic, partition, offset, max_bytes, max_records)
-        remaining = deadline - time.monotonic()
-        if result.batches or offset != result.high_watermark or remaining <= 0:
-            return result
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, 0.2)
+        wire.HIGH_WATERMARK_HEADER: str(result.high_watermark),
+        wire.LOG_START_HEADER: str(result.log_start_offset)})
 
 
 def _capped(batches: list[bytes]) -> list[bytes]:
@@ -119,14 +98,11 @@ def offsets(topic: str, partition: int, timestamp: Int64 | None = None) -> dict[
     """``{"low", "high"}`` watermarks, or with ``timestamp`` the first offset at/after it."""
     name = unquoted(topic)
     if timestamp is not None:
-        return {"offset": engine().offset_for_time(name, partition, timestamp)}
-    low, high = engine().watermarks(name, partition)
-    return {"low": low, "high": high}
+        return wire.offset_json(engine().offset_for_time(name, partition, timestamp))
+    return wire.watermarks_json(*engine().watermarks(name, partition))
 
 
 @consume_router.get("/v1/topics/<topic>")
 def topic_metadata(topic: str) -> dict[str, Any]:
     """Name, id, partition count and config (no watermarks): what producers look up."""
-    meta = engine().topic_metadata(unquoted(topic))
-    return {"name": meta.name, "topic_id": meta.topic_id, "partitions": meta.partitions,
-            "config": meta.config}
+    return wire.topic_json(engine().topic_metadata(unquoted(topic)))

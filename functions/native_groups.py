@@ -1,7 +1,7 @@
 """Native consumer-group routes: the SDK's GroupOps over HTTP, one route per operation.
 
 Thin adapters over ``engine.groups`` (JSON in, JSON out, shapes in
-:mod:`streamlet.groupwire`), so ``Consumer(group_id=...)`` and the Admin group
+:mod:`streamlet.wire`), so ``Consumer(group_id=...)`` and the Admin group
 operations behave over ``https://`` exactly as over ``direct://``. The membership
 operations (read the group, heartbeat, take/release leases, fenced commits) are served by
 the consume function; listing, resetting and deleting groups by the admin function.
@@ -13,21 +13,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, Field, StrictStr
 
 from streamlet.errors import InvalidRequest
-from streamlet.groupwire import lease_json, member_from_json, snapshot_json
-from streamlet.leases import Lease
+from streamlet.groups.leases import Lease
 from streamlet.records import TopicPartition
 from streamlet.topicconfig import validate_topic_name
+from streamlet.wire import lease_json, member_from_json, snapshot_json
 
 from ._runtime import engine
+from ._shared import new_router, no_content, unquoted
 from .models import INT64_MAX, Offset, Partitions, TopicPartitionRef
-from .urls import unquoted
 
-consume_router = Router()
-admin_router = Router()
+consume_router = new_router()
+admin_router = new_router()
 GROUP = "/v1/groups/<group>"
 LEASE = f"{GROUP}/leases/<topic>/<partition>"
 MemberId = Annotated[StrictStr, Field(min_length=1, max_length=512)]
@@ -106,10 +105,6 @@ def _tp(topic: str, partition: int) -> TopicPartition:
     return TopicPartition(validate_topic_name(topic), partition)
 
 
-def _no_content() -> Response[None]:
-    return Response(204)
-
-
 @consume_router.get(GROUP)
 def snapshot(group: str) -> dict[str, Any]:
     """Every lease and member of the group (one strongly consistent read)."""
@@ -128,7 +123,7 @@ def ensure_leases(group: str, body: Partitions) -> Response[None]:
     """Create the missing lease items (unowned, epoch 0); existing ones stay as they are."""
     tps = [_tp(ref.topic, ref.partition) for ref in body.partitions]
     engine().groups.ensure_leases(unquoted(group), tps)
-    return _no_content()
+    return no_content()
 
 
 @consume_router.post(f"{LEASE}/take")
@@ -145,7 +140,7 @@ def release(group: str, topic: str, partition: int, body: ReleaseBody) -> Respon
     """Give the lease up if it is still the member's at ``epoch`` (else a no-op)."""
     engine().groups.release(unquoted(group), _tp(unquoted(topic), partition),
                             body.member_id, body.epoch)
-    return _no_content()
+    return no_content()
 
 
 @consume_router.post(f"{GROUP}/members/heartbeat")
@@ -159,7 +154,7 @@ def heartbeat(group: str, body: MemberBody) -> dict[str, int]:
 def remove_member(group: str, body: RemoveBody) -> Response[None]:
     """Delete a member item (a leaving member, or a dead one still at ``seen_beat``)."""
     engine().groups.remove_member(unquoted(group), body.member_id, body.seen_beat)
-    return _no_content()
+    return no_content()
 
 
 @consume_router.post(f"{GROUP}/commits")
@@ -168,7 +163,7 @@ def commit(group: str, body: CommitBody) -> Response[None]:
     offsets = {_tp(e.topic, e.partition): (e.epoch, e.offset, e.metadata)
                for e in body.offsets}
     engine().groups.commit(unquoted(group), body.member_id, offsets)
-    return _no_content()
+    return no_content()
 
 
 @admin_router.get("/v1/groups")
@@ -186,11 +181,11 @@ def reset_offsets(group: str, body: ResetBody) -> Response[None]:
         seen[tp] = Lease(tp, **ref.model_dump(exclude={"topic", "partition"}))
     offsets = {_tp(e.topic, e.partition): e.offset for e in body.offsets}
     engine().groups.reset(unquoted(group), offsets, seen)
-    return _no_content()
+    return no_content()
 
 
 @admin_router.delete(GROUP)
 def delete_group(group: str) -> Response[None]:
     """Delete every item of the group (404 group_not_found if it has none)."""
     engine().groups.delete(unquoted(group))
-    return _no_content()
+    return no_content()

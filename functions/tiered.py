@@ -8,17 +8,17 @@ engine calls when an operator asks (``streamlet admin archive`` over HTTP).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, StrictBool, StrictInt, StrictStr
 
-from ._runtime import engine, logger, metrics
-from .urls import unquoted
+from streamlet.wire import reports_json
 
-router = Router()
+from ._runtime import engine, logger, metrics
+from ._shared import new_router, unquoted
+
+router = new_router()
 
 
 class ArchiveRequest(BaseModel):
@@ -43,14 +43,13 @@ class DeleteRecords(BaseModel):
 @router.post("/v1/archive")
 def archive(body: ArchiveRequest) -> dict[str, Any]:
     """Roll due hot batches into S3 segments now; one report per partition."""
-    reports = engine().archive(body.topic, body.force)
-    return {"data": [asdict(r) for r in reports]}
+    return reports_json(engine().archive(body.topic, body.force))
 
 
 @router.post("/v1/retention")
 def retention(body: RetentionRequest) -> dict[str, Any]:
     """Expire segments past retention.ms / retention.bytes now."""
-    return {"data": [asdict(r) for r in engine().enforce_retention(body.topic)]}
+    return reports_json(engine().enforce_retention(body.topic))
 
 
 @router.post("/v1/topics/<topic>/partitions/<partition>/delete-records")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -25,33 +24,33 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from streamlet.codec import decode_batch
-from streamlet.engine.instances import ConsumerInstance
-from streamlet.errors import InvalidRequest, OffsetOutOfRange, StreamletError
+from streamlet.errors import InvalidRequest, RecordNotJson
+from streamlet.fetching import fetch_records, reset_offset
+from streamlet.groups.instance import ConsumerInstance
 from streamlet.records import Record, TopicPartition
 
 from ._runtime import engine
+from ._shared import (
+    INSTANCE,
+    V2_JSON,
+    base_url,
+    instance,
+    leave,
+    long_poll,
+    new_router,
+    no_content,
+    subscriptions,
+    unquoted,
+    wait_budget_ms,
+)
 from .encoding import timestamp_ms
 from .models import CreateInstance, Partitions, Positions, TopicPartitionRef
-from .native import wait_budget_ms
-from .urls import base_url, unquoted
-from .v2_subscriptions import INSTANCE, V2_JSON, instance, leave, no_content, subscriptions
 
-router = Router()
+router = new_router()
 MAX_RECORDS_BYTES = 2 * 1024 * 1024
 """Record bytes per v2 response: embedded as base64 or JSON, it must fit Lambda's 6 MB."""
-
-
-class RecordNotJson(StreamletError):
-    """A ``json`` consumer instance met a record whose key or value is not JSON."""
-
-    code = "record_not_json"
-    status = 422
-    error_code = 42201
-
 
 @router.post("/consumers/<group>")
 def create_instance(group: str, body: CreateInstance) -> Response[str]:
@@ -160,13 +159,9 @@ def records(group: str, name: str,
     if state.subscribed:
         state = subscriptions().tick(state)
         wait_ms = min(wait_ms, state.session_ms // 2)
-    deadline = time.monotonic() + min(wait_ms, wait_budget_ms()) / 1000
     budget = min(max_bytes, MAX_RECORDS_BYTES)
-    while True:
-        found, positions = _collect(state, budget)
-        if found or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
+    found, positions = long_poll(lambda: _collect(state, budget), lambda r: bool(r[0]),
+                                 min(wait_ms, wait_budget_ms(router.lambda_context)))
     body = json.dumps([_render(r, state.format) for r in found])
     if state.subscribed:
         engine().instances.save_membership(replace(state, positions=positions))
@@ -177,6 +172,8 @@ def records(group: str, name: str,
 
 def _collect(state: ConsumerInstance, budget: int
              ) -> tuple[list[Record], dict[TopicPartition, int]]:
+    """Records of the instance's partitions up to ``budget`` key and value bytes, and the
+    positions after them (the SDK consumer's fetch and auto.offset.reset logic)."""
     found: list[Record] = []
     positions = dict(state.positions)
     for tp in state.partitions:
@@ -184,34 +181,13 @@ def _collect(state: ConsumerInstance, budget: int
             break
         position = positions.get(tp)
         if position is None:
-            position = positions[tp] = _reset(state, tp)
-        taken = _fetch(tp, position, state, budget)
-        if taken:
-            positions[tp] = taken[-1].offset + 1
-            budget -= sum(len(r.key or b"") + len(r.value or b"") for r in taken)
-            found += taken
+            position = reset_offset(engine(), tp, state.auto_offset_reset)
+        position, taken = fetch_records(engine(), tp, position, state.auto_offset_reset,
+                                        budget)
+        positions[tp] = taken[-1].offset + 1 if taken else position
+        budget -= sum(len(r.key or b"") + len(r.value or b"") for r in taken)
+        found += taken
     return found, positions
-
-
-def _fetch(tp: TopicPartition, position: int, state: ConsumerInstance, budget: int
-           ) -> list[Record]:
-    try:
-        result = engine().fetch(tp.topic, tp.partition, position, budget)
-    except OffsetOutOfRange:
-        position = _reset(state, tp)
-        result = engine().fetch(tp.topic, tp.partition, position, budget)
-    out: list[Record] = []
-    for batch in result.batches:
-        out += [r for r in decode_batch(tp.topic, tp.partition, batch) if r.offset >= position]
-    return out
-
-
-def _reset(state: ConsumerInstance, tp: TopicPartition) -> int:
-    if state.auto_offset_reset == "none":
-        raise InvalidRequest(f"No position for {tp.topic}[{tp.partition}] and "
-                             "auto.offset.reset=none: seek first.")
-    low, high = engine().watermarks(tp.topic, tp.partition)
-    return low if state.auto_offset_reset == "earliest" else high
 
 
 def _render(record: Record, format: str) -> dict[str, Any]:

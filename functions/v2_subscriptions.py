@@ -1,7 +1,7 @@
 """Confluent REST Proxy v2 subscriptions and offset commits of consumer instances.
 
 A subscribed instance is a member of the consumer group ``{group}``, next to SDK
-consumers (see :mod:`streamlet.engine.subscriptions` for the stateless membership and
+consumers (see :mod:`streamlet.groups.subscriptions` for the stateless membership and
 its session timeout). Every request to a subscribed instance is its heartbeat; the records
 request (:mod:`functions.v2`) is also its rebalance.
 
@@ -18,44 +18,24 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from streamlet.engine.instances import ConsumerInstance
-from streamlet.engine.subscriptions import Subscriptions
 from streamlet.records import TopicPartition
 from streamlet.topicconfig import validate_topic_name
 
 from ._runtime import engine
+from ._shared import (
+    INSTANCE,
+    V2_JSON,
+    instance,
+    leave,
+    new_router,
+    no_content,
+    subscriptions,
+    unquoted,
+)
 from .models import CommitOffsets, Partitions, Subscription
-from .urls import unquoted
 
-router = Router()
-INSTANCE = "/consumers/<group>/instances/<name>"
-V2_JSON = "application/vnd.kafka.v2+json"
-
-
-def subscriptions() -> Subscriptions:
-    """Group membership of consumer instances, over this request's engine."""
-    found = engine()
-    return Subscriptions(found.groups, found.instances, found.topics)
-
-
-def instance(group: str, name: str) -> ConsumerInstance:
-    """The instance named by the path; a subscribed one's member heartbeats."""
-    state = engine().instances.get(unquoted(group), unquoted(name))
-    if state.subscribed:
-        subscriptions().heartbeat(state)
-    return state
-
-
-def leave(state: ConsumerInstance) -> None:
-    """A subscribed instance hands its partitions over at once (unsubscribe, delete)."""
-    if state.subscribed:
-        subscriptions().leave(state)
-
-
-def no_content() -> Response[None]:
-    return Response(204)
+router = new_router()
 
 
 @router.post(f"{INSTANCE}/subscription")

@@ -7,13 +7,12 @@ and ``metadata.resource_name``; partitions add ``log_start_offset`` and
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from streamlet.errors import StreamletError, TopicExists, TopicNotFound
+from streamlet.errors import TopicExists, TopicNotFound
 from streamlet.records import TopicDescription
 from streamlet.topicconfig import (
     CONFIG_KEYS,
@@ -21,37 +20,22 @@ from streamlet.topicconfig import (
     validate_partitions,
     validate_topic_name,
 )
+from streamlet.wire import CLUSTER_ID
 
-from ._runtime import CLUSTER_ID, engine
+from ._runtime import engine
+from ._shared import ClusterId, check_cluster, listing, new_router, related, resource_meta, unquoted
 from .models import CreateTopic, UpdateTopic
-from .urls import base_url, unquoted
 
-router = Router()
-ClusterId = Annotated[str, Path(description="Always `streamlet`.")]
+router = new_router()
 TOPICS = "/v3/clusters/<cluster_id>/topics"
 
 
-class ClusterNotFound(StreamletError):
-    """A cluster id other than ``streamlet``."""
-
-    code = "cluster_not_found"
-    status = 404
-    error_code = 404
-
-
-def check_cluster(cluster_id: str) -> None:
-    if unquoted(cluster_id) != CLUSTER_ID:
-        raise ClusterNotFound(f"Cluster '{unquoted(cluster_id)}' does not exist; "
-                              f"this deployment's cluster is '{CLUSTER_ID}'.")
-
-
 def _meta(path: str, crn: str) -> dict[str, Any]:
-    return {"self": f"{base_url(router.current_event)}{path}",
-            "resource_name": f"crn:///kafka={CLUSTER_ID}{crn}"}
+    return resource_meta(router.current_event, path, crn)
 
 
 def _related(path: str) -> dict[str, str]:
-    return {"related": f"{base_url(router.current_event)}{path}"}
+    return related(router.current_event, path)
 
 
 def cluster_resource() -> dict[str, Any]:
@@ -81,8 +65,7 @@ def partition_resource(topic: str, partition: int, low: int, high: int) -> dict[
 
 
 def _listing(kind: str, path: str, data: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"kind": kind, "metadata": {"self": f"{base_url(router.current_event)}{path}",
-                                       "next": None}, "data": data}
+    return listing(router.current_event, kind, path, data)
 
 
 @router.get("/v3/clusters")
@@ -122,7 +105,7 @@ def create_topic(cluster_id: ClusterId, body: CreateTopic) -> Response[dict[str,
     return Response(201, "application/json", topic_resource(created))
 
 
-def _dry_run(body: CreateTopic, config: dict[str, object]) -> TopicDescription:
+def _dry_run(body: CreateTopic, config: Mapping[str, object]) -> TopicDescription:
     validate_topic_name(body.topic_name)
     partitions = validate_partitions(body.topic_name, body.partitions_count)
     checked = validate_config(config)

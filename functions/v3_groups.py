@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler.api_gateway import Router
-
 from streamlet.admin import Admin, GroupPartition
 from streamlet.errors import GroupNotFound
-from streamlet.leases import GroupSnapshot, Member
+from streamlet.groups.leases import GroupSnapshot, Member
+from streamlet.wire import CLUSTER_ID
 
-from ._runtime import CLUSTER_ID, engine
-from .urls import base_url, unquoted
-from .v3_admin import ClusterId, check_cluster
+from ._runtime import engine
+from ._shared import ClusterId, check_cluster, listing, new_router, related, resource_meta, unquoted
 
-router = Router()
+router = new_router()
 GROUPS = "/v3/clusters/<cluster_id>/consumer-groups"
 ASSIGNOR = "cooperative-sticky"
 
@@ -31,17 +29,15 @@ def _path(*parts: object) -> str:
 
 
 def _meta(path: str, crn: str) -> dict[str, Any]:
-    return {"self": f"{base_url(router.current_event)}{path}",
-            "resource_name": f"crn:///kafka={CLUSTER_ID}/consumer-group={crn}"}
+    return resource_meta(router.current_event, path, f"/consumer-group={crn}")
 
 
 def _related(path: str) -> dict[str, str]:
-    return {"related": f"{base_url(router.current_event)}{path}"}
+    return related(router.current_event, path)
 
 
 def _listing(kind: str, path: str, data: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"kind": kind, "metadata": {"self": f"{base_url(router.current_event)}{path}",
-                                       "next": None}, "data": data}
+    return listing(router.current_event, kind, path, data)
 
 
 def _text(value: str | None) -> str | None:

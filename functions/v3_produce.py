@@ -11,20 +11,19 @@ from collections import defaultdict
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
 from streamlet.errors import InvalidRequest, PartitionNotFound, StreamletError
 from streamlet.records import AppendResult, TopicDescription
+from streamlet.wire import CLUSTER_ID
 
-from ._runtime import CLUSTER_ID, engine, metrics
+from ._runtime import engine, metrics
+from ._shared import ClusterId, check_cluster, new_router, unquoted
 from .encoding import PreparedRecord, build_batch, iso_timestamp, prepare, size_report
 from .encoding import sticky_partition as pick_sticky
 from .models import BatchEntry, ProduceBatch, ProduceRecord
-from .urls import unquoted
-from .v3_admin import ClusterId, check_cluster
 
-router = Router()
+router = new_router()
 RECORDS = "/v3/clusters/<cluster_id>/topics/<topic>/records"
 
 

@@ -152,6 +152,12 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
     def at(self, seconds_after_start: float) -> None:
         self.now = self.start + seconds_after_start
 

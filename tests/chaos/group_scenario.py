@@ -20,7 +20,7 @@ from typing import Any
 from streamlet import Consumer, Producer, StreamletError
 from streamlet.engine import Engine
 from streamlet.errors import CommitFailed
-from streamlet.leases import Lease
+from streamlet.groups.leases import Lease
 from streamlet.local import LocalPlatform
 from streamlet.records import TopicPartition
 from tests.harness.faults import FaultPlan, FaultRates, install
@@ -40,6 +40,9 @@ class SkewedClock:
 
     def monotonic(self) -> float:
         return self.offset + self.rate * time.monotonic()
+
+    def time(self) -> float:
+        return self.offset + time.time()
 
 
 class RecordingGroups:

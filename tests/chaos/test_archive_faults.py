@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from streamlet import Consumer, Producer, TopicPartition
+from streamlet.clock import ShiftedClock
 from streamlet.codec import decode_batch
 from streamlet.engine import Engine, schema
 from streamlet.errors import RetriableError
@@ -28,7 +29,7 @@ def archiver(platform: LocalPlatform, plan: FaultPlan | None = None) -> Engine:
     if plan is not None:
         install(dynamodb, plan)
         install(s3, plan)
-    return Engine(dynamodb, s3, platform.names, clock=lambda: time.time() + LATER)
+    return Engine(dynamodb, s3, platform.names, clock=ShiftedClock(LATER))
 
 
 def prepare(platform: LocalPlatform, topic: str) -> list[bytes]:

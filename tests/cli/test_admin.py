@@ -8,7 +8,7 @@ from typer.testing import CliRunner, Result
 from streamlet import Admin, Consumer, Producer, TopicPartition
 from streamlet.cli import app
 from streamlet.local import LocalPlatform
-from streamlet.transport import LOCAL_CREDENTIALS
+from streamlet.local.credentials import LOCAL_CREDENTIALS
 from tests.cli.test_cli import assert_fails
 
 

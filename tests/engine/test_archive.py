@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from streamlet.clock import ManualClock as Clock
 from streamlet.codec import decode_batch
 from streamlet.engine import Engine, schema
 from streamlet.errors import DataUnavailable, InvalidConfig, OffsetOutOfRange, Throttled
@@ -21,17 +22,9 @@ from tests.batches import make_batch, values
 T0 = float(int(time.time()))  # S3 stamps objects with the real time
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from streamlet.engine import Engine
 from streamlet.errors import CommitFailed, GroupNotFound, InvalidRequest
-from streamlet.leases import Member
+from streamlet.groups.leases import Member
 from streamlet.records import TopicPartition
 
 TP = TopicPartition("orders", 0)

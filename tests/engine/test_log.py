@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from streamlet.codec import decode_batch
-from streamlet.engine import Engine
+from streamlet.engine import Engine, schema
 from streamlet.errors import (
+    AppendConflict,
     InvalidRecord,
     OffsetMismatch,
     OffsetOutOfRange,
@@ -198,3 +199,14 @@ def test_a_stale_cache_never_refuses_a_valid_batch(orders: Engine) -> None:
         b.append("orders", 0, make_batch([b"5"]), expected_offset=4)
     assert info.value.actual == 5
     assert [v for _, v in read_all(orders)] == [b"0", b"1", b"2", b"3", b"4"]
+
+
+def test_a_partition_without_a_head_is_a_retriable_error_not_endless_recursion(
+        orders: Engine) -> None:
+    """A topic item whose partition heads are not (yet, or any more) there: the append
+    retries once with fresh metadata, then says so (it recursed without bound)."""
+    meta = orders.topics.get("orders")
+    orders._ddb.delete_item(TableName=orders.names.log_table,
+                            Key=schema.head_key(meta.topic_id, 1))
+    with pytest.raises(AppendConflict, match=r"[Pp]artition 1"):
+        fresh_engine(orders).append("orders", 1, make_batch(values("x", 1)))

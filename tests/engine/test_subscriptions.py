@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from streamlet.clock import ManualClock as Clock
 from streamlet.engine import Engine
 from streamlet.engine.groups import GroupStore
-from streamlet.engine.instances import ConsumerInstance, ConsumerInstanceNotFound, ConsumerInstances
-from streamlet.engine.subscriptions import Subscriptions
-from streamlet.errors import CommitFailed
+from streamlet.engine.instances import ConsumerInstances
+from streamlet.errors import CommitFailed, ConsumerInstanceNotFound
+from streamlet.groups.instance import ConsumerInstance
+from streamlet.groups.subscriptions import Subscriptions
 from streamlet.records import TopicPartition
 
 ALL = [TopicPartition("orders", p) for p in range(4)]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Rest:
@@ -42,7 +36,7 @@ class Rest:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_800_000_000.0)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from streamlet.engine import Engine
-from streamlet.leases import Member
+from streamlet.groups.leases import Member
 from streamlet.records import TopicPartition
 from tests.batches import make_batch
 from tests.functions.conftest import NAMES, call

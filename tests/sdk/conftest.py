@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from streamlet.local import LocalPlatform
-from streamlet.transport import LOCAL_CREDENTIALS
+from streamlet.local.credentials import LOCAL_CREDENTIALS
 
 
 @pytest.fixture(scope="session")

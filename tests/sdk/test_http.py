@@ -29,16 +29,17 @@ from streamlet import (
     TopicExists,
     TopicNotFound,
 )
-from streamlet.http import (
-    AccessDenied,
+from streamlet.errors import AccessDenied
+from streamlet.local import LocalPlatform
+from streamlet.local.credentials import LOCAL_CREDENTIALS
+from streamlet.local.gateway import Gateway, SigV4Verifier
+from streamlet.transport import connect
+from streamlet.transport.http import (
     HttpTransport,
     _Reply,
     error_from_reply,
     split_batches,
 )
-from streamlet.local import LocalPlatform
-from streamlet.local.gateway import Gateway, SigV4Verifier
-from streamlet.transport import LOCAL_CREDENTIALS, connect
 from tests.batches import make_batch
 
 KEY, SECRET = LOCAL_CREDENTIALS
@@ -240,3 +241,20 @@ def test_gateway_refuses_bodies_over_api_gateways_limit(gateway: str) -> None:
     url = f"{gateway}/v1/topics/t/partitions/0/batches"
     reply = POOL.request("POST", url, body=b"x" * (10 * 1024 * 1024 + 1))
     assert (reply.status, json.loads(reply.data)["error_code"]) == (413, 41301)
+
+
+def test_close_releases_the_connection_pool_and_clients_close_what_they_made(
+        gateway: str, topic: str) -> None:
+    transport = HttpTransport(gateway)
+    transport.list_topics()
+    assert len(transport._pool.pools) == 1
+    transport.close()
+    assert len(transport._pool.pools) == 0
+    transport.list_topics()  # a closed transport reconnects if used again
+    transport.close()
+    admin = Admin(gateway)
+    admin.create_topic(topic)
+    pool = admin._transport._pool  # type: ignore[attr-defined]
+    assert len(pool.pools) == 1
+    admin.close()
+    assert len(pool.pools) == 0

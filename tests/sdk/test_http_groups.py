@@ -8,9 +8,9 @@ import pytest
 
 from streamlet import Admin, CommitFailed, Consumer, InvalidRequest, Producer, TopicPartition
 from streamlet.errors import GroupNotFound
-from streamlet.http import HttpTransport
 from streamlet.local import LocalPlatform
-from streamlet.transport import LOCAL_CREDENTIALS
+from streamlet.local.credentials import LOCAL_CREDENTIALS
+from streamlet.transport.http import HttpTransport
 from tests.sdk.test_groups import SESSION_MS, pump, sizes
 
 

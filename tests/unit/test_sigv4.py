@@ -41,9 +41,10 @@ class _Signer(SigV4Auth):
         self._unsigned = unsigned
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        headers = super().headers_to_sign(request)
-        for name in self._unsigned:
-            del headers[name]
+        headers = HTTPHeaders()
+        for name, value in super().headers_to_sign(request).items():
+            if name not in self._unsigned:
+                headers[name] = value
         return headers
 
 

@@ -105,7 +105,7 @@ def test_verifier_reasons() -> None:
     assert "not a SigV4" in (verifier.check("GET", "/", {"Authorization": "Basic x"}, b"") or "")
     headers = signed("GET", "http://127.0.0.1:1/v3/clusters")
     headers["host"] = "127.0.0.1:1"
-    assert "expired" in (verifier.check("GET", "/v3/clusters", headers, b"") or "")
+    assert "not yet current" in (verifier.check("GET", "/v3/clusters", headers, b"") or "")
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

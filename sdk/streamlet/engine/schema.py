@@ -134,6 +134,34 @@ def producer_key(topic_id: str, partition: int, producer_id: int) -> dict[str, A
     }
 
 
+# ---- scopes for IAM (dynamodb:LeadingKeys, S3 object ARNs) ------------------------------
+# The storage layout puts the topic name (the group id) first in every key that belongs to
+# a topic (a group), so an IAM pattern over names scopes a role to those topics. These are
+# what grant policies use; `pattern` is a name pattern such as "orders.*" or "orders".
+
+
+def log_pk_pattern(topic_pattern: str) -> str:
+    """LeadingKeys pattern of the log-table items of topics matching ``topic_pattern``
+    (partition keys are ``{topic}/{topic_id}/{partition}``)."""
+    return f"{topic_pattern}/*"
+
+
+def topic_item_pattern(topic_pattern: str) -> str:
+    """LeadingKeys pattern of the topics-table items of those topics."""
+    return f"{TOPIC_PREFIX}{topic_pattern}"
+
+
+def group_pk_pattern(group_pattern: str) -> str:
+    """LeadingKeys pattern of the groups-table items of groups matching ``group_pattern``."""
+    return f"{GROUP_PREFIX}{group_pattern}"
+
+
+def object_patterns(topic_pattern: str) -> tuple[str, str]:
+    """S3 key patterns of those topics' blobs and segments
+    (``blobs/{topic}/{topic_id}/{partition}/...``, ``segments/{topic}/...``)."""
+    return f"{BLOB_PREFIX}{topic_pattern}/*", f"{SEGMENT_PREFIX}{topic_pattern}/*"
+
+
 def group_pk(group: str) -> str:
     return f"{GROUP_PREFIX}{group}"
 

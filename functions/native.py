@@ -39,11 +39,13 @@ def _body_bytes() -> bytes:
 
 
 @produce_router.post(BATCHES)
-def append_batch(topic: str, partition: int, expected_offset: Int64 | None = None
+def append_batch(topic: str, partition: int, expected_offset: Int64 | None = None,
+                 since_ms: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None
                  ) -> dict[str, Any]:
-    """Append one RecordBatch v2 (the body); ``expected_offset`` makes it conditional."""
+    """Append one RecordBatch v2 (the body); ``expected_offset`` makes it conditional;
+    ``since_ms`` (a retry: when the first attempt was sent) finds an earlier attempt."""
     batch = _body_bytes()
-    result = engine().append(unquoted(topic), partition, batch, expected_offset)
+    result = engine().append(unquoted(topic), partition, batch, expected_offset, since_ms)
     metrics.add_metric(name="BatchesProduced", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="BytesProduced", unit=MetricUnit.Bytes, value=len(batch))
     return wire.append_json(result)
@@ -60,7 +62,8 @@ def fetch_batches(  # type: ignore[no-untyped-def]
         topic: str, partition: int, offset: Int64,
         max_bytes: Annotated[int, Query(ge=0, le=INT64_MAX)] = DEFAULT_FETCH_BYTES,
         max_records: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
-        wait_ms: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0):
+        wait_ms: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+        boundary_of: Annotated[str | None, Query(max_length=64)] = None):
     """Batches from the one holding ``offset``; waits up to ``wait_ms`` (<= 20 s) at the end.
 
     No return annotation on purpose: with one, Powertools' response validation would
@@ -70,7 +73,7 @@ def fetch_batches(  # type: ignore[no-untyped-def]
     limit = min(max_bytes, MAX_RESPONSE_BYTES)
 
     def attempt() -> FetchResult:
-        return engine().fetch(name, partition, offset, limit, max_records)
+        return engine().fetch(name, partition, offset, limit, max_records, boundary_of)
 
     result = long_poll(attempt, lambda r: bool(r.batches) or offset != r.high_watermark,
                        min(wait_ms, wait_budget_ms(consume_router.lambda_context)))
@@ -78,7 +81,8 @@ def fetch_batches(  # type: ignore[no-untyped-def]
     metrics.add_metric(name="BytesFetched", unit=MetricUnit.Bytes, value=len(body))
     return Response(200, OCTETS, body, headers={
         wire.HIGH_WATERMARK_HEADER: str(result.high_watermark),
-        wire.LOG_START_HEADER: str(result.log_start_offset)})
+        wire.LOG_START_HEADER: str(result.log_start_offset),
+        wire.TOPIC_ID_HEADER: result.topic_id})
 
 
 def _capped(batches: list[bytes]) -> list[bytes]:

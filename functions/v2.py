@@ -182,8 +182,8 @@ def _collect(state: ConsumerInstance, budget: int
         position = positions.get(tp)
         if position is None:
             position = reset_offset(engine(), tp, state.auto_offset_reset)
-        position, taken = fetch_records(engine(), tp, position, state.auto_offset_reset,
-                                        budget)
+        fetched = fetch_records(engine(), tp, position, state.auto_offset_reset, budget)
+        position, taken = fetched.position, fetched.records
         positions[tp] = taken[-1].offset + 1 if taken else position
         budget -= sum(len(r.key or b"") + len(r.value or b"") for r in taken)
         found += taken

@@ -83,6 +83,8 @@ class Consumer:
         self._metadata_at = -METADATA_MAX_AGE_S
         self._positions: dict[TopicPartition, int | None] = {}
         self._buffers: dict[TopicPartition, deque[Record]] = {}
+        self._ends: dict[TopicPartition, tuple[int, str]] = {}
+        """Per partition: the end of the last batch fetched and its topic id."""
         self._next = 0
         self._max_wait = fetch_max_wait_ms / 1000
         self._idle: float
@@ -262,10 +264,16 @@ class Consumer:
         return taken
 
     def _fill(self, tp: TopicPartition, limit: int) -> None:
-        position, records = fetch_records(self._transport, tp, self.position(tp), self._reset,
-                                          self._max_bytes, limit)
-        if position != self._positions[tp]:
-            self._reset_position_to(tp, position)
+        position = self.position(tp)
+        end = self._ends.get(tp)
+        boundary = end[1] if end is not None and end[0] == position else None
+        fetched = fetch_records(self._transport, tp, position, self._reset, self._max_bytes,
+                                limit, boundary)
+        if fetched.position != self._positions[tp]:
+            self._reset_position_to(tp, fetched.position)
+        if fetched.end >= 0:
+            self._ends[tp] = (fetched.end, fetched.topic_id)
+        records = fetched.records
         epoch = self._group.owned.get(tp, -1) if self._group is not None else -1
         if epoch >= 0:
             records = [dataclasses.replace(r, lease_epoch=epoch) for r in records]
@@ -331,6 +339,7 @@ class Consumer:
         for tp in tps:
             self._positions.pop(tp, None)
             self._buffers.pop(tp, None)
+            self._ends.pop(tp, None)
             self._committed.pop(tp, None)
         self._partitions = [tp for tp in self._partitions if tp not in tps]
 

@@ -25,11 +25,14 @@
      ├── ConsumerIllegalState      409  40903  (subscription and assignment mixed)
      ├── RecordNotJson             422  42201  (a json v2 instance met a non-JSON record)
      ├── ClusterNotFound           404  404    (a v3 path names another cluster)
+     ├── UnsupportedLayout         409  40905  (a topic of another storage layout)
+     ├── AppendOutcomeUnknown      409  40906  (a retry could not tell if it was written)
      ├── DataUnavailable           500  50003  (records inside the log are missing)
      └── RetriableError            503  50302  (retried by the SDK with backoff)
           ├── Throttled            429  42901
           ├── RequestTimedOut      504  50401  (outcome unknown: may have been applied)
-          └── AppendConflict       503  50303  (partition head kept moving)
+          ├── AppendConflict       503  50303  (the partition's tail kept moving)
+          └── TailUnverified       503  50304  (the tail may have expired unarchived)
 
 Every class carries a stable ``code`` (used on the wire), an HTTP ``status``, a
 REST Proxy style ``error_code`` and ``retriable``, and registers itself by ``code``: an
@@ -365,6 +368,29 @@ class DataUnavailable(StreamletError):
     error_code = 50003
 
 
+class UnsupportedLayout(StreamletError):
+    """A topic written in a storage layout this version does not read."""
+
+    code = "unsupported_layout"
+    status = 409
+    error_code = 40905
+
+    def __init__(self, topic: str, layout: int, supported: int) -> None:
+        super().__init__(
+            f"Topic '{topic}' uses storage layout {layout}; this Streamlet reads layout "
+            f"{supported} only. Recreate the topic (its old items cannot be read).")
+        self.topic, self.layout = topic, layout
+
+
+class AppendOutcomeUnknown(StreamletError):
+    """A retried batch's earlier attempt may or may not have been written, and the log has
+    moved too far since then to tell within the read budget; nothing was written now."""
+
+    code = "append_outcome_unknown"
+    status = 409
+    error_code = 40906
+
+
 class RetriableError(StreamletError):
     """A transient failure; the SDK retries these with backoff."""
 
@@ -388,6 +414,15 @@ class RequestTimedOut(RetriableError):
     code = "request_timed_out"
     status = 504
     error_code = 50401
+
+
+class TailUnverified(RetriableError):
+    """The partition's tail cannot be vouched for: its newest batches may have expired from
+    DynamoDB before they were archived. Appends are refused (never at a reused offset)
+    until an archiver pass vouches for the tail again; an alarm should be raised."""
+
+    code = "tail_unverified"
+    error_code = 50304
 
 
 class AppendConflict(RetriableError):

@@ -15,8 +15,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from .codec import decode_batch
+from .codec import batch_span, decode_batch
 from .errors import InvalidRequest, OffsetOutOfRange
 from .records import Record, TopicPartition
 from .transport.base import Transport
@@ -45,24 +46,39 @@ def reset_offset(transport: Transport, tp: TopicPartition, policy: str,
     return low if policy == "earliest" else high
 
 
-def fetch_records(transport: Transport, tp: TopicPartition, position: int, policy: str,
-                  max_bytes: int, max_records: int | None = None
-                  ) -> tuple[int, list[Record]]:
-    """Records of ``tp`` from ``position`` on: ``(the position they start from, records)``.
+@dataclass(frozen=True)
+class Fetched:
+    """Records read from one partition, and where the next read starts."""
 
-    The returned position differs from the one given only after a reset. If the reset
-    position is out of range too (the log moved again meanwhile), no records are
-    returned and the caller fetches from the new position next time.
+    position: int
+    """Where these records start: the position asked for, or where a reset moved it."""
+    records: list[Record] = field(default_factory=list)
+    end: int = -1
+    """The offset after the last batch read (-1 if none): once every record is taken, the
+    next position ends a batch, which makes the next fetch cheaper (``boundary_of``)."""
+    topic_id: str = ""
+
+
+def fetch_records(transport: Transport, tp: TopicPartition, position: int, policy: str,
+                  max_bytes: int, max_records: int | None = None,
+                  boundary_of: str | None = None) -> Fetched:
+    """Records of ``tp`` from ``position`` on.
+
+    The position differs from the one given only after a reset. If the reset position is
+    out of range too (the log moved again meanwhile), no records are returned and the
+    caller fetches from the new position next time.
     """
     try:
-        result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records)
+        result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records,
+                                 boundary_of)
     except OffsetOutOfRange as error:
         position = reset_offset(transport, tp, policy, error)
         try:
             result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records)
         except OffsetOutOfRange:
-            return position, []
-    return position, records_from(tp, result.batches, position)
+            return Fetched(position)
+    end = batch_span(result.batches[-1])[1] + 1 if result.batches else -1
+    return Fetched(position, records_from(tp, result.batches, position), end, result.topic_id)
 
 
 def records_from(tp: TopicPartition, batches: Iterable[bytes], position: int) -> list[Record]:

@@ -6,6 +6,7 @@ per-partition sequence, so a retried batch is written once however often it is s
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -287,7 +288,16 @@ class Producer:
             self._producer_id = None
 
     def _append_with_retry(self, tp: TopicPartition, data: bytes) -> AppendResult:
-        return self._with_retry(lambda: self._transport.append(tp.topic, tp.partition, data))
+        """Append, retrying retriable errors; every retry says when the first attempt was
+        sent, so the log finds that attempt if it landed (idempotent batches)."""
+        first_ms = int(time.time() * 1000)
+        attempts = itertools.count()
+
+        def attempt() -> AppendResult:
+            since = None if next(attempts) == 0 else first_ms
+            return self._transport.append(tp.topic, tp.partition, data, since_ms=since)
+
+        return self._with_retry(attempt)
 
     def _with_retry(self, call: Callable[[], T]) -> T:
         deadline = time.monotonic() + self._delivery_timeout

@@ -122,7 +122,11 @@ class FetchResult:
 
     batches: list[bytes]
     high_watermark: int
+    """The end of the last batch this fetch knows of: the high watermark when the fetch
+    reached the tail (``watermarks`` always reads it)."""
     log_start_offset: int
+    topic_id: str = ""
+    """The topic incarnation read (a topic deleted and recreated gets a new id)."""
 
 
 @dataclass(frozen=True, slots=True)

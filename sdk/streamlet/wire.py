@@ -33,6 +33,7 @@ CLUSTER_ID = "streamlet"
 """The one cluster id a Streamlet deployment reports in its REST Proxy v3 resources."""
 HIGH_WATERMARK_HEADER = "X-Streamlet-High-Watermark"
 LOG_START_HEADER = "X-Streamlet-Log-Start-Offset"
+TOPIC_ID_HEADER = "X-Streamlet-Topic-Id"
 """Response headers of a native fetch (the body is the batches back to back)."""
 
 

@@ -58,8 +58,9 @@ def check_tiers(platform: LocalPlatform, topic: str, expected: list[bytes],
     """Every offset reads back byte-identical; manifest and objects agree."""
     engine = platform.engine()
     assert read_all(engine, topic) == expected
-    meta, head = engine.log.head(topic, 0)
-    segments = list(engine.archiver._manifest.segments(meta.topic_id, 0))
+    meta, tail = engine.log.snapshot(topic, 0)
+    archived, high = tail.state.archived, tail.chain.next_offset
+    segments = list(engine.archiver._manifest.segments(meta.ref(0)))
     by_base = {decode_batch(topic, 0, b)[0].offset: b for b in expected}
     at = 0
     for segment in segments:  # contiguous from 0, ending at the watermark, same bytes
@@ -67,16 +68,16 @@ def check_tiers(platform: LocalPlatform, topic: str, expected: list[bytes],
         stored, _ = engine.segments.read(segment, segment.base_offset, 1 << 24)
         assert stored == [by_base[decode_batch(topic, 0, b)[0].offset] for b in stored]
         at = segment.last_offset + 1
-    assert at == head.archived
+    assert at == archived
     s3: Any = platform.client("s3")
     listed = s3.list_objects_v2(Bucket=platform.names.bucket,
-                                Prefix=schema.segment_prefix(meta.topic_id, 0))
+                                Prefix=meta.ref(0).segment_prefix)
     keys = {o["Key"] for o in listed.get("Contents", [])}
     recorded = {s.key for s in segments}
     assert recorded <= keys, "a manifest entry points at a missing object"
     if not orphans_allowed:
         assert keys == recorded, f"orphan segments: {sorted(keys - recorded)}"
-    return head.archived, head.next_offset
+    return archived, high
 
 
 def count_calls(platform: LocalPlatform, topic: str) -> int:
@@ -105,7 +106,7 @@ def test_archiver_crash_at_every_call_then_rerun(live_platform: LocalPlatform, t
         meta = live_platform.engine().topics.get(name)
         s3: Any = live_platform.client("s3")
         blobs = s3.list_objects_v2(Bucket=live_platform.names.bucket,
-                                   Prefix=schema.blob_prefix(meta.topic_id, 0))
+                                   Prefix=meta.ref(0).blob_prefix)
         assert blobs.get("KeyCount", 0) == 0, f"blobs left after the re-run at call {at}"
 
 

@@ -15,6 +15,7 @@ from moto import mock_aws
 from streamlet.clock import ManualClock as Clock
 from streamlet.codec import decode_batch
 from streamlet.engine import Engine, schema
+from streamlet.engine.archive import PURGE_GRACE_MS
 from streamlet.errors import DataUnavailable, InvalidConfig, OffsetOutOfRange, Throttled
 from streamlet.local import LocalPlatform, serialized_moto
 from tests.batches import make_batch, values
@@ -71,7 +72,19 @@ def objects(engine: Engine, prefix: str) -> list[str]:
 
 def hot_items(engine: Engine, topic: str, partition: int = 0) -> list[dict[str, Any]]:
     meta = engine.topics.get(topic, fresh=True)
-    return list(engine.log.query(meta, partition, 0, 10**19))
+    return engine.log.query(meta, meta.ref(partition), schema.batch_sk(0),
+                            schema.batch_sk(schema.MAX_OFFSET), 10_000)
+
+
+def scan_log(engine: Engine) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = engine._ddb.scan(TableName=engine.names.log_table)["Items"]
+    return found
+
+
+def archived_and_high(engine: Engine, topic: str, partition: int = 0) -> tuple[int, int]:
+    """(archive watermark, high watermark) from the partition item and the tail."""
+    tail = engine.log.snapshot(topic, partition)[1]
+    return tail.state.archived, tail.chain.next_offset
 
 
 def drop_hot_items(engine: Engine, topic: str, partition: int = 0) -> int:
@@ -111,7 +124,7 @@ def test_hot_batches_expire_by_ttl_set_at_append(tiered: Engine, clock: Clock) -
     fill(tiered, "keep", 1)
     [item] = hot_items(tiered, "t")
     assert int(item[schema.TTL]["N"]) == int(T0) + 7200
-    assert int(item[schema.A_APPEND_TIME]["N"]) == int(T0 * 1000)
+    assert int(item[schema.A_APPEND_MAX]["N"]) == int(T0 * 1000)
     assert schema.TTL not in hot_items(tiered, "keep")[0]
 
 
@@ -126,8 +139,7 @@ def test_fetch_crosses_the_tier_boundary(tiered: Engine, clock: Clock) -> None:
     fill(tiered, "t", 5)
     tiered.archive("t", force=True)
     fill(tiered, "t", 5, ts=100)
-    head = tiered.log.head("t", 0)[1]
-    assert (head.archived, head.next_offset) == (25, 50)
+    assert archived_and_high(tiered, "t") == (25, 50)
     batches = tiered.fetch("t", 0, 12).batches
     assert offsets("t", batches) == list(range(10, 50))
     assert offsets("t", fetch_all(tiered, "t", max_bytes=1)) == list(range(50))
@@ -177,8 +189,7 @@ def test_offsets_for_times_across_tiers(tiered: Engine) -> None:
     fill(tiered, "t", 12, per_batch=4, ts=10_000)  # record i has timestamp 10_000 + i
     assert len(tiered.archive("t")[0].segments) == 3  # size-based rolls
     fill(tiered, "t", 4, per_batch=4, ts=10_048)   # hot
-    head = tiered.log.head("t", 0)[1]
-    assert (head.archived, head.next_offset) == (48, 64)
+    assert archived_and_high(tiered, "t") == (48, 64)
     for ts in range(9_990, 10_070):
         expected = max(ts - 10_000, 0) if ts < 10_064 else None
         assert tiered.offset_for_time("t", 0, ts) == expected, ts
@@ -214,7 +225,7 @@ def test_retention_bytes_keeps_the_newest_and_minus_one_keeps_all(tiered: Engine
         tiered.archive(topic, force=True)
     reports = {r.topic: r for r in tiered.enforce_retention()}
     assert reports["forever"].log_start_after == 0 and reports["forever"].segments_deleted == 0
-    kept = list(tiered.archiver._manifest.segments(tiered.topics.get("sized").topic_id, 0))
+    kept = list(tiered.archiver._manifest.segments(tiered.topics.get("sized").ref(0)))
     kept_bytes = sum(s.size for s in kept)
     assert kept_bytes >= 1_000 > kept_bytes - kept[0].size
     assert tiered.watermarks("sized", 0) == (kept[0].base_offset, 100)
@@ -252,7 +263,8 @@ def test_archiving_after_a_trim_starts_at_the_log_start(tiered: Engine) -> None:
     assert offsets("t", fetch_all(tiered, "t"))[:3] == [10, 11, 12]
 
 
-def test_deleting_a_topic_removes_its_segments(tiered: Engine) -> None:
+def test_deleting_a_topic_purges_its_items_and_objects_after_the_grace(
+        tiered: Engine, clock: Clock) -> None:
     tiered.create_topic("t", 2, {"inline.max.bytes": 0})
     for p in (0, 1):
         fill(tiered, "t", 3, partition=p)
@@ -261,9 +273,15 @@ def test_deleting_a_topic_removes_its_segments(tiered: Engine) -> None:
         fill(tiered, "t", 1, partition=p)
     assert len(objects(tiered, "segments/")) == 2 and len(objects(tiered, "blobs/")) == 8
     tiered.delete_topic("t")
-    assert objects(tiered, "segments/") == [] and objects(tiered, "blobs/") == []
     tiered.create_topic("t", 1)
     assert tiered.watermarks("t", 0) == (0, 0)
+    assert tiered.scheduled_pass()[2] == []  # sealed: nothing purged within the grace
+    assert len(objects(tiered, "segments/")) == 2
+    clock.now += PURGE_GRACE_MS / 1000
+    assert tiered.scheduled_pass()[2] == []
+    assert objects(tiered, "segments/") == [] and objects(tiered, "blobs/") == []
+    assert [i["pk"]["S"].split("/")[1] for i in scan_log(tiered)] == [
+        tiered.topics.get("t").topic_id]  # only the new incarnation's partition item
 
 
 def test_a_throttled_blob_listing_is_a_retriable_error(tiered: Engine, clock: Clock,
@@ -303,7 +321,7 @@ def test_a_hot_batch_lost_before_archiving_is_reported_not_skipped(tiered: Engin
         tiered.fetch("t", 0, 0)
     with pytest.raises(DataUnavailable, match=r"5\.\.9"):
         tiered.archive("t", force=True)
-    assert tiered.log.head("t", 0)[1].archived == 0 and objects(tiered, "segments/") == []
+    assert archived_and_high(tiered, "t")[0] == 0 and objects(tiered, "segments/") == []
 
 
 def test_the_local_platform_archives_on_a_timer(live_platform: LocalPlatform,
@@ -314,11 +332,11 @@ def test_the_local_platform_archives_on_a_timer(live_platform: LocalPlatform,
     live_platform.start_archiver(interval_s=0.05)
     try:
         deadline = time.monotonic() + 30
-        while engine.log.head(topic, 0)[1].archived < 20 and time.monotonic() < deadline:
+        while archived_and_high(engine, topic)[0] < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         live_platform.stop_archiver()
-    assert engine.log.head(topic, 0)[1].archived == 20
+    assert archived_and_high(engine, topic)[0] == 20
     assert offsets(topic, fetch_all(engine, topic)) == list(range(20))
 
 
@@ -330,14 +348,19 @@ def test_a_sequential_read_reads_each_batch_once_in_both_tiers(tiered: Engine) -
         tiered.append("t", 0, make_batch([random.randbytes(6_000) for _ in range(10)],
                                          ts=i * 10))
     ddb_items, s3_bytes = [], []
+    forward: list[bool] = []
+    tiered._ddb.meta.events.register(  # fetches read forward; watermarks read the tail back
+        "before-parameter-build.dynamodb.Query",
+        lambda params, **_: forward.append(params.get("ScanIndexForward", True)))
     tiered._ddb.meta.events.register(
         "after-call.dynamodb.Query",
-        lambda parsed, **_: ddb_items.append(len(parsed.get("Items", []))))
+        lambda parsed, **_: ddb_items.append(forward[-1] * sum(
+            i["sk"]["S"].startswith("b/") for i in parsed.get("Items", []))))
     tiered.segments._s3.meta.events.register(
         "after-call.s3.GetObject",
         lambda parsed, **_: s3_bytes.append(int(parsed["ContentLength"])))
     stored = sum(len(b) for b in fetch_all(tiered, "t", max_bytes=1 << 20))
-    assert sum(ddb_items) == 40, ddb_items  # each item in exactly one Query page
+    assert sum(ddb_items) == 40, ddb_items  # each batch item in exactly one Query page
 
     [report] = tiered.archive("t", force=True)
     [segment] = report.segments
@@ -354,13 +377,13 @@ def test_a_pass_stops_at_the_high_watermark_it_started_with(tiered: Engine,
                                                             ) -> None:
     tiered.create_topic("t", 1, {"segment.bytes": 100})
     fill(tiered, "t", 4)
-    real_head = tiered.log.head
+    real_snapshot = tiered.log.snapshot
 
-    def busy_head(topic: str, partition: int) -> Any:  # a producer never pausing
+    def busy_snapshot(topic: str, partition: int) -> Any:  # a producer never pausing
         fill(tiered, "t", 1)
-        return real_head(topic, partition)
+        return real_snapshot(topic, partition)
 
-    monkeypatch.setattr(tiered.log, "head", busy_head)
+    monkeypatch.setattr(tiered.log, "snapshot", busy_snapshot)
     for force in (True, False):
         [report] = tiered.archive("t", force=force)
         assert report.segments and report.archived_offset < report.high_watermark

@@ -73,10 +73,16 @@ def test_partitions_grow_and_never_shrink(engine: Engine) -> None:
         engine.create_partitions("nope", 3)
 
 
-def test_delete_removes_records_and_recreate_starts_empty(engine: Engine) -> None:
+def test_delete_seals_then_a_purge_removes_records_and_recreate_starts_empty(
+        engine: Engine) -> None:
     engine.create_topic("orders", 1, {"inline.max.bytes": 0})
     engine.append("orders", 0, make_batch(values("v", 5)))
     engine.delete_topic("orders")
+    with pytest.raises(TopicNotFound):
+        engine.append("orders", 0, make_batch(values("v", 1)))
+    assert engine.purge_deleted() == 0  # within the grace: a writer may hold a view
+    assert log_items(engine) == 3  # the partition item, the batch and the seal
+    assert engine.purge_deleted(force=True) == 1
     assert log_items(engine) == 0
     blobs = engine.blobs._s3.list_objects_v2(Bucket=engine.names.bucket).get("KeyCount")
     assert blobs == 0

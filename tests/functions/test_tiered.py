@@ -42,8 +42,8 @@ def test_a_scheduled_pass_archives_what_is_due_and_enforces_retention(
     time.sleep(1.1)  # so the young batches have a measurable age
     totals = api.archiver_handler(SCHEDULED_EVENT, LambdaContext())
     assert totals["partitions"] == 2 and totals["segments_written"] >= 2
-    assert aws.log.head("due", 0)[1].archived == 20
-    assert aws.log.head("young", 0)[1].archived == 0
+    assert aws.log.snapshot("due", 0)[1].state.archived == 20
+    assert aws.log.snapshot("young", 0)[1].state.archived == 0
     assert totals["bytes_archived"] > 0
     assert 1 <= totals["archive_lag_seconds"] < 60  # "young" waits for segment.ms
     [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines()
@@ -71,8 +71,8 @@ def test_a_failing_partition_fails_the_invocation_after_the_others_are_done(
     with pytest.raises(tiered.PassFailed, match=r"1 partition\(s\) failed: broken/0: "
                                                 r"DataUnavailable: .*4\.\.7"):
         api.archiver_handler(SCHEDULED_EVENT, LambdaContext())
-    assert aws.log.head("fine", 0)[1].archived == 12
-    assert aws.log.head("broken", 0)[1].archived == 4  # up to the gap, not past it
+    assert aws.log.snapshot("fine", 0)[1].state.archived == 12
+    assert aws.log.snapshot("broken", 0)[1].state.archived == 4  # up to the gap, not past it
 
 
 def test_archive_route_forces_a_roll_and_reports_per_partition(aws: Engine) -> None:
@@ -111,4 +111,4 @@ def test_bad_input_is_a_4xx_and_changes_nothing(aws: Engine) -> None:
     bad = call("POST", "/v1/archive", {"topic": "orders", "force": "yes"})
     assert (bad.status, bad.json()["error_code"]) == (400, 40002)
     assert aws.watermarks("orders", 0) == (0, 4)
-    assert aws.log.head("orders", 0)[1].archived == 0
+    assert aws.log.snapshot("orders", 0)[1].state.archived == 0

@@ -26,7 +26,7 @@ from ..records import (
 )
 from . import schema
 from .archive import Archiver
-from .aws import batch_write, ensure_storage, items
+from .aws import ensure_storage
 from .blobs import BlobStore
 from .groups import GroupStore
 from .instances import ConsumerInstances
@@ -88,11 +88,17 @@ class Engine:
         return self._describe(self.topics.get(name), with_offsets=False)
 
     def delete_topic(self, name: str) -> None:
+        """Delete the topic: lookups fail at once, every partition is sealed (no write to
+        it can be acknowledged any more), and a later archiver pass purges its items and
+        objects (``purge_deleted``)."""
         meta = self.topics.delete(name)
         for partition in range(meta.partitions):
-            self._purge_partition(meta.topic_id, partition)
-        self.blobs.delete_prefix(schema.blob_prefix(meta.topic_id))
-        self.blobs.delete_prefix(schema.segment_prefix(meta.topic_id))
+            self.log.seal(meta, partition)
+
+    def purge_deleted(self, force: bool = False) -> int:
+        """Remove what deleted topics left behind, once no writer can hold a view of them
+        (``force``: now); returns how many incarnations were purged."""
+        return self.archiver.purge(force)
 
     def create_partitions(self, name: str, total: int) -> TopicDescription:
         return self._describe(self.topics.grow(name, total), with_offsets=False)
@@ -106,30 +112,20 @@ class Engine:
         return TopicDescription(meta.name, meta.topic_id, meta.partitions, dict(meta.config),
                                 info)
 
-    def _purge_partition(self, topic_id: str, partition: int) -> None:
-        keys = items(self._ddb.query, "purge a deleted partition",
-                     TableName=self.names.log_table, ProjectionExpression="#pk, #sk",
-                     KeyConditionExpression="#pk = :pk",
-                     ExpressionAttributeNames={"#pk": schema.PK, "#sk": schema.SK},
-                     ExpressionAttributeValues={
-                         ":pk": {"S": schema.partition_pk(topic_id, partition)}})
-        batch_write(self._ddb, self.names.log_table,
-                    [{"DeleteRequest": {"Key": key}} for key in keys], "purge a deleted partition")
-
     # ---- log ------------------------------------------------------------------------
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None) -> AppendResult:
-        return self.log.append(topic, partition, batch, expected_offset)
+               expected_offset: int | None = None, since_ms: int | None = None
+               ) -> AppendResult:
+        return self.log.append(topic, partition, batch, expected_offset, since_ms)
 
     def fetch(self, topic: str, partition: int, offset: int,
-              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
-              ) -> FetchResult:
-        return self.reader.fetch(topic, partition, offset, max_bytes, max_records)
+              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,
+              boundary_of: str | None = None) -> FetchResult:
+        return self.reader.fetch(topic, partition, offset, max_bytes, max_records, boundary_of)
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
-        _, head = self.log.head(topic, partition)
-        return head.log_start, head.next_offset
+        return self.reader.watermarks(topic, partition)
 
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
         return self.reader.offset_for_time(topic, partition, timestamp)
@@ -158,6 +154,10 @@ class Engine:
                 expired.append(self.archiver.enforce_retention(topic, partition))
             except StreamletError as error:
                 failures.append(f"{topic}/{partition}: {type(error).__name__}: {error}")
+        try:
+            self.archiver.purge()
+        except StreamletError as error:
+            failures.append(f"purging deleted topics: {type(error).__name__}: {error}")
         return archived, expired, failures
 
     def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:

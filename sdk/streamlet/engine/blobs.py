@@ -28,13 +28,13 @@ class BlobStore:
         self._s3 = s3
         self._bucket = names.bucket
 
-    def put(self, topic_id: str, partition: int, batch: bytes) -> str:
+    def put(self, ref: schema.PartitionRef, batch: bytes) -> str:
         """Store ``batch`` (base offset still 0) under a new key and return the key.
 
         ``If-None-Match: *`` makes the write create-only; a 412 can only mean that our
         own earlier attempt landed (its reply was lost), which is what we wanted.
         """
-        key = schema.blob_key(topic_id, partition, uuid.uuid4().hex)
+        key = ref.blob_key(uuid.uuid4().hex)
         try:
             with translated("write a batch to S3"):
                 self._s3.put_object(Bucket=self._bucket, Key=key, Body=batch, IfNoneMatch="*")

@@ -1,17 +1,47 @@
-"""Partition logs: append with conditional offsets, fetch, watermarks and time lookups.
+"""Partition logs: an append is ONE conditional PutItem, keyed by the batch's base offset.
 
-Append is ONE ``TransactWriteItems``: advance the head (condition: ``next_offset`` is
-what we read), put the batch item (condition: absent) and, for idempotent producers,
-put the producer's state. A failed head condition means someone else appended (or our
-own earlier attempt landed and its reply was lost): re-read and decide again.
+Why offsets stay dense without a head item (the argument of docs/architecture.md):
+
+- The batch item holding offsets ``[b, b + n)`` is written at key ``b/{b}`` with
+  ``attribute_not_exists``, where ``b`` is the end of the partition's tail (the batch
+  item with the greatest key) read strongly consistent, or cached from our own last
+  write. Two writers that read the same tail compute the same key, so exactly one wins;
+  a writer with an older view targets a key that is already taken. By induction every
+  successful write sits exactly at the true tail + 1: no overlap, no hole, and an item
+  present was written whole by one request, so readers never see a partial batch.
+- Items leave the table (TTL deletes hot batches in any order, up to ~48 h late). TTL is
+  a running maximum along the log, so a batch never expires before one written earlier.
+  Hence if the newest batch present has not expired, nothing after it can have expired:
+  the tail read is exact. Otherwise the partition item's ``safe_until`` must vouch for
+  it (the archiver writes it: when the oldest unarchived batch can first expire), or the
+  append fails closed with the retriable :class:`TailUnverified`: reusing an
+  acknowledged offset is corruption, refusing an append is not.
+- A cached tail is trusted until a wall-clock deadline (``CACHE_SECONDS``, never past the
+  expiry it relies on), not on a monotonic clock that stops while a machine sleeps.
+- A write whose outcome is unknown (a timeout, a 500, botocore's own resend of a request
+  that was applied) can only have landed at the key it targeted, so it is resolved there:
+  the retry writes the same item at the same key, and a failed condition returns the item
+  that holds the key (``ReturnValuesOnConditionCheckFailure=ALL_OLD``); if it carries our
+  producer id, epoch and base sequence (or, without idempotence, our very bytes), it is
+  our own earlier attempt. A caller that retries a whole append (the SDK producer, or a
+  client of the HTTP API whose first attempt another Lambda served) passes ``since_ms``,
+  the wall time of its first attempt: the engine looks back from one consistent snapshot
+  of the tail only as far as that attempt could have reached (``LOOKBACK_MAX_BYTES`` at
+  most; past that :class:`AppendOutcomeUnknown`, never a duplicate).
+- A deleted topic's partitions are sealed (a seal item at the tail): a writer holding a
+  cached view of the old incarnation finds its key taken by the seal and is told the
+  topic does not exist; the items are purged only after every such view has expired.
 """
 
 from __future__ import annotations
 
 import random
+import struct
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +49,8 @@ from botocore.exceptions import ClientError
 
 from ..clock import SYSTEM, Clock
 from ..codec import (
+    HEADER_SIZE,
+    RECORD_COUNT_OFFSET,
     BatchHeader,
     parse_header,
     with_base_offset,
@@ -26,58 +58,150 @@ from ..codec import (
 )
 from ..errors import (
     AppendConflict,
+    AppendOutcomeUnknown,
     OffsetMismatch,
     RecordTooLarge,
+    RequestTimedOut,
     StreamletError,
+    TailUnverified,
+    TopicNotFound,
 )
 from ..records import AppendResult
 from ..topicconfig import MAX_INLINE_BYTES, config_int, config_str
-from . import producers, schema
-from .aws import cancellation_reasons, error_code, items, translated
+from . import schema
+from .aws import error_code, items, translated
 from .blobs import BlobStore
-from .topics import TopicMeta, TopicStore
+from .topics import FOREVER_MS, TRUST_MARGIN_MS, TopicMeta, TopicStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactGetItemTypeDef, TransactWriteItemTypeDef
 
 MAX_APPEND_ATTEMPTS = 50
-PRODUCER_STATE_TTL_S = 7 * 24 * 3600
+SAME_KEY_ATTEMPTS = 3
+"""How often an attempt whose outcome is unknown is retried at its own key in one call."""
+CACHE_SECONDS = 10.0
+"""A tail this process wrote or read is trusted this long (wall clock) without a read."""
+LOOKBACK_MAX_BYTES = 4 * 1024 * 1024
+"""How much of a partition's tail a retried append may read to find its first attempt."""
+LOOKBACK_PAGE = 64
+MEMORY = 10_000
+"""Attempts with an unknown outcome remembered in this process (their keys)."""
+NEVER = -1
+"""An expiry that never comes (local.retention.ms = -1)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Head:
-    """A partition head as read (strongly consistent)."""
+class Chain:
+    """The running values of a log up to its tail: what the next batch item extends."""
 
     next_offset: int
-    log_start: int
-    max_timestamp: int
-    archived: int = 0
-    """The archive watermark: offsets below it are read from S3 segments."""
-    bytes_appended: int = 0
-    archived_bytes: int = 0
-
-    @property
-    def hot_bytes(self) -> int:
-        return self.bytes_appended - self.archived_bytes
+    append_max: int = 0
+    ts_max: int = -1
+    bytes: int = 0
+    expiry: int = 0
+    """Running max TTL (epoch seconds) of the batches so far; NEVER once one never expires."""
 
 
 @dataclass(frozen=True, slots=True)
-class _State:
-    head: Head
-    producer: producers.ProducerState | None
+class PartitionState:
+    """The partition item: written only by topic creation, the archiver and retention."""
+
+    log_start: int
+    archived: int
+    archived_bytes: int
+    archived_ts_max: int
+    archived_append_max: int
+    safe_until: int
+
+    @property
+    def archived_chain(self) -> Chain:
+        return Chain(max(self.archived, self.log_start), self.archived_append_max,
+                     self.archived_ts_max, self.archived_bytes)
 
 
-def _head_from_item(item: dict[str, Any]) -> Head:
-    def number(name: str) -> int:
-        return int(item[name]["N"]) if name in item else 0
+def state_from_item(item: Mapping[str, Any]) -> PartitionState:
+    def number(name: str, default: int = 0) -> int:
+        return int(item[name]["N"]) if name in item else default
 
-    return Head(number(schema.A_NEXT_OFFSET), number(schema.A_LOG_START), number(schema.A_MAX_TS),
-                number(schema.A_ARCHIVED), number(schema.A_BYTES), number(schema.A_ARCHIVED_BYTES))
+    return PartitionState(number(schema.A_LOG_START), number(schema.A_ARCHIVED),
+                          number(schema.A_ARCHIVED_BYTES), number(schema.A_ARCHIVED_TS_MAX, -1),
+                          number(schema.A_ARCHIVED_APPEND_MAX),
+                          number(schema.A_SAFE_UNTIL, FOREVER_MS))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A batch item as read from the log table."""
+
+    base: int
+    count: int
+    size: int
+    chain: Chain
+    producer: tuple[int, int, int] | None
+    item: Mapping[str, Any]
+
+    @property
+    def end(self) -> int:
+        return self.base + self.count
+
+    @property
+    def sealed(self) -> bool:
+        return schema.SEAL in self.item
+
+
+def batch_from_item(item: Mapping[str, Any]) -> StoredBatch:
+    base = int(item[schema.SK]["S"][len(schema.BATCH_PREFIX):])
+    count = int(item[schema.A_COUNT]["N"]) if schema.A_COUNT in item else 0
+    expiry = int(item[schema.TTL]["N"]) if schema.TTL in item else NEVER
+    chain = Chain(base + count, int(item.get(schema.A_APPEND_MAX, {"N": "0"})["N"]),
+                  int(item.get(schema.A_TS_MAX, {"N": "-1"})["N"]),
+                  int(item.get(schema.A_BYTES, {"N": "0"})["N"]), expiry)
+    producer = None
+    if schema.A_PRODUCER in item:
+        producer = (int(item[schema.A_PRODUCER]["N"]), int(item[schema.A_EPOCH]["N"]),
+                    int(item[schema.A_SEQUENCE]["N"]))
+    return StoredBatch(base, count, int(item.get(schema.A_SIZE, {"N": "0"})["N"]), chain,
+                       producer, item)
+
+
+def is_batch(item: Mapping[str, Any]) -> bool:
+    return str(item[schema.SK]["S"]).startswith(schema.BATCH_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """What one consistent read (or our own last write) says about a partition's end."""
+
+    state: PartitionState
+    chain: Chain
+    trusted_until_ms: int
+    last: StoredBatch | None = None
+
+
+class _Gone(LookupError):
+    """The partition item is missing: the incarnation was deleted (or is being created)."""
+
+
+class Moved(Exception):
+    """The topic was deleted and recreated: go on with the new incarnation (``meta``)."""
+
+    def __init__(self, meta: TopicMeta) -> None:
+        super().__init__(meta.topic_id)
+        self.meta = meta
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One append's item, and the result to answer once it is written."""
+
+    key: int
+    item: dict[str, Any]
+    result: AppendResult
+    chain: Chain
 
 
 class PartitionLog:
-    """Appends to and reads from partition logs."""
+    """Appends to partition logs; reads their tails and partition items."""
 
     def __init__(self, dynamodb: DynamoDBClient, blobs: BlobStore, names: schema.Names,
                  topics: TopicStore, clock: Clock = SYSTEM) -> None:
@@ -86,259 +210,447 @@ class PartitionLog:
         self._table = names.log_table
         self._topics = topics
         self._clock = clock
-        self._cache: dict[tuple[str, int], _State] = {}
+        self._cache: dict[str, Tail] = {}
+        self._attempts: OrderedDict[tuple[str, tuple[object, ...]], int] = OrderedDict()
         self._lock = threading.Lock()
 
-    # ---- append -------------------------------------------------------------------------
+    def _now_ms(self) -> int:
+        return int(self._clock.time() * 1000)
+
+    # ---- append ---------------------------------------------------------------------------
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None) -> AppendResult:
-        """Append one RecordBatch v2; returns the offsets it was given."""
+               expected_offset: int | None = None, since_ms: int | None = None
+               ) -> AppendResult:
+        """Append one RecordBatch v2; returns the offsets it was given.
+
+        ``since_ms``: this batch was first sent at that wall time and its outcome is
+        unknown (a retry): if an earlier attempt landed, its offsets are answered.
+        """
         header = parse_header(batch)
-        meta = self._partition(topic, partition)
+        meta = self.meta(topic, partition)
         limit = config_int(meta.config, "max.message.bytes")
         if header.size > limit:
             raise RecordTooLarge(topic, header.size, limit, what="record batch")
-        append_time = -1
-        if config_str(meta.config, "message.timestamp.type") == "LogAppendTime":
-            append_time = int(self._clock.time() * 1000)
-            batch = with_log_append_time(batch, append_time)
-            header = parse_header(batch)
-        return self._append_loop(meta, partition, header, batch, expected_offset, append_time)
+        ref = meta.ref(partition)
+        earlier = self._earlier_attempt(meta, ref, header, batch, since_ms)
+        if earlier is not None:
+            return earlier
+        return self._append_loop(meta, ref, header, batch, expected_offset)
 
-    def _append_loop(self, meta: TopicMeta, partition: int, header: BatchHeader, batch: bytes,
-                     expected: int | None, append_time: int) -> AppendResult:
+    def _append_loop(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
+                     batch: bytes, expected: int | None) -> AppendResult:
         blob: str | None = None
         for attempt in range(MAX_APPEND_ATTEMPTS):
-            state, done = self._state_and_decision(meta, partition, header, expected,
-                                                   cached=attempt == 0)
-            if done is not None:
-                return done
-            if blob is None and self._goes_to_s3(meta, header):
-                blob = self._blobs.put(meta.topic_id, partition, batch)
-            result = self._try_commit(meta, partition, header, batch, state, blob, append_time)
-            if result is not None:
-                return result
-            meta = self._partition(meta.name, partition, fresh=True)
+            try:
+                tail = self._tail_for(meta, ref, expected, fresh=attempt > 0)
+                if blob is None and self._goes_to_s3(meta, header):
+                    blob = self._blobs.put(ref, batch)
+                outcome = self._put(meta, ref, header, batch,
+                                    self._prepare(meta, ref, header, batch, blob, tail))
+            except Moved as moved:  # deleted and recreated: the new incarnation's tail
+                meta, ref, blob = moved.meta, moved.meta.ref(ref.partition), None
+                continue
+            if outcome is not None:
+                return outcome
             time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
-        raise AppendConflict(f"Gave up appending to '{meta.name}' partition {partition} after "
-                             f"{MAX_APPEND_ATTEMPTS} conflicting attempts.")
+        raise AppendConflict(f"Gave up appending to '{meta.name}' partition {ref.partition} "
+                             f"after {MAX_APPEND_ATTEMPTS} conflicting attempts.")
 
-    def _state_and_decision(self, meta: TopicMeta, partition: int, header: BatchHeader,
-                            expected: int | None, cached: bool
-                            ) -> tuple[_State, AppendResult | None]:
-        """Decide on cached state; an error is only raised after a fresh, consistent read."""
-        if cached:
-            hit = self._cached(meta, partition, header.producer_id)
-            if hit is not None:
-                try:
-                    return hit, self._decide(meta, partition, header, hit, expected)
-                except StreamletError:
-                    self._forget(meta, partition, header.producer_id)
-        state = self._read_state(meta, partition, header.producer_id)
-        return state, self._decide(meta, partition, header, state, expected)
-
-    def _decide(self, meta: TopicMeta, partition: int, header: BatchHeader, state: _State,
-                expected: int | None) -> AppendResult | None:
-        """A result for a duplicate batch, an error, or None to go ahead and write."""
-        if header.idempotent:
-            dup = producers.find_duplicate(state.producer, header)
-            if dup is not None:
-                return AppendResult(dup.base_offset, dup.last_offset,
-                                    dup.timestamp if header.timestamp_type else -1,
-                                    state.head.log_start, duplicate=True)
-            producers.check_sequence(state.producer, header, meta.name, partition)
-        if expected is not None and expected != state.head.next_offset:
-            raise OffsetMismatch(meta.name, partition, expected, state.head.next_offset)
-        return None
+    def _tail_for(self, meta: TopicMeta, ref: schema.PartitionRef, expected: int | None,
+                  fresh: bool) -> Tail:
+        """The trusted tail; an expected offset is refused only after a fresh read."""
+        tail = self.tail(meta, ref, fresh=fresh)
+        if expected is not None and expected != tail.chain.next_offset and not fresh:
+            tail = self.tail(meta, ref, fresh=True)
+        if expected is not None and expected != tail.chain.next_offset:
+            raise OffsetMismatch(meta.name, ref.partition, expected, tail.chain.next_offset)
+        return tail
 
     def _goes_to_s3(self, meta: TopicMeta, header: BatchHeader) -> bool:
         return header.size > min(config_int(meta.config, "inline.max.bytes"), MAX_INLINE_BYTES)
 
-    def _try_commit(self, meta: TopicMeta, partition: int, header: BatchHeader, batch: bytes,
-                    state: _State, blob: str | None, append_time: int) -> AppendResult | None:
-        head = state.head
-        base = head.next_offset
-        last = base + header.record_count - 1
-        running_max = max(head.max_timestamp, header.max_timestamp)
-        items = [self._head_update(meta, partition, head, last + 1, running_max, header.size),
-                 self._batch_put(meta, partition, header, batch, base, running_max, blob)]
-        producer = None
-        if header.idempotent:
-            producer = producers.advance(state.producer, header, base, append_time)
-            items.append(self._producer_put(meta, partition, header.producer_id, producer))
-        try:
-            with translated(f"append to '{meta.name}' partition {partition}"):
-                self._ddb.transact_write_items(TransactItems=items)
-        except ClientError as e:
-            if error_code(e) in ("TransactionCanceledException", "TransactionConflictException"):
-                self._forget(meta, partition, header.producer_id)
-                self._note_missing_head(meta, e)
+    def _prepare(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
+                 batch: bytes, blob: str | None, tail: Tail) -> _Prepared:
+        """The batch item extending ``tail``'s chain, and the result to answer for it."""
+        base, prev = tail.chain.next_offset, tail.chain
+        append_max = max(prev.append_max, self._now_ms())
+        log_append_time = config_str(meta.config, "message.timestamp.type") == "LogAppendTime"
+        if log_append_time:
+            batch = with_log_append_time(batch, append_max)
+            header = parse_header(batch)
+        chain = Chain(base + header.record_count, append_max,
+                      max(prev.ts_max, header.max_timestamp), prev.bytes + header.size,
+                      _expiry(prev.expiry, append_max, meta.config))
+        item = _batch_item(ref, base, header, batch, blob, chain)
+        result = AppendResult(base, chain.next_offset - 1,
+                              append_max if log_append_time else -1, tail.state.log_start)
+        return _Prepared(base, item, result, chain)
+
+    def _put(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
+             batch: bytes, prepared: _Prepared) -> AppendResult | None:
+        """Write ``prepared`` at its key: the result, or None if a rival holds the key.
+
+        An attempt whose outcome is unknown is retried at the same key; if that stays
+        unknown (or storage throttles), the key is remembered and the error raised: the
+        caller's retry checks that key first.
+        """
+        remembered = _identity(header, batch)
+        for attempt in range(SAME_KEY_ATTEMPTS):
+            try:
+                with translated(f"append to '{meta.name}' partition {ref.partition}"):
+                    self._ddb.put_item(
+                        TableName=self._table, Item=prepared.item,
+                        ConditionExpression="attribute_not_exists(#sk)",
+                        ExpressionAttributeNames={"#sk": schema.SK},
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            except StreamletError as error:
+                self._remember(ref, remembered, prepared.key)
+                if not isinstance(error, RequestTimedOut) or attempt + 1 == SAME_KEY_ATTEMPTS:
+                    raise
+                continue
+            except ClientError as e:
+                if error_code(e) != "ConditionalCheckFailedException":
+                    raise
+                old: Mapping[str, Any] = e.response.get("Item") or {}  # type: ignore[assignment]
+                return self._taken(meta, ref, remembered, prepared, old)
+            self._written(ref, remembered, prepared)
+            return prepared.result
+        raise AssertionError("unreachable")
+
+    def _taken(self, meta: TopicMeta, ref: schema.PartitionRef, remembered: tuple[object, ...],
+               prepared: _Prepared, old: Mapping[str, Any]) -> AppendResult | None:
+        """The key holds ``old``: our own earlier attempt, a seal, or a rival's batch."""
+        if old and _identity_of(old) == _identity_of(prepared.item):
+            self._written(ref, remembered, prepared)
+            return _duplicate(batch_from_item(old), prepared.result)
+        self._forget_attempt(ref, remembered)
+        self._forget(ref)
+        if old and schema.SEAL in old:
+            raise Moved(self.moved(meta))
+        return None
+
+    def moved(self, meta: TopicMeta, partition: int | None = None) -> TopicMeta:
+        """The topic's current incarnation, after ours was sealed or purged (TopicNotFound
+        if there is none)."""
+        self._topics.forget(meta.name)
+        fresh = self._topics.get(meta.name, fresh=True)
+        if fresh.topic_id == meta.topic_id:
+            which = "" if partition is None else f" partition {partition}"
+            raise AppendConflict(f"'{meta.name}'{which} is being created or deleted; retry.")
+        return fresh
+
+    def _written(self, ref: schema.PartitionRef, identity: tuple[object, ...],
+                 prepared: _Prepared) -> None:
+        self._forget_attempt(ref, identity)
+        now = self._now_ms()
+        until = now + int(CACHE_SECONDS * 1000)
+        if prepared.chain.expiry != NEVER:
+            until = min(until, prepared.chain.expiry * 1000 - TRUST_MARGIN_MS)
+        with self._lock:
+            cached = self._cache.get(ref.pk)
+            state = cached.state if cached else PartitionState(0, 0, 0, -1, 0, FOREVER_MS)
+            self._cache[ref.pk] = Tail(state, prepared.chain, until)
+
+    # ---- earlier attempts -----------------------------------------------------------------
+
+    def _remember(self, ref: schema.PartitionRef, identity: tuple[object, ...], key: int
+                  ) -> None:
+        with self._lock:
+            self._attempts[(ref.pk, identity)] = key
+            self._attempts.move_to_end((ref.pk, identity))
+            while len(self._attempts) > MEMORY:
+                self._attempts.popitem(last=False)
+
+    def _forget_attempt(self, ref: schema.PartitionRef, identity: tuple[object, ...]) -> None:
+        with self._lock:
+            self._attempts.pop((ref.pk, identity), None)
+
+    def _earlier_attempt(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
+                         batch: bytes, since_ms: int | None) -> AppendResult | None:
+        """The offsets of an earlier attempt of this very batch that landed, if any."""
+        identity = _identity(header, batch)
+        with self._lock:
+            key = self._attempts.get((ref.pk, identity))
+        if key is not None:
+            return self._check_key(meta, ref, identity, key)
+        if since_ms is not None and header.idempotent:
+            return self._look_back(meta, ref, identity, since_ms)
+        return None
+
+    def _check_key(self, meta: TopicMeta, ref: schema.PartitionRef,
+                   identity: tuple[object, ...], key: int) -> AppendResult | None:
+        """What holds the key an earlier attempt of ours targeted (one GetItem)."""
+        with translated(f"read '{meta.name}' partition {ref.partition}"):
+            item = self._ddb.get_item(TableName=self._table, Key=ref.batch_key(key),
+                                      ConsistentRead=True).get("Item")
+        if item is not None and identity in (_identity_of(item), _identity_of_bytes(item)):
+            self._forget_attempt(ref, identity)
+            found = batch_from_item(item)
+            return _duplicate(found, AppendResult(found.base, found.end - 1, -1, 0))
+        return None  # not there: the next write targets that key again or a later one
+
+    def _look_back(self, meta: TopicMeta, ref: schema.PartitionRef,
+                   identity: tuple[object, ...], since_ms: int) -> AppendResult | None:
+        """Search the batches appended since ``since_ms`` (minus the clock margin), newest
+        first, for this producer's batch; bounded by LOOKBACK_MAX_BYTES."""
+        floor, read = since_ms - TRUST_MARGIN_MS, 0
+        for item in self._descending(meta, ref):
+            found = batch_from_item(item)
+            if found.chain.append_max < floor:
                 return None
-            raise
-        new_head = Head(last + 1, head.log_start, running_max, head.archived,
-                        head.bytes_appended + header.size, head.archived_bytes)
-        self._remember(meta, partition, header.producer_id, _State(new_head, producer))
-        return AppendResult(base, last, append_time, head.log_start)
+            if _identity_of(item) == identity:
+                return _duplicate(found, AppendResult(found.base, found.end - 1, -1, 0))
+            read += found.size + 200
+            if read > LOOKBACK_MAX_BYTES:
+                raise AppendOutcomeUnknown(
+                    f"Cannot tell whether an earlier attempt of this batch to '{meta.name}' "
+                    f"partition {ref.partition} (first sent at {since_ms} ms) was written: "
+                    f"more than {LOOKBACK_MAX_BYTES} bytes were appended since. Nothing was "
+                    "written now; check the partition before producing it again.")
+        return None
 
-    def _note_missing_head(self, meta: TopicMeta, error: ClientError) -> None:
-        reasons = cancellation_reasons(error)
-        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed" \
-                and not reasons[0].get("Item"):
-            self._topics.forget(meta.name)  # head gone: topic deleted or recreated
+    def _descending(self, meta: TopicMeta, ref: schema.PartitionRef
+                    ) -> Iterator[dict[str, Any]]:
+        return items(self._ddb.query, f"read '{meta.name}' partition {ref.partition}",
+                     TableName=self._table, ConsistentRead=True, ScanIndexForward=False,
+                     Limit=LOOKBACK_PAGE,
+                     KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                     ExpressionAttributeNames={"#pk": schema.PK, "#sk": schema.SK},
+                     ExpressionAttributeValues={
+                         ":pk": {"S": ref.pk}, ":lo": {"S": schema.batch_sk(0)},
+                         ":hi": {"S": schema.batch_sk(schema.MAX_OFFSET)}})
 
-    def _head_update(self, meta: TopicMeta, partition: int, head: Head, next_offset: int,
-                     max_ts: int, size: int) -> TransactWriteItemTypeDef:
-        return {"Update": {
-            "TableName": self._table, "Key": schema.head_key(meta.topic_id, partition),
-            "UpdateExpression":
-                "SET #n = :next, #ts = :ts, #b = if_not_exists(#b, :zero) + :size",
-            "ConditionExpression": "#n = :cur",
-            "ExpressionAttributeNames": {"#n": schema.A_NEXT_OFFSET, "#ts": schema.A_MAX_TS,
-                                         "#b": schema.A_BYTES},
-            "ExpressionAttributeValues": {":next": {"N": str(next_offset)},
-                                          ":cur": {"N": str(head.next_offset)},
-                                          ":ts": {"N": str(max_ts)}, ":zero": {"N": "0"},
-                                          ":size": {"N": str(size)}},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }}
+    # ---- the tail -------------------------------------------------------------------------
 
-    def _batch_put(self, meta: TopicMeta, partition: int, header: BatchHeader, batch: bytes,
-                   base: int, max_ts: int, blob: str | None) -> TransactWriteItemTypeDef:
-        now_ms = int(self._clock.time() * 1000)
-        item: dict[str, Any] = {
-            schema.PK: {"S": schema.partition_pk(meta.topic_id, partition)},
-            schema.SK: {"S": schema.batch_sk(base + header.record_count - 1)},
-            schema.A_BASE: {"N": str(base)},
-            schema.A_COUNT: {"N": str(header.record_count)},
-            schema.A_SIZE: {"N": str(header.size)},
-            schema.A_MAX_TS: {"N": str(max_ts)},
-            schema.A_APPEND_TIME: {"N": str(now_ms)},
-        }
-        local_retention = config_int(meta.config, "local.retention.ms")
-        if local_retention >= 0:
-            item[schema.TTL] = {"N": str((now_ms + local_retention) // 1000)}
-        if blob is None:
-            item[schema.A_DATA] = {"B": with_base_offset(batch, base)}
-        else:
-            item[schema.A_BLOB] = {"S": blob}
-        return {"Put": {"TableName": self._table, "Item": item,
-                        "ConditionExpression": "attribute_not_exists(#sk)",
-                        "ExpressionAttributeNames": {"#sk": schema.SK}}}
-
-    def _producer_put(self, meta: TopicMeta, partition: int, producer_id: int,
-                      state: producers.ProducerState) -> TransactWriteItemTypeDef:
-        now = int(self._clock.time())
-        item = {
-            **schema.producer_key(meta.topic_id, partition, producer_id),
-            schema.A_EPOCH: {"N": str(state.epoch)},
-            schema.A_BATCHES: {"L": [b.as_attribute() for b in state.batches]},
-            schema.A_UPDATED: {"N": str(now * 1000)},
-            schema.TTL: {"N": str(now + PRODUCER_STATE_TTL_S)},
-        }
-        return {"Put": {"TableName": self._table, "Item": item}}
-
-    # ---- state --------------------------------------------------------------------------
-
-    def _partition(self, topic: str, partition: int, fresh: bool = False) -> TopicMeta:
+    def meta(self, topic: str, partition: int, fresh: bool = False) -> TopicMeta:
+        """The topic's metadata, checked to have ``partition`` (refreshed if it grew)."""
         meta = self._topics.get(topic, fresh=fresh)
         if not fresh and not 0 <= partition < meta.partitions:
-            meta = self._topics.get(topic, fresh=True)  # the topic may have grown
+            meta = self._topics.get(topic, fresh=True)
         meta.check_partition(partition)
         return meta
 
-    def _cached(self, meta: TopicMeta, partition: int, producer_id: int) -> _State | None:
+    def tail(self, meta: TopicMeta, ref: schema.PartitionRef, fresh: bool = False) -> Tail:
+        """The partition's end, trusted now: from our cache until its deadline, else read."""
+        if not fresh:
+            with self._lock:
+                cached = self._cache.get(ref.pk)
+            if cached is not None and self._now_ms() < cached.trusted_until_ms:
+                return cached
+        tail = self.read_tail(meta, ref)
+        trusted = self._trust(meta, ref, tail)
         with self._lock:
-            return self._cache.get((schema.partition_pk(meta.topic_id, partition), producer_id))
+            self._cache[ref.pk] = trusted
+        return trusted
 
-    def _read_state(self, meta: TopicMeta, partition: int, producer_id: int,
-                    retried: bool = False) -> _State:
-        """Head and producer state in one serializable read (TransactGetItems).
+    def read_tail(self, meta: TopicMeta, ref: schema.PartitionRef) -> Tail:
+        """One strongly consistent Query: the partition item and the newest batch."""
+        try:
+            state, last = self._query_tail(meta, ref)
+        except _Gone:
+            raise Moved(self.moved(meta, ref.partition)) from None
+        if last is not None and last.sealed:
+            raise Moved(self.moved(meta, ref.partition))
+        chain = state.archived_chain
+        if last is not None and last.end >= chain.next_offset:
+            chain = last.chain
+        return Tail(state, chain, 0, last)
 
-        A missing head means the topic was deleted or recreated since ``meta`` was read
-        (retried once with fresh metadata), or that its partitions are still being
-        created or deleted: then a retriable AppendConflict.
-        """
-        gets: list[TransactGetItemTypeDef] = [
-            {"Get": {"TableName": self._table, "Key": schema.head_key(meta.topic_id, partition)}}]
-        if producer_id >= 0:
-            gets.append({"Get": {"TableName": self._table,
-                                 "Key": schema.producer_key(meta.topic_id, partition,
-                                                             producer_id)}})
-        with translated(f"read '{meta.name}' partition {partition}"):
-            out = self._ddb.transact_get_items(TransactItems=gets)["Responses"]
-        head_item = out[0].get("Item")
-        if head_item is None:
-            self._topics.forget(meta.name)
-            if retried:
-                raise AppendConflict(f"Partition {partition} of '{meta.name}' has no head "
-                                     "(being created or deleted); retry.")
-            meta = self._partition(meta.name, partition, fresh=True)
-            return self._read_state(meta, partition, producer_id, retried=True)
-        producer_item = out[1].get("Item") if len(out) > 1 else None
-        producer = (producers.ProducerState.from_item(producer_item, schema.A_EPOCH,
-                                                        schema.A_BATCHES)
-                    if producer_item else None)
-        return _State(_head_from_item(head_item), producer)
+    def _query_tail(self, meta: TopicMeta, ref: schema.PartitionRef
+                    ) -> tuple[PartitionState, StoredBatch | None]:
+        with translated(f"read '{meta.name}' partition {ref.partition}"):
+            found = self._ddb.query(
+                TableName=self._table, ConsistentRead=True, ScanIndexForward=False, Limit=2,
+                KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                ExpressionAttributeNames={"#pk": schema.PK, "#sk": schema.SK},
+                ExpressionAttributeValues={":pk": {"S": ref.pk},
+                                           ":lo": {"S": schema.batch_sk(0)},
+                                           ":hi": {"S": schema.STATE_SK}}).get("Items", [])
+        if not found or found[0][schema.SK]["S"] != schema.STATE_SK:
+            raise _Gone(ref.pk)
+        last = batch_from_item(found[1]) if len(found) > 1 else None
+        return state_from_item(found[0]), last
 
-    def _remember(self, meta: TopicMeta, partition: int, producer_id: int,
-                  state: _State) -> None:
+    def _trust(self, meta: TopicMeta, ref: schema.PartitionRef, tail: Tail) -> Tail:
+        """Vouch for a tail just read, or refuse: see the module docstring."""
+        now = self._now_ms()
+        until = now + int(CACHE_SECONDS * 1000)
+        last = tail.last
+        if last is not None and last.chain.expiry == NEVER:
+            return Tail(tail.state, tail.chain, until, last)
+        if last is not None and last.chain.expiry * 1000 - TRUST_MARGIN_MS > now:
+            return Tail(tail.state, tail.chain, min(until, last.chain.expiry * 1000
+                                                    - TRUST_MARGIN_MS), last)
+        if tail.state.safe_until - TRUST_MARGIN_MS > now:
+            return Tail(tail.state, tail.chain, min(until, tail.state.safe_until
+                                                    - TRUST_MARGIN_MS), last)
+        raise TailUnverified(
+            f"'{meta.name}' partition {ref.partition}: its newest batches may have expired "
+            "from DynamoDB before they were archived (the archiver has not vouched for the "
+            "tail since); appends are refused until an archiver pass runs.")
+
+    def _forget(self, ref: schema.PartitionRef) -> None:
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[(schema.partition_pk(meta.topic_id, partition), producer_id)] = state
+            self._cache.pop(ref.pk, None)
 
-    def _forget(self, meta: TopicMeta, partition: int, producer_id: int) -> None:
-        with self._lock:
-            self._cache.pop((schema.partition_pk(meta.topic_id, partition), producer_id), None)
+    def forget_partition(self, ref: schema.PartitionRef) -> None:
+        """Drop the cached tail (the archiver or a test changed the partition item)."""
+        self._forget(ref)
 
-    # ---- reads --------------------------------------------------------------------------
+    # ---- reads for others -----------------------------------------------------------------
 
-    def head(self, topic: str, partition: int) -> tuple[TopicMeta, Head]:
-        """The partition's head, read strongly consistent."""
-        meta = self._partition(topic, partition)
-        for fresh in (False, True):
-            if fresh:
-                meta = self._partition(topic, partition, fresh=True)
-            with translated(f"read '{topic}' partition {partition}"):
-                item = self._ddb.get_item(TableName=self._table, ConsistentRead=True,
-                                          Key=schema.head_key(meta.topic_id, partition)).get("Item")
-            if item is not None:
-                return meta, _head_from_item(item)
-        self._topics.forget(topic)
-        self._topics.get(topic, fresh=True)  # raises TopicNotFound once it is gone
-        raise AppendConflict(f"Partition {partition} of '{topic}' is being recreated; retry.")
+    def snapshot(self, topic: str, partition: int) -> tuple[TopicMeta, Tail]:
+        """The current incarnation's partition item and tail (one Query; not vouched for:
+        what readers and the archiver need)."""
+        meta = self.meta(topic, partition)
+        try:
+            return meta, self.read_tail(meta, meta.ref(partition))
+        except Moved as moved:
+            return moved.meta, self.read_tail(moved.meta, moved.meta.ref(partition))
 
-    def query(self, meta: TopicMeta, partition: int, first: int, last: int,
-              page: int = 50) -> Iterator[dict[str, Any]]:
-        """Batch items whose last offset is in [first, last], in order (strongly consistent)."""
-        return items(self._ddb.query, f"read '{meta.name}' partition {partition}",
-                     **self._query_args(meta, partition, first, last, page))
+    def state(self, meta: TopicMeta, ref: schema.PartitionRef) -> PartitionState:
+        """The partition item, strongly consistent (Moved if the incarnation is gone)."""
+        with translated(f"read '{meta.name}' partition {ref.partition}"):
+            item = self._ddb.get_item(TableName=self._table, Key=ref.state_key,
+                                      ConsistentRead=True).get("Item")
+        if item is None:
+            raise Moved(self.moved(meta))
+        return state_from_item(item)
 
-    def query_page(self, meta: TopicMeta, partition: int, first: int, last: int,
-                   limit: int) -> list[dict[str, Any]]:
-        """Like :meth:`query`, one page only: at most ``limit`` items (and at most 1 MB)."""
-        with translated(f"read '{meta.name}' partition {partition}"):
-            page = self._ddb.query(**self._query_args(meta, partition, first, last, limit))
+    def query(self, meta: TopicMeta, ref: schema.PartitionRef, low: str, high: str,
+              limit: int, forward: bool = True) -> list[dict[str, Any]]:
+        """One strongly consistent Query page of the partition's items in [low, high]."""
+        with translated(f"read '{meta.name}' partition {ref.partition}"):
+            page = self._ddb.query(
+                TableName=self._table, ConsistentRead=True, Limit=limit,
+                ScanIndexForward=forward,
+                KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                ExpressionAttributeNames={"#pk": schema.PK, "#sk": schema.SK},
+                ExpressionAttributeValues={":pk": {"S": ref.pk}, ":lo": {"S": low},
+                                           ":hi": {"S": high}})
         found: list[dict[str, Any]] = page.get("Items", [])
         return found
 
-    def _query_args(self, meta: TopicMeta, partition: int, first: int, last: int,
-                    limit: int) -> dict[str, Any]:
-        return {"TableName": self._table, "ConsistentRead": True, "Limit": limit,
-                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lo AND :hi",
-                "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK},
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": schema.partition_pk(meta.topic_id, partition)},
-                    ":lo": {"S": schema.batch_sk(first)}, ":hi": {"S": schema.batch_sk(last)}}}
+    def holding(self, meta: TopicMeta, ref: schema.PartitionRef, offset: int
+                ) -> StoredBatch | None:
+        """The batch with the greatest base offset at or below ``offset`` (a descending
+        lookup: one item read), or None."""
+        found = self.query(meta, ref, schema.batch_sk(0), schema.batch_sk(offset), 1,
+                           forward=False)
+        return batch_from_item(found[0]) if found else None
 
-    def batch_bytes(self, item: dict[str, Any]) -> bytes:
+    def batch_bytes(self, found: StoredBatch) -> bytes:
         """A batch item's RecordBatch, as fetched (from the item or its S3 blob)."""
-        if schema.A_DATA in item:
-            return bytes(item[schema.A_DATA]["B"])
-        return with_base_offset(self._blobs.get(item[schema.A_BLOB]["S"]),
-                                int(item[schema.A_BASE]["N"]))
+        if schema.A_DATA in found.item:
+            return bytes(found.item[schema.A_DATA]["B"])
+        return with_base_offset(self._blobs.get(found.item[schema.A_BLOB]["S"]), found.base)
+
+    # ---- sealing a deleted incarnation ----------------------------------------------------
+
+    def seal(self, meta: TopicMeta, partition: int) -> int:
+        """Put a seal at the tail of a partition of a deleted topic; returns its key.
+
+        Every writer holding an older view targets a key at or below the seal, all taken,
+        and is told the topic is gone; the seal is written whatever the tail's trust.
+        """
+        ref = meta.ref(partition)
+        for _ in range(MAX_APPEND_ATTEMPTS):
+            try:
+                tail = self.read_tail(meta, ref)
+            except (Moved, TopicNotFound, AppendConflict):
+                return -1  # already sealed (or purged)
+            key = tail.chain.next_offset
+            item = {**ref.batch_key(key), schema.SEAL: {"BOOL": True}}
+            try:
+                with translated(f"seal '{meta.name}' partition {partition}"):
+                    self._ddb.put_item(TableName=self._table, Item=item,
+                                       ConditionExpression="attribute_not_exists(#sk)",
+                                       ExpressionAttributeNames={"#sk": schema.SK})
+            except ClientError as e:
+                if error_code(e) != "ConditionalCheckFailedException":
+                    raise
+                continue
+            self._forget(ref)
+            return key
+        raise AppendConflict(f"Could not seal '{meta.name}' partition {partition}; retry.")
 
 
-def last_offset(item: dict[str, Any]) -> int:
-    return int(item[schema.SK]["S"][len(schema.BATCH_PREFIX):])
+def _expiry(previous: int, append_max: int, config: Mapping[str, str]) -> int:
+    """The batch's TTL (epoch seconds): never below the previous batch's, so batches
+    expire in log order; NEVER once local.retention.ms is -1 or a batch never expires."""
+    retention = config_int(config, "local.retention.ms")
+    if retention < 0 or previous == NEVER:
+        return NEVER
+    return max(previous, (append_max + retention) // 1000)
+
+
+def _batch_item(ref: schema.PartitionRef, base: int, header: BatchHeader, batch: bytes,
+                blob: str | None, chain: Chain) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **ref.batch_key(base),
+        schema.A_COUNT: {"N": str(header.record_count)},
+        schema.A_SIZE: {"N": str(header.size)},
+        schema.A_APPEND_MAX: {"N": str(chain.append_max)},
+        schema.A_TS_MAX: {"N": str(chain.ts_max)},
+        schema.A_BYTES: {"N": str(chain.bytes)},
+    }
+    if chain.expiry != NEVER:
+        item[schema.TTL] = {"N": str(chain.expiry)}
+    if header.idempotent:
+        item[schema.A_PRODUCER] = {"N": str(header.producer_id)}
+        item[schema.A_EPOCH] = {"N": str(header.producer_epoch)}
+        item[schema.A_SEQUENCE] = {"N": str(header.base_sequence)}
+    if blob is None:
+        item[schema.A_DATA] = {"B": with_base_offset(batch, base)}
+    else:
+        item[schema.A_BLOB] = {"S": blob}
+    return item
+
+
+def _identity(header: BatchHeader, batch: bytes) -> tuple[object, ...]:
+    """What makes two attempts the same batch: producer id, epoch and base sequence (and
+    count); without idempotence, the records' bytes (a checksum of everything after the
+    header, which LogAppendTime re-stamping does not change), their count and size."""
+    if header.idempotent:
+        return ("p", header.producer_id, header.producer_epoch, header.base_sequence,
+                header.record_count)
+    return _records_identity(batch)
+
+
+def _records_identity(batch: bytes) -> tuple[object, ...]:
+    (count,) = struct.unpack_from(">i", batch, RECORD_COUNT_OFFSET)
+    return ("b", len(batch), count, zlib.crc32(memoryview(batch)[HEADER_SIZE:]))
+
+
+def _identity_of(item: Mapping[str, Any]) -> tuple[object, ...] | None:
+    """The identity of a stored batch item as its writer saw it (None for a seal)."""
+    if schema.SEAL in item or schema.A_COUNT not in item:
+        return None
+    if schema.A_PRODUCER in item:
+        return ("p", int(item[schema.A_PRODUCER]["N"]), int(item[schema.A_EPOCH]["N"]),
+                int(item[schema.A_SEQUENCE]["N"]), int(item[schema.A_COUNT]["N"]))
+    if schema.A_DATA in item:
+        return _records_identity(bytes(item[schema.A_DATA]["B"]))
+    return ("o", item[schema.A_BLOB]["S"])
+
+
+def _identity_of_bytes(item: Mapping[str, Any]) -> tuple[object, ...] | None:
+    """An inline item's records identity (what a non-idempotent retry remembers)."""
+    if schema.A_DATA in item:
+        return _records_identity(bytes(item[schema.A_DATA]["B"]))
+    return None
+
+
+def _duplicate(found: StoredBatch, result: AppendResult) -> AppendResult:
+    """The answer for a batch that was already written at ``found``."""
+    log_append = result.log_append_time >= 0 or _log_append_time(found)
+    return AppendResult(found.base, found.end - 1,
+                        found.chain.append_max if log_append else -1,
+                        result.log_start_offset, duplicate=True)
+
+
+def _log_append_time(found: StoredBatch) -> bool:
+    if schema.A_DATA not in found.item:
+        return False
+    return bool(parse_header(bytes(found.item[schema.A_DATA]["B"])).timestamp_type)

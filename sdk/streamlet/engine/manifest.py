@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 def _segment(item: dict[str, Any]) -> Segment:
     return Segment(key=item[schema.A_KEY]["S"], base_offset=int(item[schema.A_BASE]["N"]),
-                   last_offset=int(item[schema.A_LAST]["N"]), size=int(item[schema.A_SIZE]["N"]),
+                   last_offset=int(item[schema.A_LAST]["N"]),
+                   size=int(item[schema.A_SEG_SIZE]["N"]),
                    entries=int(item[schema.A_INDEX_ENTRIES]["N"]),
                    max_timestamp=int(item[schema.A_MAX_TS]["N"]),
                    min_timestamp=int(item[schema.A_MIN_TS]["N"]))
@@ -38,16 +39,15 @@ class Manifest:
         self._table = names.log_table
         self._clock = clock
 
-    def put_action(self, topic_id: str, partition: int, segment: Segment
+    def put_action(self, ref: schema.PartitionRef, segment: Segment
                    ) -> TransactWriteItemTypeDef:
         """The TransactWriteItems action recording ``segment`` (fails if already there)."""
         item = {
-            schema.PK: {"S": schema.partition_pk(topic_id, partition)},
-            schema.SK: {"S": schema.segment_sk(segment.last_offset)},
+            **ref.key(schema.segment_sk(segment.last_offset)),
             schema.A_KEY: {"S": segment.key},
             schema.A_BASE: {"N": str(segment.base_offset)},
             schema.A_LAST: {"N": str(segment.last_offset)},
-            schema.A_SIZE: {"N": str(segment.size)},
+            schema.A_SEG_SIZE: {"N": str(segment.size)},
             schema.A_INDEX_ENTRIES: {"N": str(segment.entries)},
             schema.A_MAX_TS: {"N": str(segment.max_timestamp)},
             schema.A_MIN_TS: {"N": str(segment.min_timestamp)},
@@ -57,28 +57,25 @@ class Manifest:
                         "ConditionExpression": "attribute_not_exists(#sk)",
                         "ExpressionAttributeNames": {"#sk": schema.SK}}}
 
-    def containing(self, topic_id: str, partition: int, offset: int, what: str
-                   ) -> Segment | None:
+    def containing(self, ref: schema.PartitionRef, offset: int, what: str) -> Segment | None:
         """The segment holding ``offset``, or None if no recorded segment does."""
-        for segment in self.segments(topic_id, partition, offset, what, page=1):
+        for segment in self.segments(ref, offset, what, page=1):
             return segment if segment.base_offset <= offset else None
         return None
 
-    def segments(self, topic_id: str, partition: int, first: int = 0, what: str = "",
+    def segments(self, ref: schema.PartitionRef, first: int = 0, what: str = "",
                  page: int = 100) -> Iterator[Segment]:
         """Segments whose last offset is ``first`` or more, in offset order."""
-        found = items(self._ddb.query, what or f"read the segment manifest of {topic_id}",
+        found = items(self._ddb.query, what or f"read the segment manifest of {ref.pk}",
                       TableName=self._table, ConsistentRead=True, Limit=page,
                       KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
                       ExpressionAttributeNames={"#pk": schema.PK, "#sk": schema.SK},
                       ExpressionAttributeValues={
-                          ":pk": {"S": schema.partition_pk(topic_id, partition)},
-                          ":lo": {"S": schema.segment_sk(first)},
-                          ":hi": {"S": schema.segment_sk(10**schema.OFFSET_WIDTH - 1)}})
+                          ":pk": {"S": ref.pk}, ":lo": {"S": schema.segment_sk(first)},
+                          ":hi": {"S": schema.segment_sk(schema.MAX_OFFSET)}})
         return (_segment(item) for item in found)
 
-    def delete(self, topic_id: str, partition: int, segment: Segment) -> None:
+    def delete(self, ref: schema.PartitionRef, segment: Segment) -> None:
         with translated(f"forget segment {segment.key}"):
-            self._ddb.delete_item(TableName=self._table, Key={
-                schema.PK: {"S": schema.partition_pk(topic_id, partition)},
-                schema.SK: {"S": schema.segment_sk(segment.last_offset)}})
+            self._ddb.delete_item(TableName=self._table,
+                                  Key=ref.key(schema.segment_sk(segment.last_offset)))

@@ -1,16 +1,25 @@
 """Reads across both tiers: archived S3 segments below the archive watermark, batch items
-in DynamoDB from there to the high watermark.
+in DynamoDB from there to the tail.
 
-A fetch reads the partition head first (strongly consistent) and routes by its archive
-watermark, so it never depends on hot items that were archived (they may be expiring).
-If something it was pointed at vanished meanwhile (the archiver deleted a blob it had
-archived, retention trimmed a segment), the fetch starts over once from a fresh head:
-the offset is then either in the other tier or below the log start (OffsetOutOfRange).
+A fetch is one strongly consistent Query forward from the reader's position: it returns
+the batches from there on and, after the last one, the partition item (its sort key comes
+after every batch key). A reader that is caught up gets only the partition item back:
+about one read unit, however large the tail batch is. The partition item routes offsets
+below the archive watermark to S3 and refuses offsets below the log start.
+
+Batch items are keyed by their base offset, so a position inside a batch (after a seek,
+or a commit part-way through a poll) is found with one descending lookup. A reader that
+says its position ends a batch it read from this incarnation of the topic
+(``boundary_of``, the topic id) is spared that lookup when nothing follows. If something
+a fetch was pointed at vanished meanwhile (the archiver deleted a blob, retention trimmed
+a segment, TTL removed an archived batch), it starts over once: the offset is then in
+the other tier or below the log start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .._values import is_int
@@ -19,7 +28,15 @@ from ..errors import DataUnavailable, OffsetOutOfRange
 from ..records import DEFAULT_FETCH_BYTES, FetchResult, TimestampType
 from . import schema
 from .aws import ObjectGone
-from .log import Head, PartitionLog, last_offset
+from .log import (
+    Moved,
+    PartitionLog,
+    PartitionState,
+    StoredBatch,
+    batch_from_item,
+    is_batch,
+    state_from_item,
+)
 from .manifest import Manifest
 from .segments import INDEX_INTERVAL, Segment, SegmentStore
 from .topics import TopicMeta
@@ -31,85 +48,186 @@ Span = tuple[int, int, int]
 """(base offset, last offset, running max timestamp) of a batch or a segment."""
 
 
+@dataclass
+class _Fetch:
+    """One fetch's budget and what it has gathered."""
+
+    offset: int
+    max_bytes: int
+    max_records: int | None
+    batches: list[bytes] = field(default_factory=list)
+    size: int = 0
+    records: int = 0
+
+    @property
+    def at(self) -> int:
+        """The offset after the last batch gathered (the position to read from next)."""
+        return batch_span(self.batches[-1])[1] + 1 if self.batches else self.offset
+
+    def add(self, data: bytes) -> bool:
+        """Keep ``data``; True when another batch of its size would pass ``max_bytes``
+        (a Query page or ranged GET past that point would be paid for and mostly thrown
+        away) or ``max_records`` are in."""
+        base, last = batch_span(data)
+        self.batches.append(data)
+        self.size += len(data)
+        self.records += last - max(self.offset, base) + 1
+        return self.size + len(data) > self.max_bytes or (
+            self.max_records is not None and self.records >= self.max_records)
+
+
 class LogReader:
-    """Fetches and time lookups over the archived and the hot tier."""
+    """Fetches, watermarks and time lookups over the archived and the hot tier."""
 
     def __init__(self, log: PartitionLog, manifest: Manifest, segments: SegmentStore) -> None:
         self._log = log
         self._manifest = manifest
         self._segments = segments
 
+    # ---- fetch ----------------------------------------------------------------------------
+
     def fetch(self, topic: str, partition: int, offset: int,
-              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
-              ) -> FetchResult:
-        """Batches from the one containing ``offset`` up to the high watermark."""
+              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,
+              boundary_of: str | None = None) -> FetchResult:
+        """Batches from the one containing ``offset`` up to about ``max_bytes``.
+
+        ``boundary_of``: ``offset`` ends a batch the caller read from the incarnation with
+        this topic id (so a caught-up reader costs one small read).
+        """
+        if not is_int(offset):
+            raise OffsetOutOfRange(topic, partition, -1, *self.watermarks(topic, partition))
+
         def attempt() -> FetchResult:
-            meta, head = self._log.head(topic, partition)
-            check_offset(topic, partition, offset, head)
-            batches = self._collect(meta, partition, offset, head, max_bytes, max_records)
-            return FetchResult(batches, head.next_offset, head.log_start)
+            meta = self._log.meta(topic, partition)
+            try:
+                return self._fetch(meta, meta.ref(partition), offset, max_bytes, max_records,
+                                   boundary_of)
+            except Moved as moved:
+                return self._fetch(moved.meta, moved.meta.ref(partition), offset, max_bytes,
+                                   max_records, boundary_of)
 
         return _twice(attempt, f"'{topic}' partition {partition}: offset {offset}")
 
-    def _collect(self, meta: TopicMeta, partition: int, offset: int, head: Head,
-                 max_bytes: int, max_records: int | None) -> list[bytes]:
-        """Whole batches, at least one, up to about ``max_bytes``.
+    def _fetch(self, meta: TopicMeta, ref: schema.PartitionRef, offset: int, max_bytes: int,
+               max_records: int | None, boundary_of: str | None) -> FetchResult:
+        hot, state, complete = self._page(meta, ref, offset)
+        state = state or self._log.state(meta, ref)
+        if offset < state.log_start:
+            raise self._out_of_range(meta, ref, offset, state)
+        gathered = _Fetch(offset, max_bytes, max_records)
+        if offset < state.archived and self._from_segments(meta, ref, gathered, state):
+            return self._result(meta, gathered, state)
+        if gathered.batches:  # crossed into the hot tier: read it from there
+            hot, _, complete = self._page(meta, ref, gathered.at)
+        caught_up = not hot and boundary_of == meta.topic_id
+        first = None if caught_up else self._start_at(meta, ref, gathered.at, hot, state)
+        if first is not None:
+            self._from_hot(meta, ref, gathered, first, complete)
+        return self._result(meta, gathered, state)
 
-        It stops when another batch of the last one's size would pass ``max_bytes``
-        rather than reading the next one to find out: a DynamoDB Query page or a ranged
-        GET past that point would be paid for and mostly thrown away.
-        """
-        batches: list[bytes] = []
-        size = records = 0
-        for data, base, last in self._batches(meta, partition, offset, head, max_bytes):
-            batches.append(data)
-            size += len(data)
-            records += last - max(offset, base) + 1
-            if size + len(data) > max_bytes or (max_records is not None
-                                                and records >= max_records):
-                break  # the next batch would likely not fit: do not read it (and pay)
+    def _page(self, meta: TopicMeta, ref: schema.PartitionRef, offset: int
+              ) -> tuple[list[StoredBatch], PartitionState | None, bool]:
+        """One forward Query from ``offset`` to the partition item: the batches, the
+        partition state if the page reached it (then no batch follows), and whether it did."""
+        found = self._log.query(meta, ref, schema.batch_sk(offset), schema.STATE_SK, QUERY_PAGE)
+        state = state_from_item(found.pop()) if found and not is_batch(found[-1]) else None
+        return self._batches(meta, found), state, state is not None
+
+    def _result(self, meta: TopicMeta, gathered: _Fetch, state: PartitionState) -> FetchResult:
+        """The batches; ``high_watermark`` is the end of the last batch this fetch knows of
+        (the log may go on: ``watermarks`` reads the tail)."""
+        return FetchResult(gathered.batches, gathered.at, state.log_start, meta.topic_id)
+
+    def _batches(self, meta: TopicMeta, found: list[dict[str, Any]]) -> list[StoredBatch]:
+        batches = [batch_from_item(i) for i in found if is_batch(i)]
+        if any(b.sealed for b in batches):  # a deleted incarnation
+            raise Moved(self._log.moved(meta))
         return batches
 
-    def _batches(self, meta: TopicMeta, partition: int, offset: int, head: Head,
-                 max_bytes: int) -> Iterator[tuple[bytes, int, int]]:
-        """(batch, base, last) from ``offset`` on, read lazily: the caller stops when it
-        has enough, so each read is sized to what is left of ``max_bytes``."""
-        at, yielded, count = offset, 0, 0
+    def _start_at(self, meta: TopicMeta, ref: schema.PartitionRef, offset: int,
+                  hot: list[StoredBatch], state: PartitionState) -> list[StoredBatch] | None:
+        """The batches to read from (the first holds ``offset``), or None when caught up."""
+        if hot and hot[0].base == offset:
+            return hot
+        if not hot and offset == state.archived_chain.next_offset:
+            return None
+        holder = self._log.holding(meta, ref, offset)
+        if holder is not None and holder.sealed:
+            raise Moved(self._log.moved(meta))
+        if holder is not None and holder.base <= offset < holder.end:
+            return [holder, *hot]
+        end = holder.end if holder is not None else state.archived_chain.next_offset
+        if hot:  # nothing holds offsets end..first base - 1: expired before archiving?
+            raise ObjectGone(f"no batch holds offsets {end}..{hot[0].base - 1}")
+        if end == offset:
+            return None
+        raise OffsetOutOfRange(meta.name, ref.partition, offset, state.log_start, end)
+
+    def _from_hot(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
+                  first: list[StoredBatch], complete: bool) -> None:
+        """Whole batches from ``first`` on, then further pages sized to what is left."""
+        expected = first[0].base
+        for found in self._pages(meta, ref, gathered, first, complete):
+            if found.base > expected:
+                raise ObjectGone(f"no batch holds offsets {expected}..{found.base - 1}")
+            expected = found.end
+            if gathered.add(self._log.batch_bytes(found)):
+                return
+
+    def _pages(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
+               first: list[StoredBatch], complete: bool) -> Iterator[StoredBatch]:
+        yield from first
+        at, count, read = first[-1].end, len(first), sum(b.size for b in first)
+        while not complete:
+            left = max(gathered.max_bytes - gathered.size, 1)
+            limit = max(1, min(QUERY_PAGE, left * count // max(read, 1)))
+            page = self._batches(meta, self._log.query(
+                meta, ref, schema.batch_sk(at), schema.batch_sk(schema.MAX_OFFSET), limit))
+            yield from page
+            if len(page) < limit:
+                return
+            at, count, read = page[-1].end, count + len(page), read + sum(b.size for b in page)
+
+    # ---- the archived tier ----------------------------------------------------------------
+
+    def _from_segments(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
+                       state: PartitionState) -> bool:
+        """Batches below the archive watermark, from S3; True when the fetch is full."""
+        end = min(state.archived, state.archived_chain.next_offset)
         segment: Segment | None = None
         position: int | None = None
-        while at < min(head.archived, head.next_offset):
+        while gathered.at < end:
+            at = gathered.at
             if segment is None or at > segment.last_offset:
-                segment, position = self._segment_at(meta, partition, at), None
-            batches, position = self._segments.read(segment, at, max(max_bytes - yielded, 1),
-                                                    position)
+                segment, position = self._segment_at(meta, ref, at), None
+            batches, position = self._segments.read(
+                segment, at, max(gathered.max_bytes - gathered.size, 1), position)
             for data in batches:
-                base, last = batch_span(data)
-                yield data, base, last
-                at, yielded, count = last + 1, yielded + len(data), count + 1
-        while at < head.next_offset:
-            limit = QUERY_PAGE
-            if count:  # as many items as the average batch says still fit
-                limit = max(1, min(QUERY_PAGE, (max_bytes - yielded) * count // yielded))
-            found = 0
-            for item in self._log.query_page(meta, partition, at, head.next_offset - 1, limit):
-                base = int(item[schema.A_BASE]["N"])
-                if base > at:
-                    raise ObjectGone(f"no batch holds offsets {at}..{base - 1}")
-                data = self._log.batch_bytes(item)
-                yield data, base, last_offset(item)
-                at, yielded, count, found = (last_offset(item) + 1, yielded + len(data),
-                                             count + 1, found + 1)
-            if not found:
-                raise ObjectGone(f"no batch holds offsets {at}..{head.next_offset - 1}")
+                if gathered.add(data):
+                    return True
+        return False
 
-    def _segment_at(self, meta: TopicMeta, partition: int, offset: int) -> Segment:
-        segment = self._manifest.containing(meta.topic_id, partition, offset,
-                                            f"read '{meta.name}' partition {partition}")
+    def _segment_at(self, meta: TopicMeta, ref: schema.PartitionRef, offset: int) -> Segment:
+        segment = self._manifest.containing(ref, offset, f"read '{meta.name}' partition "
+                                                         f"{ref.partition}")
         if segment is None:
             raise ObjectGone(f"no archived segment holds offset {offset}")
         return segment
 
-    # ---- time lookups -------------------------------------------------------------------
+    # ---- watermarks -----------------------------------------------------------------------
+
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        """(log start, high watermark): one Query of the partition item and the tail."""
+        _, tail = self._log.snapshot(topic, partition)
+        return tail.state.log_start, tail.chain.next_offset
+
+    def _out_of_range(self, meta: TopicMeta, ref: schema.PartitionRef, offset: int,
+                      state: PartitionState) -> OffsetOutOfRange:
+        tail = self._log.read_tail(meta, ref)
+        return OffsetOutOfRange(meta.name, ref.partition, offset, state.log_start,
+                                tail.chain.next_offset)
+
+    # ---- time lookups ---------------------------------------------------------------------
 
     def offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
         """The first offset whose timestamp is >= ``timestamp`` (Kafka's offsetsForTimes).
@@ -121,27 +239,41 @@ class LogReader:
                       f"'{topic}' partition {partition}: timestamp {timestamp}")
 
     def _offset_for_time(self, topic: str, partition: int, timestamp: int) -> int | None:
-        meta, head = self._log.head(topic, partition)
-        if head.next_offset == head.log_start or head.max_timestamp < timestamp:
+        meta, tail = self._log.snapshot(topic, partition)
+        ref, state, hw = meta.ref(partition), tail.state, tail.chain.next_offset
+        if hw <= state.log_start or tail.chain.ts_max < timestamp:
             return None
-        archived_end = min(head.archived, head.next_offset)
-        if head.log_start < archived_end:
-            last = self._segment_at(meta, partition, archived_end - 1)
-            if last.max_timestamp >= timestamp:
-                def probe(at: int) -> Span:
-                    found = self._segment_at(meta, partition, at)
-                    return found.base_offset, found.last_offset, found.max_timestamp
+        archived_end = min(state.archived, hw)
+        if state.log_start < archived_end and state.archived_ts_max >= timestamp:
+            found = self._time_in_segments(meta, ref, state.log_start, archived_end, timestamp)
+        else:
+            found = self._time_in_hot(meta, ref, max(state.log_start, archived_end), hw,
+                                      timestamp)
+        return max(found, state.log_start)
 
-                at = _search(head.log_start, archived_end - 1, timestamp, probe)
-                found = self._time_in_segment(self._segment_at(meta, partition, at), timestamp)
-                return max(found, head.log_start)
+    def _time_in_segments(self, meta: TopicMeta, ref: schema.PartitionRef, low: int,
+                          archived_end: int, timestamp: int) -> int:
+        def probe(at: int) -> Span:
+            found = self._segment_at(meta, ref, at)
+            return found.base_offset, found.last_offset, found.max_timestamp
 
-        def hot(at: int) -> dict[str, Any]:
-            return next(iter(self._log.query(meta, partition, at, head.next_offset - 1, page=1)))
+        at = _search(low, archived_end - 1, timestamp, probe)
+        return self._time_in_segment(self._segment_at(meta, ref, at), timestamp)
 
-        at = _search(max(head.log_start, archived_end), head.next_offset - 1, timestamp,
-                     lambda at: _span(hot(at)))
-        return max(_first_at_or_after(self._log.batch_bytes(hot(at)), timestamp), head.log_start)
+    def _time_in_hot(self, meta: TopicMeta, ref: schema.PartitionRef, low: int, hw: int,
+                     timestamp: int) -> int:
+        def holding(at: int) -> StoredBatch:
+            found = self._log.holding(meta, ref, at)
+            if found is None or found.sealed or found.end <= at:
+                raise ObjectGone(f"no batch holds offset {at}")
+            return found
+
+        def probe(at: int) -> Span:
+            found = holding(at)
+            return found.base, found.end - 1, found.chain.ts_max
+
+        at = _search(low, hw - 1, timestamp, probe)
+        return _first_at_or_after(self._log.batch_bytes(holding(at)), timestamp)
 
     def _time_in_segment(self, segment: Segment, timestamp: int) -> int:
         entries = self._segments.index(segment)
@@ -159,7 +291,7 @@ class LogReader:
 
 
 def _twice(read: Callable[[], T], what: str) -> T:
-    """Run ``read``; if what it was pointed at vanished, once more from a fresh head."""
+    """Run ``read``; if what it was pointed at vanished, once more from a fresh start."""
     try:
         return read()
     except ObjectGone:
@@ -168,10 +300,6 @@ def _twice(read: Callable[[], T], what: str) -> T:
         return read()
     except ObjectGone as gone:
         raise DataUnavailable(f"{what} cannot be read ({gone}).") from gone
-
-
-def _span(item: dict[str, Any]) -> Span:
-    return int(item[schema.A_BASE]["N"]), last_offset(item), int(item[schema.A_MAX_TS]["N"])
 
 
 def _search(lo: int, hi: int, timestamp: int, probe: Callable[[int], Span]) -> int:
@@ -194,10 +322,3 @@ def _first_at_or_after(batch: bytes, timestamp: int) -> int:
         if record.timestamp >= timestamp:
             return record.offset
     return header.base_offset + header.record_count - 1
-
-
-def check_offset(topic: str, partition: int, offset: int, head: Head) -> None:
-    if not is_int(offset) \
-            or not head.log_start <= offset <= head.next_offset:
-        raise OffsetOutOfRange(topic, partition, offset if isinstance(offset, int) else -1,
-                               head.log_start, head.next_offset)

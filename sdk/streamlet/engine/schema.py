@@ -5,21 +5,29 @@ The engine, the local platform and the CDK stack all read this module.
 Tables
 ------
 ``{prefix}-topics`` (key ``pk``)
-    ``topic#{name}``           topic metadata: topic_id, partitions, config
+    ``topic#{name}``           topic metadata: topic_id, partitions, config, storage layout
+    ``deleted#{topic_id}``     a deleted incarnation awaiting its purge (name, partitions, when)
     ``counter#producer_id``    producer id allocator
 ``{prefix}-log`` (key ``pk``, ``sk``; TTL attribute ``expires_at``)
-    pk = ``{topic_id}/{partition}``
-    ``head``                   next_offset (high watermark), log_start_offset, max_timestamp,
-                               bytes appended, archived_offset (archive watermark) and bytes
-    ``b/{last_offset:020}``    one record batch: bytes inline, or a pointer to an S3 blob;
-                               append time; TTL = append + local.retention.ms
-    ``s/{last_offset:020}``    one archived segment (the manifest): offset and time range
-                               (min_timestamp, max_timestamp), size, object key
-    ``p/{producer_id}``        idempotent producer state: epoch + last 5 batches
+    pk = ``{topic}/{topic_id}/{partition}``: the topic name first, so IAM's
+    ``dynamodb:LeadingKeys`` can scope a role to topics; the id tells incarnations apart.
+    ``b/{base_offset:020}``    one record batch, keyed by its BASE offset: bytes inline or a
+                               pointer to an S3 blob, record count and size, the producer's id,
+                               epoch and base sequence, and running values of the chain up to
+                               it (max append time, max record timestamp, bytes appended);
+                               TTL = running max append time + local.retention.ms
+    ``p``                      the partition item (sorts after every batch key): log start,
+                               archive watermark and the running values there, ``safe_until``
+                               (when the oldest unarchived batch can start to expire), seal
+    ``s/{last_offset:020}``    one archived segment (the manifest): offset and time range,
+                               size, object key
 
-Batch and segment items are keyed by their *last* offset, so one forward Query from
-``b/{offset}`` (or ``s/{offset}``) starts with the batch (segment) that contains ``offset``.
-Offsets below ``archived_offset`` are read from segments, the rest from batch items.
+An append is ONE conditional PutItem of ``b/{next offset}`` (``attribute_not_exists``);
+there is no head item. Writers that read the same tail compute the same key, so exactly
+one wins; a writer with an older view targets a key that is taken. One Query from
+``b/{offset}`` to ``p`` returns the batches from ``offset`` on and then the partition item.
+Manifest items are keyed by their *last* offset, so a forward Query from ``s/{offset}``
+starts with the segment holding ``offset``.
 
 ``{prefix}-groups`` (key ``pk``, ``sk``; TTL attribute ``expires_at``)
     pk = ``group#{group}``
@@ -28,8 +36,8 @@ Offsets below ``archived_offset`` are read from segments, the rest from batch it
     ``instance#{name}``                a REST Proxy v2 consumer instance's state
 
 Bucket ``{bucket}``
-    ``blobs/{topic_id}/{partition}/{id}``              batches above the topic's inline limit
-    ``segments/{topic_id}/{partition}/{base:020}.seg``  archived segments (immutable)
+    ``blobs/{topic}/{topic_id}/{partition}/{id}``              batches above the inline limit
+    ``segments/{topic}/{topic_id}/{partition}/{base:020}.seg``  archived segments (immutable)
 """
 
 from __future__ import annotations
@@ -40,9 +48,12 @@ from typing import Any
 PK = "pk"
 SK = "sk"
 TTL = "expires_at"
+LAYOUT = 2
+"""The storage layout this engine reads and writes, stored with each topic."""
 
 # topics table
 TOPIC_PREFIX = "topic#"
+DELETED_PREFIX = "deleted#"
 PRODUCER_ID_COUNTER = "counter#producer_id"
 A_NAME = "name"
 A_TOPIC_ID = "topic_id"
@@ -50,31 +61,50 @@ A_PARTITIONS = "partitions"
 A_CONFIG = "config"
 A_CREATED = "created_ms"
 A_COUNTER = "value"
+A_LAYOUT = "layout"
+A_SEALED_AT = "sealed_ms"
 
-# log table
-HEAD_SK = "head"
+# log table: batch items (short attribute names: every byte counts toward 1 KB write units)
 BATCH_PREFIX = "b/"
-PRODUCER_PREFIX = "p/"
-A_NEXT_OFFSET = "next_offset"
-A_LOG_START = "log_start_offset"
-A_MAX_TS = "max_timestamp"
-A_BASE = "base_offset"
-A_COUNT = "record_count"
-A_SIZE = "size"
-A_DATA = "data"
-A_BLOB = "blob"
-A_APPEND_TIME = "append_ms"
-A_EPOCH = "epoch"
-A_BATCHES = "batches"
-A_UPDATED = "updated_ms"
-A_BYTES = "bytes_appended"
-A_ARCHIVED = "archived_offset"
-A_ARCHIVED_BYTES = "archived_bytes"
+A_DATA = "d"
+"""The batch bytes (inline), base offset patched in."""
+A_BLOB = "o"
+"""The S3 key of the batch bytes, for batches above the inline limit."""
+A_COUNT = "n"
+A_SIZE = "z"
+A_APPEND_MAX = "a"
+"""Running max append time (ms) up to this batch: never decreases along the log."""
+A_TS_MAX = "m"
+"""Running max record timestamp (ms) up to this batch."""
+A_BYTES = "c"
+"""Bytes appended to the partition up to and including this batch (cumulative)."""
+A_PRODUCER = "i"
+A_EPOCH = "e"
+A_SEQUENCE = "q"
+SEAL = "sealed"
+"""A batch item holding this attribute (and no batch) seals a deleted incarnation."""
+
+# log table: the partition item
+STATE_SK = "p"
+A_LOG_START = "ls"
+A_ARCHIVED = "ar"
+"""The archive watermark: offsets below it are in S3 segments."""
+A_ARCHIVED_BYTES = "ab"
+A_ARCHIVED_TS_MAX = "am"
+A_ARCHIVED_APPEND_MAX = "aa"
+A_SAFE_UNTIL = "su"
+"""Until when (ms) every unarchived batch is certain to be present: writers refuse to
+trust a tail they cannot vouch for after it."""
+
+# log table: manifest items (one per archived segment)
 SEGMENT_SK_PREFIX = "s/"
+A_BASE = "base_offset"
 A_LAST = "last_offset"
+A_MAX_TS = "max_timestamp"
 A_MIN_TS = "min_timestamp"
 A_KEY = "key"
 A_INDEX_ENTRIES = "index_entries"
+A_SEG_SIZE = "size"
 
 # groups table
 GROUP_PREFIX = "group#"
@@ -85,6 +115,7 @@ INSTANCE_PREFIX = "instance#"
 BLOB_PREFIX = "blobs/"
 SEGMENT_PREFIX = "segments/"
 OFFSET_WIDTH = 20
+MAX_OFFSET = 10**OFFSET_WIDTH - 1
 
 
 @dataclass(frozen=True)
@@ -111,27 +142,58 @@ def topic_key(name: str) -> dict[str, Any]:
     return {PK: {"S": TOPIC_PREFIX + name}}
 
 
-def partition_pk(topic_id: str, partition: int) -> str:
-    return f"{topic_id}/{partition}"
+def deleted_key(topic_id: str) -> dict[str, Any]:
+    return {PK: {"S": DELETED_PREFIX + topic_id}}
 
 
-def head_key(topic_id: str, partition: int) -> dict[str, Any]:
-    return {PK: {"S": partition_pk(topic_id, partition)}, SK: {"S": HEAD_SK}}
+@dataclass(frozen=True)
+class PartitionRef:
+    """One partition of one topic incarnation: every key it owns in DynamoDB and S3."""
+
+    topic: str
+    topic_id: str
+    partition: int
+
+    @property
+    def pk(self) -> str:
+        return f"{self.topic}/{self.topic_id}/{self.partition}"
+
+    def key(self, sk: str) -> dict[str, Any]:
+        return {PK: {"S": self.pk}, SK: {"S": sk}}
+
+    @property
+    def state_key(self) -> dict[str, Any]:
+        return self.key(STATE_SK)
+
+    def batch_key(self, base_offset: int) -> dict[str, Any]:
+        return self.key(batch_sk(base_offset))
+
+    @property
+    def blob_prefix(self) -> str:
+        return f"{topic_prefix(BLOB_PREFIX, self.topic, self.topic_id)}{self.partition}/"
+
+    def blob_key(self, name: str) -> str:
+        return f"{self.blob_prefix}{name}"
+
+    @property
+    def segment_prefix(self) -> str:
+        return f"{topic_prefix(SEGMENT_PREFIX, self.topic, self.topic_id)}{self.partition}/"
+
+    def segment_key(self, base_offset: int) -> str:
+        return f"{self.segment_prefix}{base_offset:0{OFFSET_WIDTH}d}.seg"
 
 
-def batch_sk(last_offset: int) -> str:
-    return f"{BATCH_PREFIX}{last_offset:0{OFFSET_WIDTH}d}"
+def topic_prefix(root: str, topic: str, topic_id: str) -> str:
+    """``blobs/{topic}/{topic_id}/`` or ``segments/...``: every object of an incarnation."""
+    return f"{root}{topic}/{topic_id}/"
+
+
+def batch_sk(base_offset: int) -> str:
+    return f"{BATCH_PREFIX}{base_offset:0{OFFSET_WIDTH}d}"
 
 
 def segment_sk(last_offset: int) -> str:
     return f"{SEGMENT_SK_PREFIX}{last_offset:0{OFFSET_WIDTH}d}"
-
-
-def producer_key(topic_id: str, partition: int, producer_id: int) -> dict[str, Any]:
-    return {
-        PK: {"S": partition_pk(topic_id, partition)},
-        SK: {"S": f"{PRODUCER_PREFIX}{producer_id}"},
-    }
 
 
 # ---- scopes for IAM (dynamodb:LeadingKeys, S3 object ARNs) ------------------------------
@@ -176,22 +238,6 @@ def member_sk(member_id: str) -> str:
 
 def instance_sk(name: str) -> str:
     return f"{INSTANCE_PREFIX}{name}"
-
-
-def blob_key(topic_id: str, partition: int, name: str) -> str:
-    return f"{blob_prefix(topic_id, partition)}{name}"
-
-
-def blob_prefix(topic_id: str, partition: int | None = None) -> str:
-    return f"{BLOB_PREFIX}{topic_id}/" + ("" if partition is None else f"{partition}/")
-
-
-def segment_key(topic_id: str, partition: int, base_offset: int) -> str:
-    return f"{segment_prefix(topic_id, partition)}{base_offset:0{OFFSET_WIDTH}d}.seg"
-
-
-def segment_prefix(topic_id: str, partition: int | None = None) -> str:
-    return f"{SEGMENT_PREFIX}{topic_id}/" + ("" if partition is None else f"{partition}/")
 
 
 @dataclass(frozen=True)

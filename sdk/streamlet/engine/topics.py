@@ -1,7 +1,23 @@
-"""Topic metadata: create, list, describe, delete and grow topics."""
+"""Topic metadata: create, list, describe, delete and grow topics.
+
+Each incarnation of a topic has its own ``topic_id``, so a deleted and recreated topic
+never sees the old one's items. A topic item records the storage ``layout`` it was made
+with; a topic of another layout is refused with :class:`UnsupportedLayout`.
+
+Creating a topic writes one partition item per partition (log start 0, and how long the
+empty log is safe to trust, see :mod:`streamlet.engine.log`), then the topic item and its
+name-collision item in one transaction: Kafka refuses ``a.b`` beside ``a_b`` (their metric
+names collide), and so does Streamlet.
+
+Deleting a topic removes the topic item (lookups fail at once), seals every partition
+(:meth:`PartitionLog.seal` puts a seal at the tail, so no writer with a cached view of the
+old incarnation can be acknowledged), and records the incarnation for the purge, which
+removes its items and objects once no writer can hold a cached view of it any more.
+"""
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 import uuid
@@ -9,17 +25,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from .._values import is_int
 from ..clock import SYSTEM, Clock
-from ..errors import InvalidPartitions, PartitionNotFound, TopicExists, TopicNotFound
-from ..topicconfig import validate_config, validate_partitions, validate_topic_name
+from ..errors import (
+    InvalidPartitions,
+    InvalidTopicName,
+    PartitionNotFound,
+    TopicExists,
+    TopicNotFound,
+    UnsupportedLayout,
+)
+from ..topicconfig import config_int, validate_config, validate_partitions, validate_topic_name
 from . import schema
-from .aws import batch_write, conditional, items, translated
+from .aws import batch_write, cancellation_reasons, conditional, error_code, items, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 CACHE_SECONDS = 5.0
+COLLISION_PREFIX = "collision#"
+TRUST_MARGIN_MS = 120_000
+"""How much earlier than DynamoDB's own clock a batch might expire by ours: writers
+vouch for a tail only this long before the TTL that could delete it."""
+FOREVER_MS = 2**62
 
 
 @dataclass(frozen=True)
@@ -33,15 +64,34 @@ class TopicMeta:
     created_ms: int
 
     def check_partition(self, partition: int) -> None:
-        if not is_int(partition):
+        if not is_int(partition) or not 0 <= partition < self.partitions:
             raise PartitionNotFound(self.name, partition, self.partitions)
-        if not 0 <= partition < self.partitions:
-            raise PartitionNotFound(self.name, partition, self.partitions)
+
+    def ref(self, partition: int) -> schema.PartitionRef:
+        """The keys of one of this incarnation's partitions."""
+        return schema.PartitionRef(self.name, self.topic_id, partition)
+
+
+@dataclass(frozen=True)
+class DeletedTopic:
+    """An incarnation deleted at ``sealed_ms`` whose items and objects await the purge."""
+
+    name: str
+    topic_id: str
+    partitions: int
+    sealed_ms: int
+
+    def refs(self) -> list[schema.PartitionRef]:
+        return [schema.PartitionRef(self.name, self.topic_id, p) for p in range(self.partitions)]
 
 
 def _meta_from_item(item: Mapping[str, Any]) -> TopicMeta:
+    name = item[schema.A_NAME]["S"]
+    layout = int(item.get(schema.A_LAYOUT, {"N": "1"})["N"])
+    if layout != schema.LAYOUT:
+        raise UnsupportedLayout(name, layout, schema.LAYOUT)
     return TopicMeta(
-        name=item[schema.A_NAME]["S"],
+        name=name,
         topic_id=item[schema.A_TOPIC_ID]["S"],
         partitions=int(item[schema.A_PARTITIONS]["N"]),
         config={k: v["S"] for k, v in item[schema.A_CONFIG]["M"].items()},
@@ -49,13 +99,22 @@ def _meta_from_item(item: Mapping[str, Any]) -> TopicMeta:
     )
 
 
-def _head_item(topic_id: str, partition: int) -> dict[str, Any]:
-    return {
-        **schema.head_key(topic_id, partition),
-        schema.A_NEXT_OFFSET: {"N": "0"},
-        schema.A_LOG_START: {"N": "0"},
-        schema.A_MAX_TS: {"N": "-1"},
-    }
+def collision_name(name: str) -> str:
+    """Kafka's rule: names equal after replacing '.' with '_' collide.
+
+    Example:
+        >>> collision_name("orders.v1") == collision_name("orders_v1")
+        True
+    """
+    return name.replace(".", "_")
+
+
+def initial_safe_until(config: Mapping[str, str], now_ms: int) -> int:
+    """How long an empty partition's log is trustworthy without an archiver pass: any batch
+    appended from now on expires no sooner than now + local.retention.ms (writers keep
+    TRUST_MARGIN_MS off it for clock skew)."""
+    retention = config_int(config, "local.retention.ms")
+    return FOREVER_MS if retention < 0 else now_ms + retention
 
 
 class TopicStore:
@@ -69,7 +128,7 @@ class TopicStore:
         self._lock = threading.Lock()
 
     def get(self, name: str, *, fresh: bool = False) -> TopicMeta:
-        """The topic's metadata; raises TopicNotFound."""
+        """The topic's metadata; raises TopicNotFound (UnsupportedLayout for an old one)."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(name)
@@ -91,21 +150,62 @@ class TopicStore:
         with self._lock:
             self._cache.pop(name, None)
 
+    # ---- create -------------------------------------------------------------------------
+
     def create(self, name: str, partitions: int,
                config: Mapping[str, object] | None = None) -> TopicMeta:
-        """Write the partition heads, then the topic item (the commit point)."""
+        """Write the partition items, then the topic item (the commit point)."""
         validate_topic_name(name)
         validate_partitions(name, partitions)
         meta = TopicMeta(name, uuid.uuid4().hex, partitions, validate_config(config),
                          int(self._clock.time() * 1000))
-        self._put_heads(meta.topic_id, range(partitions))
-        if not conditional(self._ddb.put_item, f"create topic '{name}'",
-                           TableName=self._names.topics_table, Item=self._item(meta),
-                           ConditionExpression="attribute_not_exists(#pk)",
-                           ExpressionAttributeNames={"#pk": schema.PK}):
-            self._delete_heads(meta.topic_id, range(partitions))
-            raise TopicExists(name)
+        self._put_partition_items(meta, range(partitions))
+        try:
+            self._commit_topic(meta)
+        except (TopicExists, InvalidTopicName):
+            self._delete_partition_items(meta, range(partitions))
+            raise
         return meta
+
+    def _commit_topic(self, meta: TopicMeta) -> None:
+        """The topic item and its collision item, both only if absent, in one transaction."""
+        table = self._names.topics_table
+        actions: list[TransactWriteItemTypeDef] = [
+            {"Put": {"TableName": table, "Item": item,
+                     "ConditionExpression": "attribute_not_exists(#pk)",
+                     "ExpressionAttributeNames": {"#pk": schema.PK}}}
+            for item in (self._item(meta), self._collision_item(meta))]
+        try:
+            with translated(f"create topic '{meta.name}'"):
+                self._ddb.transact_write_items(TransactItems=actions)
+        except ClientError as e:
+            if error_code(e) != "TransactionCanceledException":
+                raise
+            self._explain_refusal(meta, cancellation_reasons(e))
+
+    def _explain_refusal(self, meta: TopicMeta, reasons: list[dict[str, Any]]) -> None:
+        codes = [r.get("Code") for r in reasons]
+        if codes and codes[0] == "ConditionalCheckFailed":
+            raise TopicExists(meta.name)
+        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            owner = self._collision_owner(meta.name)
+            raise InvalidTopicName(
+                f"Topic '{meta.name}' collides with existing topic '{owner}': names that "
+                "differ only in '.' and '_' are not allowed together (as in Kafka).")
+        raise TopicExists(meta.name)  # a concurrent create of the same name
+
+    def _collision_owner(self, name: str) -> str:
+        with translated(f"create topic '{name}'"):
+            item = self._ddb.get_item(TableName=self._names.topics_table, ConsistentRead=True,
+                                      Key=self._collision_key(name)).get("Item")
+        return item[schema.A_NAME]["S"] if item else collision_name(name)
+
+    def _collision_key(self, name: str) -> dict[str, Any]:
+        return {schema.PK: {"S": COLLISION_PREFIX + collision_name(name)}}
+
+    def _collision_item(self, meta: TopicMeta) -> dict[str, Any]:
+        return {**self._collision_key(meta.name), schema.A_NAME: {"S": meta.name},
+                schema.A_TOPIC_ID: {"S": meta.topic_id}}
 
     def _item(self, meta: TopicMeta) -> dict[str, Any]:
         return {
@@ -115,42 +215,71 @@ class TopicStore:
             schema.A_PARTITIONS: {"N": str(meta.partitions)},
             schema.A_CONFIG: {"M": {k: {"S": v} for k, v in meta.config.items()}},
             schema.A_CREATED: {"N": str(meta.created_ms)},
+            schema.A_LAYOUT: {"N": str(schema.LAYOUT)},
         }
 
-    def _put_heads(self, topic_id: str, partitions: range) -> None:
-        self._batch_write([{"PutRequest": {"Item": _head_item(topic_id, p)}} for p in partitions])
+    def _partition_item(self, meta: TopicMeta, partition: int) -> dict[str, Any]:
+        safe = initial_safe_until(meta.config, int(self._clock.time() * 1000))
+        return {**meta.ref(partition).state_key, schema.A_LOG_START: {"N": "0"},
+                schema.A_ARCHIVED: {"N": "0"}, schema.A_ARCHIVED_BYTES: {"N": "0"},
+                schema.A_ARCHIVED_TS_MAX: {"N": "-1"},
+                schema.A_ARCHIVED_APPEND_MAX: {"N": "0"}, schema.A_SAFE_UNTIL: {"N": str(safe)}}
 
-    def _put_head_if_absent(self, topic_id: str, partition: int) -> None:
-        """Never overwrite a live head: a concurrent grow may have created it."""
-        conditional(self._ddb.put_item, "write partition head", TableName=self._names.log_table,
-                    Item=_head_item(topic_id, partition),
-                    ConditionExpression="attribute_not_exists(#pk)",
-                    ExpressionAttributeNames={"#pk": schema.PK})
+    def _put_partition_items(self, meta: TopicMeta, partitions: range) -> None:
+        self._batch_write([{"PutRequest": {"Item": self._partition_item(meta, p)}}
+                           for p in partitions])
 
-    def _delete_heads(self, topic_id: str, partitions: range) -> None:
-        keys = [schema.head_key(topic_id, p) for p in partitions]
-        self._batch_write([{"DeleteRequest": {"Key": k}} for k in keys])
+    def _delete_partition_items(self, meta: TopicMeta, partitions: range) -> None:
+        self._batch_write([{"DeleteRequest": {"Key": meta.ref(p).state_key}}
+                           for p in partitions])
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        batch_write(self._ddb, self._names.log_table, requests, "write partition heads")
+        batch_write(self._ddb, self._names.log_table, requests, "write partition items")
+
+    # ---- list, delete, grow --------------------------------------------------------------
 
     def list(self) -> list[str]:
         found = items(self._ddb.scan, "list topics", TableName=self._names.topics_table,
                       ConsistentRead=True)
-        return sorted(i[schema.A_NAME]["S"] for i in found if schema.A_NAME in i)
+        return sorted(i[schema.A_NAME]["S"] for i in found
+                      if i[schema.PK]["S"].startswith(schema.TOPIC_PREFIX))
 
     def delete(self, name: str) -> TopicMeta:
-        """Remove the topic item (the commit point), then its partition heads."""
+        """Remove the topic item (the commit point) and its collision item, and record the
+        incarnation for the purge. The caller seals its partitions next."""
         meta = self.get(name, fresh=True)
+        record = {**schema.deleted_key(meta.topic_id), schema.A_NAME: {"S": meta.name},
+                  schema.A_PARTITIONS: {"N": str(meta.partitions)},
+                  schema.A_SEALED_AT: {"N": str(int(self._clock.time() * 1000))}}
+        with translated(f"delete topic '{name}'"):
+            self._ddb.put_item(TableName=self._names.topics_table, Item=record)
         if not conditional(self._ddb.delete_item, f"delete topic '{name}'",
                            TableName=self._names.topics_table, Key=schema.topic_key(name),
                            ConditionExpression="#tid = :tid",
                            ExpressionAttributeNames={"#tid": schema.A_TOPIC_ID},
                            ExpressionAttributeValues={":tid": {"S": meta.topic_id}}):
             raise TopicNotFound(name)
+        conditional(self._ddb.delete_item, f"delete topic '{name}'",
+                    TableName=self._names.topics_table, Key=self._collision_key(name),
+                    ConditionExpression="#tid = :tid",
+                    ExpressionAttributeNames={"#tid": schema.A_TOPIC_ID},
+                    ExpressionAttributeValues={":tid": {"S": meta.topic_id}})
         self.forget(name)
-        self._delete_heads(meta.topic_id, range(meta.partitions))
         return meta
+
+    def deleted(self) -> builtins.list[DeletedTopic]:
+        """Incarnations deleted and not yet purged."""
+        found = items(self._ddb.scan, "list deleted topics", TableName=self._names.topics_table,
+                      ConsistentRead=True)
+        return [DeletedTopic(i[schema.A_NAME]["S"],
+                             i[schema.PK]["S"][len(schema.DELETED_PREFIX):],
+                             int(i[schema.A_PARTITIONS]["N"]), int(i[schema.A_SEALED_AT]["N"]))
+                for i in found if i[schema.PK]["S"].startswith(schema.DELETED_PREFIX)]
+
+    def forget_deleted(self, topic_id: str) -> None:
+        with translated("forget a purged topic"):
+            self._ddb.delete_item(TableName=self._names.topics_table,
+                                  Key=schema.deleted_key(topic_id))
 
     def grow(self, name: str, total: int) -> TopicMeta:
         """Increase the partition count to ``total`` (partitions never shrink)."""
@@ -161,7 +290,11 @@ class TopicStore:
                 f"Topic '{name}' has {meta.partitions} partitions; the new total must be "
                 f"larger, got {total}.")
         for partition in range(meta.partitions, total):
-            self._put_head_if_absent(meta.topic_id, partition)
+            conditional(self._ddb.put_item, "write a partition item",
+                        TableName=self._names.log_table,
+                        Item=self._partition_item(meta, partition),
+                        ConditionExpression="attribute_not_exists(#pk)",
+                        ExpressionAttributeNames={"#pk": schema.PK})
         if not conditional(self._ddb.update_item, f"add partitions to '{name}'",
                            TableName=self._names.topics_table, Key=schema.topic_key(name),
                            UpdateExpression="SET #n = :new",

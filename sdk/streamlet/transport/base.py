@@ -65,24 +65,30 @@ class Transport(Protocol):
         ...
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None) -> AppendResult:
+               expected_offset: int | None = None, since_ms: int | None = None
+               ) -> AppendResult:
         """Append one RecordBatch v2; when it returns, the batch is durable and readable.
 
-        Idempotent batches (a producer id in the header) are written once however often
-        they are sent: a retry answers the original offsets with ``duplicate=True``.
-        With ``expected_offset`` the append happens only at that offset
-        (``OffsetMismatch`` otherwise). ``TopicNotFound``, ``PartitionNotFound``,
-        ``RecordTooLarge``, ``InvalidRecord``, ``ProducerFenced``, ``OutOfOrderSequence``.
+        A retry of a batch whose earlier attempt may have landed passes ``since_ms``, the
+        wall time (ms) of its first attempt: an idempotent batch (a producer id in the
+        header) that landed is answered with its original offsets and ``duplicate=True``
+        instead of being written again (``AppendOutcomeUnknown`` if the partition moved
+        too far since to tell). With ``expected_offset`` the append happens only at that
+        offset (``OffsetMismatch`` otherwise). ``TopicNotFound``, ``PartitionNotFound``,
+        ``RecordTooLarge``, ``InvalidRecord``; the retriable ``TailUnverified`` while the
+        partition's tail cannot be vouched for.
         """
         ...
 
     def fetch(self, topic: str, partition: int, offset: int,
-              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
-              ) -> FetchResult:
+              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,
+              boundary_of: str | None = None) -> FetchResult:
         """Whole stored batches from the one holding ``offset`` (at least one if any),
-        about ``max_bytes`` in all, never past the high watermark. ``OffsetOutOfRange``
-        below the log start or above the high watermark; ``DataUnavailable`` if records
-        below the high watermark cannot be read from either tier."""
+        about ``max_bytes`` in all, never past the high watermark. ``boundary_of``: the
+        topic id of the incarnation in which ``offset`` ends a batch the caller read (so
+        a caught-up fetch is one small read). ``OffsetOutOfRange`` below the log start or
+        above the high watermark; ``DataUnavailable`` if records below the high watermark
+        cannot be read from either tier."""
         ...
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:

@@ -246,22 +246,26 @@ class HttpTransport:
     # ---- the log (native /v1) ---------------------------------------------------------
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None) -> AppendResult:
+               expected_offset: int | None = None, since_ms: int | None = None
+               ) -> AppendResult:
         """``POST /v1/.../batches``: one RecordBatch v2 as the body."""
         out = self._request("POST", self._native(topic, partition, "batches"), body=batch,
-                            query={"expected_offset": expected_offset}).json()
+                            query={"expected_offset": expected_offset,
+                                   "since_ms": since_ms}).json()
         return wire.append_from_json(out)
 
     def fetch(self, topic: str, partition: int, offset: int,
-              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None
-              ) -> FetchResult:
+              max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,
+              boundary_of: str | None = None) -> FetchResult:
         """``GET /v1/.../batches``: batches back to back, watermarks in headers."""
         reply = self._request("GET", self._native(topic, partition, "batches"), query={
-            "offset": offset, "max_bytes": max_bytes, "max_records": max_records})
+            "offset": offset, "max_bytes": max_bytes, "max_records": max_records,
+            "boundary_of": boundary_of})
         headers = {k.lower(): v for k, v in reply.headers.items()}
         return FetchResult(split_batches(reply.data),
                            int(headers[wire.HIGH_WATERMARK_HEADER.lower()]),
-                           int(headers[wire.LOG_START_HEADER.lower()]))
+                           int(headers[wire.LOG_START_HEADER.lower()]),
+                           headers.get(wire.TOPIC_ID_HEADER.lower(), ""))
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         """``GET /v1/.../offsets``: (log start offset, high watermark)."""

@@ -283,6 +283,30 @@ class AppendConflict(RetriableError):
     error_code = 50303
 
 
+class _BatchRefused(InvalidRecord):
+    """A produced batch refused by the broker-side validation (streamlet.validation)."""
+
+    def __init__(self, topic: str, partition: int, detail: str) -> None:
+        super().__init__(f"Record batch for '{topic}' partition {partition} refused: {detail}")
+        self.topic, self.partition, self.detail = topic, partition, detail
+
+
+class CorruptRecord(_BatchRefused):
+    """A batch that does not decode as it claims: unknown codec, undecodable or oversized
+    compressed data, records whose lengths, count or offset deltas are wrong (Kafka's
+    CORRUPT_MESSAGE and INVALID_RECORD)."""
+
+    code = "corrupt_message"
+
+
+class InvalidTimestamp(_BatchRefused):
+    """A record timestamp outside the topic's message.timestamp.before.max.ms /
+    message.timestamp.after.max.ms window, or a batch max timestamp that is not its
+    records' largest (Kafka's INVALID_TIMESTAMP)."""
+
+    code = "invalid_timestamp"
+
+
 ERRORS_BY_CODE: dict[str, type[StreamletError]] = {
     cls.code: cls
     for cls in (
@@ -291,5 +315,6 @@ ERRORS_BY_CODE: dict[str, type[StreamletError]] = {
         OffsetOutOfRange, OffsetMismatch, ProducerFenced, OutOfOrderSequence, CommitFailed,
         GroupNotFound, GroupActive, DataUnavailable, RetriableError,
         Throttled, RequestTimedOut, AppendConflict,
+        CorruptRecord, InvalidTimestamp,
     )
 }

@@ -73,10 +73,11 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 _OFFSET, _TIMESTAMP = attrgetter("offset"), attrgetter("timestamp")
 _KEY, _VALUE, _HEADERS = attrgetter("key"), attrgetter("value"), attrgetter("headers")
 _SIZER: Any = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, 1 << 30)
-_SIZER.append(0, timestamp=0, key=None, value=None, headers=[])  # first timestamp 0
+"""Sizes a record as every Kafka client encodes it (minimal varints, one attribute byte);
+its first timestamp is 0, so a record's timestamp delta is passed as its timestamp."""
+_SIZER.append(0, timestamp=0, key=None, value=None, headers=[])
 
-
-Buffer = bytes | bytearray | memoryview
+_Buffer = bytes | bytearray | memoryview
 
 
 class _Refused(Exception):
@@ -176,7 +177,7 @@ def _check_producer(header: BatchHeader) -> None:
                        f"{header.base_sequence}")
 
 
-def _records_section(header: BatchHeader, buf: bytes, limit: int) -> list[Buffer]:
+def _records_section(header: BatchHeader, buf: bytes, limit: int) -> list[_Buffer]:
     """The decompressed records in chunks, refused past ``limit`` bytes or when too few
     bytes for the header's record count."""
     payload = memoryview(buf)[HEADER_SIZE:]
@@ -187,7 +188,7 @@ def _records_section(header: BatchHeader, buf: bytes, limit: int) -> list[Buffer
     return chunks
 
 
-def _decode_and_check(header: BatchHeader, chunks: list[Buffer]) -> list[int]:
+def _decode_and_check(header: BatchHeader, chunks: list[_Buffer]) -> list[int]:
     """Every record through aiokafka's C reader (it checks each record's fields and length,
     the count, and that no bytes trail), then what it does not check. Returns the
     timestamp deltas."""
@@ -207,7 +208,7 @@ def _decode_and_check(header: BatchHeader, chunks: list[Buffer]) -> list[int]:
     return deltas
 
 
-def _plain_batch(header: BatchHeader, chunks: Sequence[Buffer], count: int) -> bytes:
+def _plain_batch(header: BatchHeader, chunks: Sequence[_Buffer], count: int) -> bytes:
     """An uncompressed batch of ``count`` records for aiokafka's reader (which trusts its
     header; a bytes object, whose trailing NUL stops its varint reads at the end): base
     offset and first timestamp 0, so each record reports its own deltas; attributes 0, so
@@ -259,10 +260,10 @@ def _outside(what: str, timestamp: int, low: int, high: int) -> str:
 
 # ---- bounded decompression ----------------------------------------------------------------
 
-def _decompressed(codec: int, payload: memoryview, limit: int) -> Iterator[Buffer]:
+def _decompressed(codec: int, payload: memoryview, limit: int) -> Iterator[_Buffer]:
     """The records section in chunks; refused once it passes ``limit`` bytes, so at most
     ``limit`` plus one chunk is ever produced."""
-    chunks: Iterator[Buffer]
+    chunks: Iterator[_Buffer]
     if codec == 0:
         chunks = iter((payload,))
     elif codec == 1:
@@ -442,7 +443,7 @@ class _Cutter:
     """Complete records cut from a stream of decompressed chunks, a group at a time: a
     record's length comes first, so only the chunks reaching its end are pulled."""
 
-    def __init__(self, chunks: Iterator[Buffer]) -> None:
+    def __init__(self, chunks: Iterator[_Buffer]) -> None:
         self._chunks = chunks
         self._buf = bytearray()
 

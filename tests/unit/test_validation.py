@@ -268,7 +268,7 @@ def test_offset_delta_gaps_duplicates_and_disorder_are_refused(
 @pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("section", [
     records(3)[:-1],                                 # truncated inside the last record
-    records(3)[:-7],                                 # the last record is missing
+    records(3)[:-9],                                 # the last record is missing
     records(3) + b"\0",                              # a trailing byte
     records(3) + record(3),                          # a trailing record
     records(3) + b"garbage" * 100,                   # trailing garbage
@@ -287,8 +287,8 @@ def test_records_that_do_not_parse_are_refused(codec: str, section: bytes) -> No
     varint(9) + NULL_KEY_AND_VALUE + varint(1) + varint(1) + b"\xff" + varint(-1),  # UTF-8
     b"\xff" * 11,                                               # an 11-byte varint
     varint(2**62) + b"\0" * 10,                                 # an absurd record length
-    varint(20) + b"\0" + varint(0) + varint(0) + varint(INT64_MAX) + b"\0" * 12,
-    varint(20) + b"\0" + varint(INT64_MAX) + varint(INT64_MAX) + b"\0" * 12,
+    varint(20) + b"\0" + varint(0) + varint(0) + varint(INT64_MAX) + b"\0" * 12,  # key
+    varint(20) + b"\0" + varint(INT64_MAX) + varint(INT64_MAX) + b"\0" * 12,  # deltas
 ])
 def test_malformed_fields_are_refused_never_leaking_another_error(bad: bytes) -> None:
     for codec in CODECS:

@@ -220,7 +220,8 @@ def _plain_batch(header: BatchHeader, chunks: Sequence[_Buffer], count: int) -> 
 
 
 def _timestamp_deltas(decoded: list[Any]) -> list[int]:
-    """aiokafka reports a timestamp of -1 as None; with first timestamp 0 that is delta -1."""
+    """The records' timestamp deltas (first timestamp 0 in the plain batch). Older aiokafka
+    releases report a timestamp of -1 as None: that is a delta of -1."""
     deltas = list(map(_TIMESTAMP, decoded))
     if None in deltas:
         return [NO_TIMESTAMP if d is None else d for d in deltas]

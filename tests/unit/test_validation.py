@@ -559,10 +559,10 @@ def test_skippable_frames_are_skipped_as_aiokafka_skips_them(codec: str) -> None
 
 
 @pytest.mark.parametrize("blocks", [
-    [b"\0\0\0\0"],                       # a zero-length block (aiokafka: no progress)
-    [b"\xff\xff\xff\xfc"],               # a negative block length (aiokafka: loops back)
+    [b"\0\0\0\0"],                       # a zero-length block
+    [b"\xff\xff\xff\xfc"],               # a negative block length
     [b"\0\0\0\x40" + b"x"],              # a block length beyond the data
-    [b"\0\0"],                           # a block length cut short
+    [b"\0\0"],                           # a block length cut short (aiokafka: struct.error)
 ])
 def test_malformed_xerial_snappy_blocks_are_refused(blocks: list[bytes]) -> None:
     good = akcodec.snappy_encode(records(2))

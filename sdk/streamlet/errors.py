@@ -8,6 +8,8 @@
      │    ├── InvalidConfig
      │    ├── InvalidPartitions
      │    └── InvalidRecord
+     │         ├── CorruptRecord        (corrupt_message: the batch does not decode as it says)
+     │         └── InvalidTimestamp     (a record timestamp outside the topic's window)
      ├── AccessDenied              403  40301  (credentials, signature or grant refused)
      ├── TopicExists               400  40002
      ├── TopicNotFound             404  40401
@@ -77,7 +79,8 @@ class StreamletError(Exception):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _register(cls)
+        if "code" in cls.__dict__:  # a shared base without a code of its own is not sent
+            _register(cls)
 
     @classmethod
     def from_wire(cls, status: int, body: Mapping[str, Any]) -> StreamletError:
@@ -430,6 +433,30 @@ class AppendConflict(RetriableError):
 
     code = "append_conflict"
     error_code = 50303
+
+
+class _BatchRefused(InvalidRecord):
+    """A produced batch refused by the broker-side validation (streamlet.validation)."""
+
+    def __init__(self, topic: str, partition: int, detail: str) -> None:
+        super().__init__(f"Record batch for '{topic}' partition {partition} refused: {detail}")
+        self.topic, self.partition, self.detail = topic, partition, detail
+
+
+class CorruptRecord(_BatchRefused):
+    """A batch that does not decode as it claims: unknown codec, undecodable or oversized
+    compressed data, records whose lengths, count or offset deltas are wrong (Kafka's
+    CORRUPT_MESSAGE and INVALID_RECORD)."""
+
+    code = "corrupt_message"
+
+
+class InvalidTimestamp(_BatchRefused):
+    """A record timestamp outside the topic's message.timestamp.before.max.ms /
+    message.timestamp.after.max.ms window, or a batch max timestamp that is not its
+    records' largest (Kafka's INVALID_TIMESTAMP)."""
+
+    code = "invalid_timestamp"
 
 
 def _class_for_status(status: int) -> type[StreamletError]:

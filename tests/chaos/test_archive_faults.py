@@ -14,7 +14,7 @@ import pytest
 from streamlet import Consumer, Producer, TopicPartition
 from streamlet.clock import ShiftedClock
 from streamlet.codec import decode_batch
-from streamlet.engine import Engine, schema
+from streamlet.engine import Engine
 from streamlet.errors import RetriableError
 from streamlet.local import LocalPlatform
 from tests.batches import make_batch

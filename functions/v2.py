@@ -49,8 +49,10 @@ from .encoding import timestamp_ms
 from .models import CreateInstance, Partitions, Positions, TopicPartitionRef
 
 router = new_router()
-MAX_RECORDS_BYTES = 2 * 1024 * 1024
-"""Record bytes per v2 response: embedded as base64 or JSON, it must fit Lambda's 6 MB."""
+MAX_RECORDS_BYTES = 4 * 1024 * 1024
+"""Rendered record JSON per v2 response: it must fit Lambda's 6 MB response."""
+RECORD_JSON_OVERHEAD = 96
+"""The keys, punctuation, partition and offset of one rendered record, at most."""
 
 @router.post("/consumers/<group>")
 def create_instance(group: str, body: CreateInstance) -> Response[str]:
@@ -172,8 +174,9 @@ def records(group: str, name: str,
 
 def _collect(state: ConsumerInstance, budget: int
              ) -> tuple[list[Record], dict[TopicPartition, int]]:
-    """Records of the instance's partitions up to ``budget`` key and value bytes, and the
-    positions after them (the SDK consumer's fetch and auto.offset.reset logic)."""
+    """Records of the instance's partitions while their rendered JSON fits ``budget`` (at
+    least one record), and the positions after them (the SDK consumer's fetch and
+    auto.offset.reset logic; decoding is bounded by the budget too)."""
     found: list[Record] = []
     positions = dict(state.positions)
     for tp in state.partitions:
@@ -183,11 +186,24 @@ def _collect(state: ConsumerInstance, budget: int
         if position is None:
             position = reset_offset(engine(), tp, state.auto_offset_reset)
         fetched = fetch_records(engine(), tp, position, state.auto_offset_reset, budget)
-        position, taken = fetched.position, fetched.records
-        positions[tp] = taken[-1].offset + 1 if taken else position
-        budget -= sum(len(r.key or b"") + len(r.value or b"") for r in taken)
+        taken: list[Record] = []
+        for record in fetched.records:
+            size = _rendered_size(record, state.format)
+            if size > budget and (taken or found):
+                break
+            taken.append(record)
+            budget -= size
+        positions[tp] = taken[-1].offset + 1 if taken else fetched.position
         found += taken
     return found, positions
+
+
+def _rendered_size(record: Record, format: str) -> int:
+    """An upper bound of a record's JSON in a v2 response: base64 is 4/3 of the bytes;
+    re-dumped JSON at most 3x (a 2-byte UTF-8 character becomes a 6-byte escape)."""
+    data = len(record.key or b"") + len(record.value or b"")
+    grown = data * 4 // 3 + 4 if format == "binary" else data * 3
+    return grown + len(record.topic) + RECORD_JSON_OVERHEAD
 
 
 def _render(record: Record, format: str) -> dict[str, Any]:

@@ -40,6 +40,8 @@ REQUIREMENTS = (
     "aws-lambda-powertools[tracer]==3.37.0",
     "pydantic==2.14.4",
     "aiokafka[lz4,zstd]==0.14.0",
+    "lz4==4.4.5",
+    "backports.zstd==1.8.0",
     "boto3==1.44.8",
 )
 # The SDK's local emulator and CLI need moto/typer, which Lambda neither has nor needs;

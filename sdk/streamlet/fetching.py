@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .codec import batch_span, decode_batch
+from .codec import batch_span
 from .errors import InvalidRequest, OffsetOutOfRange
 from .records import Record, TopicPartition
 from .transport.base import Transport
+from .validation import decode_records
 
 RESET_POLICIES = ("earliest", "latest", "none")
 
@@ -77,13 +78,29 @@ def fetch_records(transport: Transport, tp: TopicPartition, position: int, polic
             result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records)
         except OffsetOutOfRange:
             return Fetched(position)
-    end = batch_span(result.batches[-1])[1] + 1 if result.batches else -1
-    return Fetched(position, records_from(tp, result.batches, position), end, result.topic_id)
+    records, complete = records_from(tp, result.batches, position, max_bytes)
+    end = batch_span(result.batches[-1])[1] + 1 if result.batches and complete else -1
+    return Fetched(position, records, end, result.topic_id)
 
 
-def records_from(tp: TopicPartition, batches: Iterable[bytes], position: int) -> list[Record]:
-    """Every record of these stored batches at or after ``position``, in order."""
+def records_from(tp: TopicPartition, batches: Iterable[bytes], position: int,
+                 max_bytes: int) -> tuple[list[Record], bool]:
+    """The records of these stored batches at or after ``position``, in order, decoded in
+    bounded memory: about ``max_bytes`` of keys, values and headers (at least one record).
+    The bool says whether every record was decoded."""
     out: list[Record] = []
+    budget = max_bytes
     for batch in batches:
-        out += [r for r in decode_batch(tp.topic, tp.partition, batch) if r.offset >= position]
-    return out
+        records, more = decode_records(tp.topic, tp.partition, batch, max(budget, 1))
+        taken = [r for r in records if r.offset >= position]
+        out += taken
+        budget -= sum(record_size(r) for r in taken)
+        if more or (budget <= 0 and taken):
+            return out, False
+    return out, True
+
+
+def record_size(record: Record) -> int:
+    """What a record's key, value and headers weigh (the decoding bound's measure)."""
+    return (len(record.key or b"") + len(record.value or b"")
+            + sum(len(k) + len(v or b"") for k, v in record.headers))

@@ -12,8 +12,10 @@ from .errors import InvalidConfig, InvalidPartitions, InvalidTopicName
 
 MAX_TOPIC_NAME_LENGTH = 249
 MAX_PARTITIONS = 1000
-MAX_BATCH_BYTES = 5 * 1024 * 1024
-"""Upper bound for max.message.bytes: a batch must fit one Lambda request (6 MB)."""
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+"""Upper bound for max.message.bytes: a batch travels base64-encoded in a Lambda request
+and response, which may not pass 6 MB (4 MiB is 5.6 MB as base64, with room for the
+rest of the event)."""
 MAX_INLINE_BYTES = 350 * 1024
 """A DynamoDB item holds at most 400 KB; keep headroom for the other attributes."""
 DEFAULT_INLINE_BYTES = 8 * 1024
@@ -105,6 +107,9 @@ CONFIG_KEYS: dict[str, _Key] = {
     "segment.bytes": _Key(str(64 * 1024 * 1024), _int_range(14, 2**31 - 1)),
     "inline.max.bytes": _Key(str(DEFAULT_INLINE_BYTES), _int_range(0, MAX_INLINE_BYTES)),
     "local.retention.ms": _Key(str(DEFAULT_LOCAL_RETENTION_MS), _int_range(-1, _INT64_MAX)),
+    # Kafka's (KIP-937) window for a record's CreateTime around the broker's clock:
+    "message.timestamp.before.max.ms": _Key(str(_INT64_MAX), _int_range(0, _INT64_MAX)),
+    "message.timestamp.after.max.ms": _Key("3600000", _int_range(0, _INT64_MAX)),
 }
 
 

@@ -64,8 +64,10 @@ def test_a_failing_partition_fails_the_invocation_after_the_others_are_done(
     aws.create_topic("fine", 1, {"segment.bytes": 100})
     _fill(aws, "broken", 3)
     _fill(aws, "fine", 3)
-    item = next(i for i in aws.log.query(aws.topics.get("broken"), 0, 0, 99)
-                if i[schema.A_BASE]["N"] == "4")  # lose a hot batch, as an early TTL would
+    meta = aws.topics.get("broken")
+    item = next(i for i in aws.log.query(meta, meta.ref(0), schema.batch_sk(0),
+                                         schema.batch_sk(99), 99)
+                if i[schema.SK]["S"] == schema.batch_sk(4))  # lost, as an early TTL would
     aws._ddb.delete_item(TableName=aws.names.log_table,
                          Key={schema.PK: item[schema.PK], schema.SK: item[schema.SK]})
     with pytest.raises(tiered.PassFailed, match=r"1 partition\(s\) failed: broken/0: "

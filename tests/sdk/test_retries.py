@@ -28,7 +28,7 @@ def values(platform: LocalPlatform, topic: str) -> list[bytes]:
 def test_throttling_beyond_botocore_retries_is_retried_by_the_producer(
         live_platform: LocalPlatform, topic: str) -> None:
     Admin(live_platform.endpoint).create_topic(topic)
-    plan = FaultPlan.scripted(["throttle"] * 5, ops={"TransactWriteItems"})
+    plan = FaultPlan.scripted(["throttle"] * 5, ops={"PutItem"})
     engine = faulty(live_platform, plan)
     with pytest.raises(Throttled):  # botocore gives up after 2 attempts: the engine says so
         engine.append(topic, 0, make_batch([b"refused"]))
@@ -43,7 +43,7 @@ def test_throttling_beyond_botocore_retries_is_retried_by_the_producer(
 def test_ambiguous_appends_are_written_once(live_platform: LocalPlatform, topic: str,
                                             fault: str) -> None:
     Admin(live_platform.endpoint).create_topic(topic)
-    plan = FaultPlan.scripted([fault] * 3, ops={"TransactWriteItems"})  # beyond botocore
+    plan = FaultPlan.scripted([fault] * 3, ops={"PutItem"})  # beyond botocore
     with Producer(transport=faulty(live_platform, plan), retry_backoff_ms=1) as producer:
         futures = [producer.send(topic, f"v{i}") for i in range(3)]
     assert [f.result(timeout=30).offset for f in futures] == [0, 1, 2]
@@ -68,10 +68,10 @@ def test_after_a_failed_batch_the_next_one_is_never_taken_for_a_retry(
     timeout. The batch is reported failed (it may have landed); the next batch must be
     written as itself, not acknowledged as a duplicate of the one that landed."""
     Admin(live_platform.endpoint).create_topic(topic)
-    # the state read, then the append lands with its reply lost, then every read and
-    # write is throttled: no retry can discover that the batch landed before the deadline
-    plan = FaultPlan.scripted(["ok", "lost_ack"] + ["throttle"] * 500,
-                              ops={"TransactGetItems", "TransactWriteItems"})
+    # the topic lookup and the tail read, then the append lands with its reply lost, then
+    # every read and write is throttled: no retry can discover that the batch landed
+    plan = FaultPlan.scripted(["ok", "ok", "lost_ack"] + ["throttle"] * 500,
+                              ops={"Query", "GetItem", "PutItem"})
     producer = Producer(transport=faulty(live_platform, plan), retry_backoff_ms=5,
                         delivery_timeout_ms=300, linger_ms=0)
     first = producer.send(topic, "v0")

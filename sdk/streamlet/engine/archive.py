@@ -59,6 +59,7 @@ PURGE_GRACE_MS = 15 * 60 * 1000
 far beyond any cached tail (log.CACHE_SECONDS) and any request in flight, so no write can
 land in a key the purge freed."""
 PAGE = 50
+VOUCH_STEP_MS = 3600 * 1000
 
 
 class Archiver:
@@ -122,7 +123,36 @@ class Archiver:
             report.archived_offset = segment.last_offset + 1
         if report.segments or force:
             report.blobs_deleted = self._delete_archived_blobs(topic, partition)
+        self._vouch(topic, partition)
         return report
+
+    def _vouch(self, topic: str, partition: int) -> None:
+        """Renew ``safe_until`` while the tail can still be trusted (see the module
+        docstring), so a quiet partition whose batches expired keeps accepting appends as
+        long as passes run at least once per local.retention.ms. Written only when it
+        moves by VOUCH_STEP_MS or more (a pass every 5 minutes writes about once an hour)."""
+        meta, tail = self._log.snapshot(topic, partition)
+        ref, state, now = meta.ref(partition), tail.state, self._now_ms()
+        last_alive = tail.last is not None and (tail.last.chain.expiry == NEVER or
+                                                tail.last.chain.expiry * 1000 > now)
+        if not last_alive and state.safe_until <= now:
+            return  # cannot vouch: writers stay refused (TailUnverified) and say why
+        start = max(state.archived, state.log_start)
+        if start < tail.chain.next_offset:
+            expiry = self._first_hot(meta, ref, start).chain.expiry
+            safe = FOREVER_MS if expiry == NEVER else expiry * 1000
+        else:
+            retention = config_int(meta.config, "local.retention.ms")
+            safe = FOREVER_MS if retention < 0 else now + retention
+        if safe - state.safe_until >= VOUCH_STEP_MS:
+            conditional(self._ddb.update_item, f"vouch for '{topic}' partition {partition}",
+                        TableName=self._table, Key=ref.state_key,
+                        UpdateExpression="SET #su = :su",
+                        ConditionExpression="#a = :a AND #su < :su",
+                        ExpressionAttributeNames={"#su": schema.A_SAFE_UNTIL,
+                                                  "#a": schema.A_ARCHIVED},
+                        ExpressionAttributeValues={":su": {"N": str(safe)},
+                                                   ":a": {"N": str(state.archived)}})
 
     def _due(self, meta: TopicMeta, ref: schema.PartitionRef, state: PartitionState,
              start: int, tail_bytes: int, report: ArchiveReport) -> bool:
@@ -139,9 +169,12 @@ class Archiver:
     def _first_hot(self, meta: TopicMeta, ref: schema.PartitionRef, start: int) -> StoredBatch:
         found = self._log.holding(meta, ref, start)
         if found is None or found.sealed or found.end <= start:
-            raise DataUnavailable(f"'{meta.name}' partition {ref.partition}: offset {start} is "
+            after = self._log.query(meta, ref, schema.batch_sk(start),
+                                    schema.batch_sk(schema.MAX_OFFSET), 1)
+            gap = f"{start}..{batch_from_item(after[0]).base - 1}" if after else f"{start}.."
+            raise DataUnavailable(f"'{meta.name}' partition {ref.partition}: offsets {gap} are "
                                   "below the high watermark but in no batch (expired before "
-                                  "archiving?)")
+                                  "archiving?); not archiving.")
         return found
 
     def _roll(self, meta: TopicMeta, ref: schema.PartitionRef, state: PartitionState,

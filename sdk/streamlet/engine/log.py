@@ -35,6 +35,7 @@ Why offsets stay dense without a head item (the argument of docs/architecture.md
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 import threading
@@ -42,7 +43,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -60,7 +61,6 @@ from ..errors import (
     AppendConflict,
     AppendOutcomeUnknown,
     OffsetMismatch,
-    RecordTooLarge,
     RequestTimedOut,
     StreamletError,
     TailUnverified,
@@ -68,8 +68,9 @@ from ..errors import (
 )
 from ..records import AppendResult
 from ..topicconfig import MAX_INLINE_BYTES, config_int, config_str
+from ..validation import INT64_MAX, BatchLimits, validate_batch
 from . import schema
-from .aws import error_code, items, translated
+from .aws import error_code, translated
 from .blobs import BlobStore
 from .topics import FOREVER_MS, TRUST_MARGIN_MS, TopicMeta, TopicStore
 
@@ -83,7 +84,8 @@ CACHE_SECONDS = 10.0
 """A tail this process wrote or read is trusted this long (wall clock) without a read."""
 LOOKBACK_MAX_BYTES = 4 * 1024 * 1024
 """How much of a partition's tail a retried append may read to find its first attempt."""
-LOOKBACK_PAGE = 64
+LOOKBACK_PAGES = (2, 8, 32, 64)
+"""Items per Query page of a lookback, growing: most retries find their batch at once."""
 MEMORY = 10_000
 """Attempts with an unknown outcome remembered in this process (their keys)."""
 NEVER = -1
@@ -227,16 +229,22 @@ class PartitionLog:
         ``since_ms``: this batch was first sent at that wall time and its outcome is
         unknown (a retry): if an earlier attempt landed, its offsets are answered.
         """
-        header = parse_header(batch)
         meta = self.meta(topic, partition)
-        limit = config_int(meta.config, "max.message.bytes")
-        if header.size > limit:
-            raise RecordTooLarge(topic, header.size, limit, what="record batch")
+        header = self._validate(meta, partition, batch)
         ref = meta.ref(partition)
         earlier = self._earlier_attempt(meta, ref, header, batch, since_ms)
         if earlier is not None:
             return earlier
         return self._append_loop(meta, ref, header, batch, expected_offset)
+
+    def _validate(self, meta: TopicMeta, partition: int, batch: bytes) -> BatchHeader:
+        """Decode the batch once, as a broker does, and refuse it unless every record is
+        well formed, within max.message.bytes and the timestamp window (a LogAppendTime
+        topic stamps its own time, so record times are not checked there)."""
+        limits = BatchLimits.from_config(meta.config)
+        if config_str(meta.config, "message.timestamp.type") == "LogAppendTime":
+            limits = replace(limits, timestamp_before_ms=INT64_MAX, timestamp_after_ms=INT64_MAX)
+        return validate_batch(batch, limits, self._now_ms(), meta.name, partition)
 
     def _append_loop(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
                      batch: bytes, expected: int | None) -> AppendResult:
@@ -412,14 +420,15 @@ class PartitionLog:
 
     def _descending(self, meta: TopicMeta, ref: schema.PartitionRef
                     ) -> Iterator[dict[str, Any]]:
-        return items(self._ddb.query, f"read '{meta.name}' partition {ref.partition}",
-                     TableName=self._table, ConsistentRead=True, ScanIndexForward=False,
-                     Limit=LOOKBACK_PAGE,
-                     KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
-                     ExpressionAttributeNames={"#pk": schema.PK, "#sk": schema.SK},
-                     ExpressionAttributeValues={
-                         ":pk": {"S": ref.pk}, ":lo": {"S": schema.batch_sk(0)},
-                         ":hi": {"S": schema.batch_sk(schema.MAX_OFFSET)}})
+        """Batch items newest first, in pages of growing size."""
+        high = schema.MAX_OFFSET
+        for page in itertools.chain(LOOKBACK_PAGES, itertools.repeat(LOOKBACK_PAGES[-1])):
+            found = self.query(meta, ref, schema.batch_sk(0), schema.batch_sk(high), page,
+                               forward=False)
+            yield from found
+            if len(found) < page or batch_from_item(found[-1]).base == 0:
+                return
+            high = batch_from_item(found[-1]).base - 1
 
     # ---- the tail -------------------------------------------------------------------------
 

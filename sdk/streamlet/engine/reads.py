@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .._values import is_int
-from ..codec import batch_span, decode_batch, parse_header
+from ..codec import batch_span, parse_header
 from ..errors import DataUnavailable, OffsetOutOfRange
-from ..records import DEFAULT_FETCH_BYTES, FetchResult, TimestampType
+from ..records import DEFAULT_FETCH_BYTES, FetchResult
+from ..validation import first_offset_at_or_after
 from . import schema
 from .aws import ObjectGone
 from .log import (
@@ -149,8 +150,6 @@ class LogReader:
         """The batches to read from (the first holds ``offset``), or None when caught up."""
         if hot and hot[0].base == offset:
             return hot
-        if not hot and offset == state.archived_chain.next_offset:
-            return None
         holder = self._log.holding(meta, ref, offset)
         if holder is not None and holder.sealed:
             raise Moved(self._log.moved(meta))
@@ -258,7 +257,7 @@ class LogReader:
             return found.base_offset, found.last_offset, found.max_timestamp
 
         at = _search(low, archived_end - 1, timestamp, probe)
-        return self._time_in_segment(self._segment_at(meta, ref, at), timestamp)
+        return self._time_in_segment(meta, ref, self._segment_at(meta, ref, at), timestamp)
 
     def _time_in_hot(self, meta: TopicMeta, ref: schema.PartitionRef, low: int, hw: int,
                      timestamp: int) -> int:
@@ -273,9 +272,11 @@ class LogReader:
             return found.base, found.end - 1, found.chain.ts_max
 
         at = _search(low, hw - 1, timestamp, probe)
-        return _first_at_or_after(self._log.batch_bytes(holding(at)), timestamp)
+        return _first_at_or_after(meta, ref.partition, self._log.batch_bytes(holding(at)),
+                                  timestamp)
 
-    def _time_in_segment(self, segment: Segment, timestamp: int) -> int:
+    def _time_in_segment(self, meta: TopicMeta, ref: schema.PartitionRef, segment: Segment,
+                         timestamp: int) -> int:
         entries = self._segments.index(segment)
         before = [e for e in entries if e.max_timestamp < timestamp]
         at = before[-1].base_offset if before else segment.base_offset
@@ -285,7 +286,7 @@ class LogReader:
             for data in batches:
                 header = parse_header(data)
                 if header.max_timestamp >= timestamp:
-                    return _first_at_or_after(data, timestamp)
+                    return _first_at_or_after(meta, ref.partition, data, timestamp)
                 at = header.base_offset + header.record_count
         raise ObjectGone(f"segment {segment.key} has no timestamp >= {timestamp}")
 
@@ -314,11 +315,10 @@ def _search(lo: int, hi: int, timestamp: int, probe: Callable[[int], Span]) -> i
     return lo
 
 
-def _first_at_or_after(batch: bytes, timestamp: int) -> int:
+def _first_at_or_after(meta: TopicMeta, partition: int, batch: bytes, timestamp: int) -> int:
+    """In one batch (whose running max reached ``timestamp``), decoded in bounded memory."""
+    found = first_offset_at_or_after(meta.name, partition, batch, timestamp)
+    if found is not None:
+        return found
     header = parse_header(batch)
-    if header.timestamp_type == TimestampType.LOG_APPEND_TIME:
-        return header.base_offset
-    for record in decode_batch("", 0, batch):
-        if record.timestamp >= timestamp:
-            return record.offset
     return header.base_offset + header.record_count - 1

@@ -165,6 +165,8 @@ class TopicStore:
         except (TopicExists, InvalidTopicName):
             self._delete_partition_items(meta, range(partitions))
             raise
+        with self._lock:
+            self._cache[name] = (time.monotonic(), meta)
         return meta
 
     def _commit_topic(self, meta: TopicMeta) -> None:

@@ -1,4 +1,7 @@
-"""Evaluating IAM identity-based policies, for the local gateway and for tests of grants.
+"""Evaluating IAM identity-based policies: the local gateway, the handlers' topic checks, tests.
+
+Pure (no I/O): the Lambda asset ships it, because the handlers evaluate the caller's grant
+against the route a body-named topic stands for (see ``functions/_access.py``).
 
 Enough of IAM to decide what Streamlet's grant helpers (``execute-api:Invoke`` on route
 ARNs) and direct-mode DynamoDB/S3 policies allow, as the IAM User Guide documents it:

@@ -99,8 +99,10 @@ class GroupStore:
         store._principal, store._topics = principal, topics
         return store
 
-    def check_partitions(self, tps: Iterable[TopicPartition]) -> None:
-        """TopicNotFound / PartitionNotFound unless each exists (a bound store with topics)."""
+    def check_partitions(self, group: str, tps: Iterable[TopicPartition]) -> None:
+        """The group id's shape, then (a bound store with topics) TopicNotFound /
+        PartitionNotFound unless each partition exists."""
+        _validate_group(group)
         if self._topics is None:
             return
         for tp in tps:
@@ -233,7 +235,7 @@ class GroupStore:
     def ensure_leases(self, group: str, tps: Iterable[TopicPartition]) -> None:
         """Create missing lease items (unowned, epoch 0); existing ones are left alone."""
         tps = list(tps)
-        self.check_partitions(tps)
+        self.check_partitions(group, tps)
         for tp in tps:
             conditional(self._ddb.put_item, f"create a lease in group '{group}'",
                         TableName=self._table,
@@ -244,15 +246,15 @@ class GroupStore:
     def take(self, group: str, tp: TopicPartition, member_id: str, seen: Lease) -> Lease | None:
         """Take a lease last seen as ``seen``; None if someone else changed it first.
 
-        Bound: ``member_id`` must be the principal's own member, and the lease records the
-        principal (only it can then commit or release at this epoch).
+        Bound: ``member_id`` must not be another principal's member, and the lease records
+        the principal (only it can then commit or release at this epoch).
         """
-        self.check_partitions([tp])
+        self.check_partitions(group, [tp])
         sets, names = "SET #owner = :me, epoch = :new", {"#owner": "owner"}
         values = {":me": {"S": member_id}, ":new": {"N": str(seen.epoch + 1)},
                   ":seen": {"N": str(seen.epoch)}}
         if self._principal is not None:
-            if self._principal_of(group, schema.member_sk(member_id)) != self._principal:
+            if self._is_foreign(group, schema.member_sk(member_id)):
                 raise _foreign("member", member_id, group)
             sets += ", #principal = :principal"
             names["#principal"] = schema.A_PRINCIPAL
@@ -308,7 +310,7 @@ class GroupStore:
             return
         if len(offsets) > MAX_COMMIT_PARTITIONS:
             raise InvalidRequest(f"A commit covers at most {MAX_COMMIT_PARTITIONS} partitions.")
-        self.check_partitions(offsets)
+        self.check_partitions(group, offsets)
         pending = dict(offsets)
         for _ in range(3):
             if not pending or self._try_commit(group, member_id, pending):
@@ -366,7 +368,7 @@ class GroupStore:
     def reset(self, group: str, offsets: Mapping[TopicPartition, int],
               seen: Mapping[TopicPartition, Lease]) -> None:
         """Set committed offsets explicitly (even backwards); fences any old owner."""
-        self.check_partitions(offsets)
+        self.check_partitions(group, offsets)
         items: list[TransactWriteItemTypeDef] = []
         for tp, offset in offsets.items():
             lease = seen.get(tp)

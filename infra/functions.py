@@ -109,8 +109,9 @@ _SYNC_ONLY = ("API Gateway invokes these functions synchronously and returns eve
               "to the caller, so there are no asynchronous events to dead-letter.")
 _NO_VPC = ("The functions reach only DynamoDB and S3 through their public endpoints "
            "with IAM; a VPC would add NAT or endpoint cost and cold-start latency.")
-_ENV_PLAIN = ("The environment holds only table prefix, bucket name and Powertools "
-              "settings, no secrets, so a customer managed key adds nothing.")
+_ENV_PLAIN = ("The environment holds only table prefix, bucket name, the grant registry's "
+              "SSM path and Powertools settings, no secrets, so a customer managed key adds "
+              "nothing.")
 _RUNTIME_PIN = ("Python 3.13 is the newest runtime the bundled wheels and the test suite "
                 "are pinned to; moving to 3.14 is a deliberate upgrade.")
 _XRAY = ("X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level "

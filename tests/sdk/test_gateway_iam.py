@@ -222,3 +222,20 @@ def test_another_principals_member_is_refused_over_raw_signed_requests(
     assert send("POST", f"{group}/commits", commit)[0] == 204
     assert administrator(gateway).groups.lease(
         f"billing-m-{billing}", TopicPartition(billing, 0)).committed == 1  # type: ignore[union-attr]
+
+
+def test_an_explicit_deny_wins_and_is_named(platform: LocalPlatform, topic: str) -> None:
+    policy = Policy.from_json({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Everything", "Effect": "Allow", "Action": "execute-api:Invoke",
+         "Resource": "*"},
+        {"Sid": "NoTopicAdmin", "Effect": "Deny", "Action": "execute-api:Invoke",
+         "Resource": f"{LOCAL_API}/*/POST/v3/clusters/*/topics"}]}, "ops")
+    ops = Gateway(platform.engine(),
+                  principals=[Principal("ops", "ops", "ops-secret", (policy,))]).start()
+    try:
+        url = f"{ops.url}/v3/clusters/streamlet/topics"
+        status, body = send("POST", url, {"topic_name": topic}, key="ops")
+        forbidden(status, body, "explicitly denied by statement 'NoTopicAdmin' of policy 'ops'")
+        assert send("GET", url, key="ops")[0] == 200
+    finally:
+        ops.stop()

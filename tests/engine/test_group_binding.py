@@ -134,3 +134,26 @@ def test_instances_belong_to_their_creator(engine: Engine) -> None:
     assert mine.get("g", "c1").assignments == () and mine.get("g", "c1").positions == {}
     mine.assign("g", "c1", [TP])
     mine.delete("g", "c1")
+
+
+def test_state_from_before_identities_is_adopted_by_its_members_principal(engine: Engine
+                                                                          ) -> None:
+    # Upgrading: members and leases written before principals were recorded (or in direct
+    # mode) carry none. The member's next heartbeat claims it, and its leases follow it;
+    # another principal still cannot commit or release them.
+    engine.create_topic("orders", 1)
+    legacy = engine.groups  # unbound, as before this version
+    legacy.heartbeat("g", Member("m-old", 0, topics=("orders",)))
+    legacy.ensure_leases("g", [TP])
+    lease = legacy.take("g", TP, "m-old", legacy.lease("g", TP))
+    owner = engine.groups.bound(VICTIM, engine.topics)
+    impostor = engine.groups.bound(IMPOSTOR, engine.topics)
+    owner.heartbeat("g", Member("m-old", 0, topics=("orders",)))  # claims the member
+    with pytest.raises(AccessDenied):
+        impostor.commit("g", "m-old", {TP: (lease.epoch, 99, "")})
+    owner.commit("g", "m-old", {TP: (lease.epoch, 7, "")})  # adopts the lease
+    assert owner.lease("g", TP).committed == 7
+    with pytest.raises(AccessDenied):
+        impostor.release("g", TP, "m-old", lease.epoch)
+    owner.release("g", TP, "m-old", lease.epoch)
+    assert owner.lease("g", TP).owner is None

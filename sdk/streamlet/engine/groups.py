@@ -190,11 +190,13 @@ class GroupStore:
         return int(out["Attributes"]["beat"]["N"])
 
     def _bound_condition(self, values: dict[str, Any], new: str) -> dict[str, Any]:
-        """Bound: ``{ConditionExpression: the item is new (``new`` absent) or ours}``."""
+        """Bound: ``{ConditionExpression: the item is new (``new`` absent), ours, or from
+        before identities were recorded (claimed by its first heartbeat since)}``."""
         if self._principal is None:
             return {}
         values[":principal"] = {"S": self._principal}
         return {"ConditionExpression": f"attribute_not_exists({new}) OR "
+                                       "attribute_not_exists(#principal) OR "
                                        "#principal = :principal"}
 
     def remove_member(self, group: str, member_id: str, seen_beat: int | None = None) -> None:
@@ -279,18 +281,21 @@ class GroupStore:
                            UpdateExpression="REMOVE #owner", ConditionExpression=condition,
                            ExpressionAttributeNames=names, ExpressionAttributeValues=values):
             lease = self.lease(group, tp)
-            if lease and (lease.owner, lease.epoch) == (member_id, epoch) and \
-                    self._is_foreign(group, schema.lease_sk(tp.topic, tp.partition)):
-                raise _foreign("lease holder", member_id, group)
+            if self._principal is not None and lease and \
+                    (lease.owner, lease.epoch) == (member_id, epoch) and \
+                    self._check_principal(group, member_id, {tp: epoch}):
+                self.release(group, tp, member_id, epoch)  # adopted: release it now
 
-    def _fence(self, member_id: str, epoch: int
+    def _fence(self, member_id: str, epoch: int, *, legacy: bool = False
                ) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """The owner-and-epoch condition (and, bound, the principal) of a lease write."""
+        """The owner-and-epoch condition (and, bound, the principal: ours, or with
+        ``legacy`` none yet) of a lease write."""
         condition = "#owner = :me AND epoch = :e"
         names = {"#owner": "owner"}
         values: dict[str, Any] = {":me": {"S": member_id}, ":e": {"N": str(epoch)}}
         if self._principal is not None:
-            condition += " AND #principal = :principal"
+            condition += (" AND attribute_not_exists(#principal)" if legacy
+                          else " AND #principal = :principal")
             names["#principal"] = schema.A_PRINCIPAL
             values[":principal"] = {"S": self._principal}
         return condition, names, values
@@ -317,7 +322,9 @@ class GroupStore:
                 return
             stored = {tp: self.lease(group, tp) for tp in pending}
             self._check_owned(group, member_id, pending, stored)
-            self._check_principal(group, member_id, pending)
+            if self._principal is not None and self._check_principal(
+                    group, member_id, {tp: v[0] for tp, v in pending.items()}):
+                continue  # adopted a lease from before identities: try again
             # ours at the right epoch: drop what is already applied (our own retry)
             pending = {tp: v for tp, v in pending.items()
                        if stored[tp].committed != v[1]}  # type: ignore[union-attr]
@@ -346,11 +353,29 @@ class GroupStore:
         if stale:
             raise CommitFailed(group, stale)
 
-    def _check_principal(self, group: str, member_id: str, tps: Iterable[TopicPartition]
-                         ) -> None:
-        for tp in tps:
-            if self._is_foreign(group, schema.lease_sk(tp.topic, tp.partition)):
+    def _check_principal(self, group: str, member_id: str, epochs: Mapping[TopicPartition, int]
+                         ) -> bool:
+        """AccessDenied unless each lease (held by ``member_id``) is this principal's.
+
+        A lease taken before identities were recorded has none: it is adopted when its
+        member is this principal's (claimed by a heartbeat). True if any was adopted.
+        """
+        adopted = False
+        for tp, epoch in epochs.items():
+            found = self._principal_of(group, schema.lease_sk(tp.topic, tp.partition))
+            if found in (None, self._principal):
+                continue
+            mine = self._principal_of(group, schema.member_sk(member_id)) == self._principal
+            if found or not mine:
                 raise _foreign("lease holder", member_id, group)
+            condition, names, values = self._fence(member_id, epoch, legacy=True)
+            adopted |= conditional(self._ddb.update_item, f"adopt a lease in group '{group}'",
+                                   TableName=self._table, Key=self._lease_key(group, tp),
+                                   UpdateExpression="SET #principal = :principal",
+                                   ConditionExpression=condition,
+                                   ExpressionAttributeNames=names,
+                                   ExpressionAttributeValues=values)
+        return adopted
 
     def _commit_item(self, group: str, member_id: str, tp: TopicPartition, epoch: int,
                      offset: int, metadata: str) -> TransactWriteItemTypeDef:

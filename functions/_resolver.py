@@ -8,12 +8,17 @@ the request state lives in a ContextVar, as in Powertools' own ``HttpResolverLoc
 Every error leaves as ``{"error_code": int, "message": str, "code": str}``: a
 ``StreamletError`` with its status and REST Proxy code; request validation failures
 as 400/40002; never a 5xx for a client's mistake.
+
+JSON bodies are parsed strictly (:func:`strict_json`): NaN, Infinity and numbers that
+overflow to them, and lone surrogates in keys or values are 400; a body without a
+Content-Type is 415, never guessed to be JSON.
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+import math
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -57,7 +62,8 @@ class StreamletResolver(APIGatewayHttpResolver):
     def __init__(self) -> None:
         self._startup = _State()
         self._state_var: ContextVar[_State | None] = ContextVar("request", default=None)
-        super().__init__(enable_validation=True, response_validation_error_http_code=500)
+        super().__init__(enable_validation=True, response_validation_error_http_code=500,
+                         json_body_deserializer=strict_json)
         for exc_class, handler in _HANDLERS.items():
             self.exception_handler(exc_class)(handler)
 
@@ -111,6 +117,47 @@ class StreamletResolver(APIGatewayHttpResolver):
             self._state_var.reset(token)
 
 
+def strict_json(text: str) -> Any:
+    """``json.loads`` that refuses what is not interoperable JSON (InvalidRequest).
+
+    Example:
+        >>> strict_json('{"offset": NaN}')
+        Traceback (most recent call last):
+        streamlet.errors.InvalidRequest: The JSON body holds NaN: not a JSON number.
+    """
+    value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+    _refuse_lone_surrogates(value)
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidRequest(f"The JSON body holds {name}: not a JSON number.")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise InvalidRequest(f"The JSON number {text[:40]} is out of range.")
+    return number
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """Every string (keys too) must be encodable as UTF-8: no lone ``\\ud800``."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            pending += item
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidRequest("The JSON body holds a lone surrogate (an unpaired "
+                                     "\\uD800-\\uDFFF escape): not valid Unicode.") from None
+
+
 def error_body(status: int, error_code: int, message: str, code: str) -> Response[str]:
     """A REST Proxy style error response."""
     body = {"error_code": error_code, "message": message, "code": code}
@@ -142,8 +189,8 @@ def _too_deep(error: RecursionError) -> Response[str]:
 
 
 def _unsupported(error: RequestUnsupportedContentType) -> Response[str]:
-    return error_body(415, 41501, "Unsupported Content-Type: send application/json.",
-                      "unsupported_media_type")
+    return error_body(415, 41501, "Unsupported or missing Content-Type: send the JSON body "
+                      "as application/json.", "unsupported_media_type")
 
 
 def _bad_response(error: ResponseValidationError) -> Response[str]:
@@ -198,10 +245,13 @@ def _raw(status: int, error_code: int, message: str, code: str) -> dict[str, Any
 def _json_content_type(event: Mapping[str, Any]) -> Mapping[str, Any]:
     """REST Proxy clients send ``application/vnd.kafka.v2+json``: validate it as JSON.
 
-    Form bodies are refused (415): every body here is JSON or one record batch.
+    Form bodies are refused (415): every body here is JSON or one record batch. A body
+    without a Content-Type is refused too (415 on routes that take JSON), never parsed.
     """
     headers = event.get("headers") or {}
     content_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    if not content_type and event.get("body"):
+        return {**event, "headers": {**headers, "content-type": "application/x-missing"}}
     if content_type.startswith("application/") and content_type.endswith("+json"):
         return {**event, "headers": {**headers, "content-type": JSON}}
     if content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):

@@ -14,11 +14,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
+from streamlet.engine.groups import GroupStore
+from streamlet.engine.instances import ConsumerInstances
 from streamlet.errors import ClusterNotFound
 from streamlet.groups.instance import ConsumerInstance
 from streamlet.groups.subscriptions import Subscriptions
 from streamlet.wire import CLUSTER_ID
 
+from ._access import Access
 from ._runtime import engine
 
 T = TypeVar("T")
@@ -112,24 +115,49 @@ def long_poll(attempt: Callable[[], T], done: Callable[[T], bool], wait_ms: int)
         delay = min(delay * 2, POLL_MAX_S)
 
 
+# ---- the caller's group state ------------------------------------------------------------
+
+
+def groups(access: Access) -> GroupStore:
+    """The group store acting for the caller: its members and leases are bound to it, and
+    leases and commits must name existing partitions."""
+    found = engine()
+    return found.groups.bound(access.principal, found.topics)
+
+
+def instances(access: Access) -> ConsumerInstances:
+    """REST v2 instances acting for the caller (another principal's are refused)."""
+    return engine().instances.bound(access.principal)
+
+
 # ---- REST Proxy v2 consumer instances ---------------------------------------------------
 
 
-def subscriptions() -> Subscriptions:
-    """Group membership of consumer instances, over this request's engine."""
-    found = engine()
-    return Subscriptions(found.groups, found.instances, found.topics)
+def subscriptions(access: Access) -> Subscriptions:
+    """Group membership of the caller's consumer instances, limited to its grant."""
+    return Subscriptions(groups(access), instances(access), engine().topics,
+                         grant=access)
 
 
-def instance(group: str, name: str) -> ConsumerInstance:
-    """The instance named by the path; a subscribed one's member heartbeats."""
-    state = engine().instances.get(unquoted(group), unquoted(name))
+def owned_instance(access: Access, group: str, name: str) -> ConsumerInstance:
+    """The caller's instance named by the path (AccessDenied if another principal's)."""
+    return instances(access).get(unquoted(group), unquoted(name))
+
+
+def instance(access: Access, group: str, name: str) -> ConsumerInstance:
+    """The caller's instance named by the path; a subscribed one's member heartbeats."""
+    return beat(access, owned_instance(access, group, name))
+
+
+def beat(access: Access, state: ConsumerInstance) -> ConsumerInstance:
+    """A subscribed instance's heartbeat (after a request's checks: a refusal writes
+    nothing)."""
     if state.subscribed:
-        subscriptions().heartbeat(state)
+        subscriptions(access).heartbeat(state)
     return state
 
 
-def leave(state: ConsumerInstance) -> None:
+def leave(access: Access, state: ConsumerInstance) -> None:
     """A subscribed instance hands its partitions over at once (unsubscribe, delete)."""
     if state.subscribed:
-        subscriptions().leave(state)
+        subscriptions(access).leave(state)

@@ -40,11 +40,12 @@ from . import (
     v3_groups,
     v3_produce,
 )
+from ._access import bound_grants
 from ._resolver import StreamletResolver
 from ._runtime import bound_engine, local_mode, logger, metrics, tracer
 
-__all__ = ["admin_handler", "apps", "archiver_handler", "bound_engine", "consume_handler",
-           "local_mode", "produce_handler", "routes"]
+__all__ = ["admin_handler", "apps", "archiver_handler", "bound_engine", "bound_grants",
+           "consume_handler", "local_mode", "produce_handler", "routes"]
 
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")

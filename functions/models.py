@@ -8,14 +8,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from streamlet.groups.instance import DEFAULT_SESSION_MS
 
 INT64_MAX = 2**63 - 1
-Offset = Annotated[int, Field(ge=0, le=INT64_MAX)]
-PartitionId = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+# StrictInt everywhere a body carries a number: JSON true is not 1 ("partition_id": true).
+Offset = Annotated[StrictInt, Field(ge=0, le=INT64_MAX)]
+PartitionId = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
 ConfigValue = StrictStr | StrictInt | StrictBool | float | None
+
 
 
 # ---- v3 administration ----------------------------------------------------------------
@@ -33,7 +44,7 @@ class CreateTopic(BaseModel):
 
     topic_name: StrictStr
     partitions_count: StrictInt = 1
-    replication_factor: int | None = None
+    replication_factor: StrictInt | None = None
     """Accepted for compatibility and ignored: DynamoDB and S3 replicate across zones."""
     configs: list[ConfigEntry] = Field(default_factory=list, max_length=100)
     validate_only: StrictBool = False
@@ -102,6 +113,14 @@ class CreateInstance(BaseModel):
         DEFAULT_SESSION_MS, alias="session.timeout.ms")
     """Streamlet's extension: the group session of a subscribed instance (30 s default)."""
 
+    @field_validator("request_timeout_ms", "session_timeout_ms", mode="before")
+    @classmethod
+    def _not_boolean(cls, value: Any) -> Any:
+        """REST Proxy's configs travel as strings ("6000") or numbers, never booleans."""
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
+        return value
+
 
 class TopicPartitionRef(BaseModel):
     """``{"topic": "orders", "partition": 0}``."""
@@ -154,7 +173,7 @@ class Subscription(BaseModel):
 class CommitOffset(TopicPartitionRef):
     """Commit ``offset`` as the last record processed: the group resumes at ``offset + 1``."""
 
-    offset: Annotated[int, Field(ge=0, le=INT64_MAX - 1)]
+    offset: Annotated[StrictInt, Field(ge=0, le=INT64_MAX - 1)]
     metadata: Annotated[StrictStr, Field(max_length=4096)] | None = None
 
 

@@ -11,6 +11,10 @@ rebalance: it reads only the partitions it owns, from the committed offset (or
 lease epoch. Mixing the two modes is 409 with error_code 40903, as REST Proxy answers
 Kafka's IllegalStateException. ``DELETE`` of a subscribed instance, or of its
 subscription, releases its partitions at once.
+
+An instance belongs to the IAM principal that created it (any other gets 403), and every
+topic a body names, or a records request reads, must be within the caller's grant
+(:mod:`functions._access`): 403 naming the topic, nothing written.
 """
 
 from __future__ import annotations
@@ -30,17 +34,22 @@ from streamlet.errors import InvalidRequest, RecordNotJson
 from streamlet.fetching import fetch_records, reset_offset
 from streamlet.groups.instance import ConsumerInstance
 from streamlet.records import Record, TopicPartition
+from streamlet.topicconfig import validate_topic_name
 
+from ._access import Access, caller_access
 from ._runtime import engine
 from ._shared import (
     INSTANCE,
     V2_JSON,
     base_url,
+    beat,
     instance,
+    instances,
     leave,
     long_poll,
     new_router,
     no_content,
+    owned_instance,
     subscriptions,
     unquoted,
     wait_budget_ms,
@@ -59,8 +68,8 @@ def create_instance(group: str, body: CreateInstance) -> Response[str]:
     """Create a consumer instance; the answer names it and gives its base URI."""
     group = unquoted(group)
     name = body.name or f"rest-consumer-{uuid.uuid4().hex[:12]}"
-    engine().instances.create(group, name, body.format, body.auto_offset_reset,
-                              body.request_timeout_ms, body.session_timeout_ms)
+    instances(_access()).create(group, name, body.format, body.auto_offset_reset,
+                                body.request_timeout_ms, body.session_timeout_ms)
     uri = (f"{base_url(router.current_event)}/consumers/{quote(group, safe='')}"
            f"/instances/{quote(name, safe='')}")
     return Response(200, V2_JSON, json.dumps({"instance_id": name, "base_uri": uri}))
@@ -69,40 +78,51 @@ def create_instance(group: str, body: CreateInstance) -> Response[str]:
 @router.delete(INSTANCE)
 def delete_instance(group: str, name: str) -> Response[None]:
     """Delete a consumer instance (204); a subscribed one hands its partitions over at once."""
-    state = engine().instances.get(unquoted(group), unquoted(name))
-    leave(state)
-    engine().instances.delete(state.group, state.name)
+    access = _access()
+    state = owned_instance(access, group, name)
+    leave(access, state)
+    instances(access).delete(state.group, state.name)
     return no_content()
+
+
+def _access() -> Access:
+    return caller_access(router.current_event)
 
 
 @router.post(f"{INSTANCE}/assignments")
 def assign(group: str, name: str, body: Partitions) -> Response[None]:
     """Assign partitions manually (replaces the previous assignment); 409 if subscribed."""
-    tps = _existing(body.partitions)
-    engine().instances.assign(unquoted(group), unquoted(name), tps)
+    access = _access()
+    owned_instance(access, group, name)
+    tps = _existing(access, body.partitions)
+    instances(access).assign(unquoted(group), unquoted(name), tps)
     return no_content()
 
 
 @router.get(f"{INSTANCE}/assignments")
 def assignments(group: str, name: str) -> Response[str]:
     """The partitions assigned to the instance (if subscribed: those it owns now)."""
-    state = instance(group, name)
+    state = instance(_access(), group, name)
     parts = [{"topic": tp.topic, "partition": tp.partition} for tp in state.partitions]
     return Response(200, V2_JSON, json.dumps({"partitions": parts}))
 
 
-def _existing(refs: Iterable[TopicPartitionRef]) -> list[TopicPartition]:
-    """The partitions, each checked to exist (TopicNotFound / PartitionNotFound)."""
+def _existing(access: Access, refs: Iterable[TopicPartitionRef]) -> list[TopicPartition]:
+    """The partitions, each checked to be granted (AccessDenied) and to exist
+    (TopicNotFound / PartitionNotFound)."""
     out = []
     for ref in refs:
+        access.check_read(validate_topic_name(ref.topic), ref.partition)
         engine().watermarks(ref.topic, ref.partition)
         out.append(TopicPartition(ref.topic, ref.partition))
     return out
 
 
-def _assigned(state: ConsumerInstance, refs: Iterable[TopicPartitionRef]
+def _assigned(access: Access, state: ConsumerInstance, refs: Iterable[TopicPartitionRef]
               ) -> list[TopicPartition]:
     tps = [TopicPartition(r.topic, r.partition) for r in refs]
+    for tp in tps:
+        access.check_read(tp.topic, tp.partition)
     missing = [tp for tp in tps if tp not in state.partitions]
     if missing:
         names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in missing)
@@ -114,15 +134,18 @@ def _assigned(state: ConsumerInstance, refs: Iterable[TopicPartitionRef]
 @router.post(f"{INSTANCE}/positions")
 def seek(group: str, name: str, body: Positions) -> Response[None]:
     """Seek to offsets, or to the first offsets at or after timestamps."""
-    state = instance(group, name)
-    positions = dict(zip(_assigned(state, body.offsets), (p.offset for p in body.offsets),
-                         strict=True))
-    for tp, ref in zip(_assigned(state, body.timestamps), body.timestamps, strict=True):
+    access = _access()
+    state = owned_instance(access, group, name)
+    positions = dict(zip(_assigned(access, state, body.offsets),
+                         (p.offset for p in body.offsets), strict=True))
+    timestamps = _assigned(access, state, body.timestamps)
+    beat(access, state)
+    for tp, ref in zip(timestamps, body.timestamps, strict=True):
         found = engine().offset_for_time(tp.topic, tp.partition, timestamp_ms(ref.timestamp, 0))
         if found is None:
             found = engine().watermarks(tp.topic, tp.partition)[1]
         positions[tp] = found
-    engine().instances.set_positions(state.group, state.name, positions)
+    instances(access).set_positions(state.group, state.name, positions)
     return no_content()
 
 
@@ -139,11 +162,13 @@ def seek_to_end(group: str, name: str, body: Partitions) -> Response[None]:
 
 
 def _seek_to_edge(group: str, name: str, body: Partitions, edge: int) -> Response[None]:
-    state = instance(group, name)
-    tps = _assigned(state, body.partitions)
-    engine().instances.set_positions(state.group, state.name,
-                                     {tp: engine().watermarks(tp.topic, tp.partition)[edge]
-                                      for tp in tps})
+    access = _access()
+    state = owned_instance(access, group, name)
+    tps = _assigned(access, state, body.partitions)
+    beat(access, state)
+    instances(access).set_positions(state.group, state.name,
+                                    {tp: engine().watermarks(tp.topic, tp.partition)[edge]
+                                     for tp in tps})
     return no_content()
 
 
@@ -154,21 +179,25 @@ def records(group: str, name: str,
             ) -> Response[str]:
     """Records of the instance's partitions, waiting up to ``timeout`` ms for some.
 
-    A subscribed instance rebalances first and waits at most half its session.
+    A subscribed instance rebalances first and waits at most half its session; only
+    partitions within the caller's grant are read (a pattern matches only those).
     """
-    state = engine().instances.get(unquoted(group), unquoted(name))
+    access = _access()
+    state = owned_instance(access, group, name)
     wait_ms = state.request_timeout_ms if timeout is None else timeout
     if state.subscribed:
-        state = subscriptions().tick(state)
+        state = subscriptions(access).tick(state)
         wait_ms = min(wait_ms, state.session_ms // 2)
+    for tp in state.partitions:
+        access.check_read(tp.topic, tp.partition)
     budget = min(max_bytes, MAX_RECORDS_BYTES)
     found, positions = long_poll(lambda: _collect(state, budget), lambda r: bool(r[0]),
                                  min(wait_ms, wait_budget_ms(router.lambda_context)))
     body = json.dumps([_render(r, state.format) for r in found])
     if state.subscribed:
-        engine().instances.save_membership(replace(state, positions=positions))
+        instances(access).save_membership(replace(state, positions=positions))
     else:
-        engine().instances.set_positions(state.group, state.name, positions)
+        instances(access).set_positions(state.group, state.name, positions)
     return Response(200, f"application/vnd.kafka.{state.format}.v2+json", body)
 
 

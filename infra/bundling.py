@@ -43,6 +43,9 @@ REQUIREMENTS = (
     "lz4==4.4.5",
     "backports.zstd==1.8.0",
     "boto3==1.44.8",
+    # REST v2 topic_pattern subscriptions (RE2: linear time); wheels exist for
+    # cp313 manylinux_2_28_aarch64
+    "google-re2==1.1.20251105",
 )
 # The SDK's local emulator and CLI need moto/typer, which Lambda neither has nor needs;
 # of local/ only the credentials constants (the transports' loopback fallback) and the

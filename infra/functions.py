@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -19,6 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from streamlet.engine.grants import registry_path
 from streamlet.engine.schema import BLOB_PREFIX, SEGMENT_PREFIX
 
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code
@@ -26,6 +27,8 @@ from .checks import LOGS_DEFAULT_ENCRYPTION, acknowledge
 from .storage import StreamletStorage
 
 SERVICE_NAME = "streamlet"
+GRANTS_PATH_ENV = "STREAMLET_GRANTS_PATH"
+"""The grant registry's SSM path (functions/_access.py reads the grants under it)."""
 METRICS_NAMESPACE = "Streamlet"
 
 _TX_WRITE = ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem",
@@ -33,7 +36,9 @@ _TX_WRITE = ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutIte
 
 # function -> (resource, actions); resources: topics | log | groups tables, blobs (objects
 # under blobs/), segments (objects under segments/), bucket (ListBucket, limited to those
-# two prefixes by a condition). Only the archiver writes or deletes segments.
+# two prefixes by a condition), grants (the grant registry's SSM path: the handlers that
+# check topics named in request bodies read who was granted what). Only the archiver
+# writes or deletes segments.
 PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "produce": (
         ("log", _TX_WRITE),
@@ -48,6 +53,7 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
                     "dynamodb:Query", "dynamodb:UpdateItem")),
         ("blobs", ("s3:GetObject",)),
         ("segments", ("s3:GetObject",)),
+        ("grants", ("ssm:GetParametersByPath",)),
     ),
     "admin": (
         ("topics", ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem",
@@ -61,6 +67,7 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("blobs", ("s3:DeleteObject",)),
         ("segments", ("s3:DeleteObject",)),
         ("bucket", ("s3:ListBucket",)),
+        ("grants", ("ssm:GetParametersByPath",)),
     ),
     "archiver": (
         ("log", (*_TX_WRITE, "dynamodb:DeleteItem", "dynamodb:Query")),
@@ -102,8 +109,9 @@ _SYNC_ONLY = ("API Gateway invokes these functions synchronously and returns eve
               "to the caller, so there are no asynchronous events to dead-letter.")
 _NO_VPC = ("The functions reach only DynamoDB and S3 through their public endpoints "
            "with IAM; a VPC would add NAT or endpoint cost and cold-start latency.")
-_ENV_PLAIN = ("The environment holds only table prefix, bucket name and Powertools "
-              "settings, no secrets, so a customer managed key adds nothing.")
+_ENV_PLAIN = ("The environment holds only table prefix, bucket name, the grant registry's "
+              "SSM path and Powertools settings, no secrets, so a customer managed key adds "
+              "nothing.")
 _RUNTIME_PIN = ("Python 3.13 is the newest runtime the bundled wheels and the test suite "
                 "are pinned to; moving to 3.14 is a deliberate upgrade.")
 _XRAY = ("X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level "
@@ -166,18 +174,24 @@ class StreamletFunctions(Construct):
             handler=spec.handler, role=role, memory_size=spec.memory_mb,
             timeout=spec.timeout, description=spec.description,
             tracing=lambda_.Tracing.ACTIVE, log_group=log_group,
-            reserved_concurrent_executions=reserved, environment=self._environment())
+            reserved_concurrent_executions=reserved, environment=self._environment(spec.name))
         self._acknowledge(function, role, reserved,
                           _SCHEDULED if spec.name == "archiver" else _SYNC_ONLY)
         return function
 
-    def _environment(self) -> dict[str, str]:
+    def _environment(self, name: str) -> dict[str, str]:
+        reads_grants = any(resource == "grants" for resource, _ in PERMISSIONS[name])
         return {
             "STREAMLET_TABLE_PREFIX": self._storage.names.prefix,
             "STREAMLET_BUCKET": self._storage.bucket.bucket_name,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            **({GRANTS_PATH_ENV: self._grants_path} if reads_grants else {}),
         }
+
+    @property
+    def _grants_path(self) -> str:
+        return registry_path(self._storage.names.prefix)
 
     def _role(self, name: str, title: str, log_group: logs.LogGroup) -> iam.Role:
         role = iam.Role(self, f"{title}Role",
@@ -198,6 +212,10 @@ class StreamletFunctions(Construct):
             return iam.PolicyStatement(actions=list(actions),
                                        resources=[storage.bucket.arn_for_objects(
                                            f"{SEGMENT_PREFIX}*")])
+        if resource == "grants":
+            arn = Stack.of(self).format_arn(service="ssm", resource="parameter",
+                                            resource_name=self._grants_path.lstrip("/"))
+            return iam.PolicyStatement(actions=list(actions), resources=[arn])
         if resource == "bucket":
             return iam.PolicyStatement(
                 actions=list(actions), resources=[storage.bucket.bucket_arn],

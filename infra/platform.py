@@ -10,14 +10,25 @@ Example:
 
 from __future__ import annotations
 
-import re
+import hashlib
 from collections.abc import Mapping
+from typing import Any
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
+
+from streamlet.engine.grants import (
+    Grant,
+    Resources,
+    direct_statements,
+    http_routes,
+    registry_entry,
+    registry_path,
+)
 
 from .api import StreamletApi
 from .functions import ARCHIVE_EVERY, StreamletFunctions
@@ -25,22 +36,6 @@ from .monitoring import ARCHIVE_LAG_ALARM, StreamletMonitoring
 from .storage import SEGMENT_GLACIER_IR_AFTER, SEGMENT_IA_AFTER, StreamletStorage
 
 INVOKE = "execute-api:Invoke"
-
-
-_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]*")  # Kafka's topic (and our group) alphabet
-
-
-def _pattern(prefix: str) -> str:
-    """``"orders."`` -> ``"orders.*"``; ``"*"`` (every name) stays ``"*"``.
-
-    Raises ValueError for characters a name cannot have (``/``, ``?``, ``*`` inside):
-    in an IAM resource they would widen the grant beyond the prefix.
-    """
-    stem = prefix.removesuffix("*")
-    if not _NAME_CHARS.fullmatch(stem):
-        raise ValueError(f"Not a topic or group name prefix: {prefix!r} "
-                         "(letters, digits, '.', '_' and '-' only).")
-    return f"{stem}*"
 
 
 class StreamletPlatform(Construct):
@@ -102,40 +97,76 @@ class StreamletPlatform(Construct):
         names = self.storage.names
         return f"direct://{names.prefix}?bucket={names.bucket}&region={Aws.REGION}"
 
-    def grant_produce(self, principal: iam.IGrantable, topic_prefix: str = "*") -> iam.Grant:
-        """Let ``principal`` produce to topics named ``topic_prefix...`` over the HTTP API."""
-        topic = _pattern(topic_prefix)
-        return self._grant(principal, [
-            ("POST", f"/v3/clusters/*/topics/{topic}/records"),
-            ("POST", f"/v3/clusters/*/topics/{topic}/records:batch"),
-            ("POST", f"/v1/topics/{topic}/partitions/*/batches"),
-            ("POST", "/v1/producer-ids"),
-        ])
+    def grant_produce(self, principal: iam.IGrantable, topic_prefix: str = "*", *,
+                      direct: bool = False) -> iam.Grant:
+        """Let ``principal`` produce to topics named ``topic_prefix...``.
+
+        Over the HTTP API by default; ``direct=True`` grants direct mode instead (DynamoDB
+        and S3, scoped to those topics' keys: see :mod:`streamlet.engine.grants`).
+        """
+        return self._grant(principal, Grant.produce(topic_prefix), direct)
 
     def grant_consume(self, principal: iam.IGrantable, topic_prefix: str = "*",
-                      group_prefix: str = "*") -> iam.Grant:
-        """Let ``principal`` fetch from ``topic_prefix...`` and use groups ``group_prefix...``.
+                      group_prefix: str = "*", *, direct: bool = False) -> iam.Grant:
+        """Let ``principal`` read ``topic_prefix...`` and use groups ``group_prefix...``.
 
-        The native fetch routes carry the topic in the path, so they are scoped by topic.
-        REST v2 consumer instances and the SDK's group membership routes name their topics
-        in a request body, which IAM cannot see: they are scoped by group only. Group
-        administration (``PUT .../offsets``, ``DELETE``, listing) needs ``grant_admin``.
+        API Gateway checks the topic or group in each route's path; the handlers check every
+        topic a body names (REST v2 assignments, subscriptions, commits; the group routes'
+        leases, commits and heartbeats) against the same grant, which ``grant_*`` records in
+        the grant registry. Group administration (``PUT .../offsets``, ``DELETE``, listing)
+        needs ``grant_admin``. ``direct=True`` grants direct mode instead.
         """
-        topic, group = _pattern(topic_prefix), _pattern(group_prefix)
-        return self._grant(principal, [
-            ("GET", f"/v1/topics/{topic}/partitions/*/batches"),
-            ("GET", f"/v1/topics/{topic}/partitions/*/offsets"),
-            ("GET", f"/v1/topics/{topic}"),
-            ("*", f"/consumers/{group}"),
-            ("GET", f"/v1/groups/{group}"),
-            ("POST", f"/v1/groups/{group}/*"),
-        ])
+        return self._grant(principal, Grant.consume(topic_prefix, group_prefix), direct)
 
-    def grant_admin(self, principal: iam.IGrantable) -> iam.Grant:
-        """Let ``principal`` call every route (topic and group administration included)."""
-        return self._grant(principal, [("*", "/*")])
+    def grant_admin(self, principal: iam.IGrantable, *, direct: bool = False) -> iam.Grant:
+        """Let ``principal`` call every route (topic and group administration included),
+        or with ``direct=True`` use every table item and data object directly."""
+        return self._grant(principal, Grant.admin(), direct)
 
-    def _grant(self, principal: iam.IGrantable, routes: list[tuple[str, str]]) -> iam.Grant:
-        arns = [self.api.execute_api_arn(method, path) for method, path in routes]
+    def _grant(self, principal: iam.IGrantable, grant: Grant, direct: bool) -> iam.Grant:
+        if direct:
+            return self._grant_direct(principal, grant)
+        self._register(principal, grant)
+        arns = [self.api.execute_api_arn(method, path) for method, path in http_routes(grant)]
         return iam.Grant.add_to_principal(grantee=principal, actions=[INVOKE],
                                           resource_arns=arns)
+
+    def _grant_direct(self, principal: iam.IGrantable, grant: Grant) -> iam.Grant:
+        storage = self.storage
+        arns = Resources(storage.topics_table.table_arn, storage.log_table.table_arn,
+                         storage.groups_table.table_arn, storage.bucket.bucket_arn)
+        made = [iam.Grant.add_to_principal(
+            grantee=principal, actions=statement["Action"],
+            resource_arns=_listed(statement["Resource"]), conditions=statement.get("Condition"))
+            for statement in direct_statements(grant, arns)]
+        combined = made[0]
+        for more in made[1:]:
+            combined = combined.combine(more)
+        return combined
+
+    def _register(self, principal: iam.IGrantable, grant: Grant) -> None:
+        """Record the grant in the registry the handlers read (an SSM parameter).
+
+        The parameter lives beside the principal (its stack), so a role of another stack
+        adds no reference from this stack to that one (which would close a cycle: that
+        stack already refers to this API).
+        """
+        arns = principal.grant_principal.policy_fragment.principal_json.get("AWS", [])
+        if not arns:
+            raise ValueError("grant_* gives HTTP access to IAM roles and users (principals "
+                             "with an ARN); this principal has none.")
+        scope = principal if isinstance(principal, Construct) else self
+        for arn in arns:
+            digest = hashlib.sha256(f"{self.node.path}|{scope.node.path}|{arn}|"
+                                    f"{grant.encode()}".encode()).hexdigest()[:16]
+            if scope.node.try_find_child(f"StreamletGrant{digest}") is None:
+                ssm.StringParameter(
+                    scope, f"StreamletGrant{digest}",
+                    parameter_name=f"{registry_path(self.storage.names.prefix)}/{digest}",
+                    string_value=Stack.of(scope).to_json_string(registry_entry(arn, grant)),
+                    description=f"Streamlet grant registry: {grant.role} "
+                                f"(topics {grant.topics}, groups {grant.groups})")
+
+
+def _listed(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)

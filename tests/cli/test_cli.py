@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -278,3 +280,59 @@ def test_local_runs_until_interrupted(topic: str) -> None:
     assert proc.returncode == 0, stderr
     assert "listening on" in stderr and "Traceback" not in stderr
     assert "HTTP API (SigV4" in stderr and "/v3/clusters" in stderr
+
+
+def test_local_adds_principals_with_their_own_policies(tmp_path: Path, topic: str) -> None:
+    # issue 16 (point 6): the local gateway evaluates the policies of the principals it is
+    # started with, so a grant's scope can be tried locally end to end.
+    from streamlet.engine.grants import Grant, http_policy
+    from streamlet.errors import AccessDenied
+    from streamlet.transport.http import HttpTransport
+
+    policy = tmp_path / "reader.json"
+    policy.write_text(json.dumps(http_policy(
+        [Grant.consume(topic)], "arn:aws:execute-api:us-east-1:000000000000:local")))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlet.cli", "local", "--port", "0",
+                             "--api-port", "0", "--archive-interval", "0",
+                             "--principal", f"reader={policy}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(5):
+            proc.stdout.readline()  # type: ignore[union-attr]
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("# principal reader (arn:aws:iam::000000000000:user/reader)")
+        keys = dict(part.split("=", 1) for part in shlex.split(line.split(": ", 1)[1])[1:])
+        url = _api_url(proc)
+        admin = HttpTransport(url, _session("streamlet-local", "streamlet-local"))
+        admin.create_topic(topic, 1)
+        reader = HttpTransport(url, _session(keys["AWS_ACCESS_KEY_ID"],
+                                             keys["AWS_SECRET_ACCESS_KEY"]))
+        assert reader.watermarks(topic, 0) == (0, 0)
+        with pytest.raises(AccessDenied, match="not authorized"):
+            reader.create_topic(f"{topic}-x", 1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
+def _api_url(proc: subprocess.Popen[str]) -> str:
+    for _ in range(50):
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        if "HTTP API (SigV4" in line:
+            return str(line.split(": ", 1)[1].split(" ")[0])
+    raise AssertionError("the HTTP API never announced itself")
+
+
+def _session(key: str, secret: str) -> Any:
+    import boto3
+
+    return boto3.Session(aws_access_key_id=key, aws_secret_access_key=secret,
+                         region_name="us-east-1")
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("reader", "NAME=policy.json"), ("reader=/nonexistent.json", "No such file"),
+    ("bad/name=x.json", "Principal name"), ("streamlet-local=x.json", "Principal name")])
+def test_local_refuses_bad_principals(spec: str, needle: str) -> None:
+    result = CliRunner().invoke(app, ["local", "--port", "0", "--principal", spec])
+    assert_fails(result, needle)

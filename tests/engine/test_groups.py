@@ -54,11 +54,17 @@ def test_a_multi_partition_commit_is_all_or_nothing(groups) -> None:  # type: ig
     assert groups.lease("g", TP).committed is None
 
 
-def test_committed_offsets_never_move_backwards(groups) -> None:  # type: ignore[no-untyped-def]
+def test_the_owner_may_commit_backwards_a_stale_owner_never(groups) -> None:  # type: ignore[no-untyped-def]
+    # issue 16 (point 4): a backwards commit by the owner was silently ignored, so a bad
+    # commit (e.g. 2^63-1) stuck forever; Kafka's owner is last-writer-wins.
     lease = groups.take("g", TP, "a", groups.snapshot("g").leases[TP])
-    groups.commit("g", "a", {TP: (lease.epoch, 10, "")})
+    groups.commit("g", "a", {TP: (lease.epoch, 2**63 - 1, "")})
     groups.commit("g", "a", {TP: (lease.epoch, 3, "")})
-    assert groups.lease("g", TP).committed == 10
+    assert groups.lease("g", TP).committed == 3
+    stolen = groups.take("g", TP, "b", groups.lease("g", TP))
+    with pytest.raises(CommitFailed):
+        groups.commit("g", "a", {TP: (lease.epoch, 1, "")})  # stale epoch: refused
+    assert (groups.lease("g", TP).committed, stolen.epoch) == (3, lease.epoch + 1)
 
 
 def test_release_and_members(groups) -> None:  # type: ignore[no-untyped-def]
@@ -98,7 +104,7 @@ def test_list_and_delete(groups) -> None:  # type: ignore[no-untyped-def]
         groups.delete("other")
 
 
-@pytest.mark.parametrize("bad", ["", "a#b", "x" * 250, 3])
+@pytest.mark.parametrize("bad", ["", "a#b", "x" * 250, 3, "a b", "a/b", ".", "..", "é"])
 def test_bad_group_ids(groups, bad: object) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidRequest, match="Group id"):
         groups.snapshot(bad)

@@ -25,12 +25,15 @@ from moto import mock_aws
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "streamlet")
 
-from functions import _runtime, api
+from functions import _access, _runtime, api
 from streamlet.engine import Engine, Names
+from streamlet.engine.grants import Grant, registry_entry, registry_path
 from streamlet.local import serialized_moto
 
 EVENTS = Path(__file__).parent / "events"
 NAMES = Names(prefix="fn", bucket="fn-data")
+USER = "arn:aws:iam::123456789012:user/streamlet-user"
+"""The caller of the captured events (requestContext.authorizer.iam.userArn): an admin."""
 HANDLERS = {"admin_handler": api.admin_handler, "produce_handler": api.produce_handler,
             "archiver_handler": api.archiver_handler,
             "consume_handler": api.consume_handler}
@@ -65,8 +68,12 @@ def match(method: str, path: str) -> tuple[str, dict[str, str], str]:
 
 
 def event(method: str, path: str, body: Any = None, *, query: dict[str, Any] | str | None = None,
-          headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """An HTTP API payload 2.0 event; bytes bodies go base64 as API Gateway sends them."""
+          headers: dict[str, str] | None = None, caller: str | None = None
+          ) -> dict[str, Any]:
+    """An HTTP API payload 2.0 event; bytes bodies go base64 as API Gateway sends them.
+
+    ``caller`` replaces the signer's ARN (``requestContext.authorizer.iam.userArn``).
+    """
     kind = "get" if body is None else "post_binary" if isinstance(body, bytes) else "post_json"
     out = copy.deepcopy(_TEMPLATES[kind])
     key, params, _ = match(method, path)
@@ -82,6 +89,8 @@ def event(method: str, path: str, body: Any = None, *, query: dict[str, Any] | s
         out["queryStringParameters"] = dict(parse_qsl(raw_query, keep_blank_values=True))
     _set_body(out, body)
     out["headers"].update(headers or {})
+    if caller is not None:
+        out["requestContext"]["authorizer"]["iam"]["userArn"] = caller
     return out
 
 
@@ -137,18 +146,35 @@ def call(method: str, path: str, body: Any = None, **kw: Any) -> Reply:
     return invoke(event(method, path, body, **kw))
 
 
+def register(principal_arn: str, grant: Grant) -> None:
+    """Add a grant to the registry, as ``grant_*`` does on AWS (an SSM parameter)."""
+    name = f"{registry_path(NAMES.prefix)}/{abs(hash((principal_arn, grant))):x}"
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name=name, Type="String", Overwrite=True,
+        Value=json.dumps(registry_entry(principal_arn, grant)))
+    _access.reset()  # a new container reads the registry again
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """In-process moto with Streamlet's storage; the handlers build their engine from env."""
+    """In-process moto with Streamlet's storage; the handlers build their engine from env.
+
+    The grant registry names the captured events' caller (``USER``) an admin.
+    """
     monkeypatch.setenv("STREAMLET_TABLE_PREFIX", NAMES.prefix)
     monkeypatch.setenv("STREAMLET_BUCKET", NAMES.bucket)
+    monkeypatch.setenv(_access.GRANTS_PATH_ENV, registry_path(NAMES.prefix))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     _runtime.reset()
+    _access.reset()
     with mock_aws(), serialized_moto():
         s3 = boto3.client("s3", region_name="us-east-1")
         engine = Engine(boto3.client("dynamodb", region_name="us-east-1"), s3, NAMES)
         engine.provision(s3)
+        register(USER, Grant.admin())
         yield engine
     _runtime.reset()
+    _access.reset()
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 ``{"error_code": int, "message": str}``, and a refused request writes nothing.
 
 Malformed JSON, wrong types, huge and negative offsets and partitions, unknown
-partitions, undecodable bodies, odd content types, oversized bodies and headers.
+partitions, undecodable bodies, odd content types, oversized bodies and headers; JSON
+that is not interoperable (NaN, Infinity, lone surrogates, booleans for numbers), topic
+patterns RE2 refuses, group ids outside the rule, and callers outside the grant or
+impersonating another principal's member or instance (issue 16).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
 from streamlet.engine import Engine
+from streamlet.engine.grants import Grant
+from streamlet.groups.leases import Member
+from streamlet.records import TopicPartition
 from tests.batches import make_batch
-from tests.functions.conftest import HANDLERS, LambdaContext, event, match
+from tests.functions.conftest import HANDLERS, USER, LambdaContext, event, match, register
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -63,13 +69,15 @@ V2_BODY = st.one_of(JSON, st.fixed_dictionaries({}, optional={
     "offsets": st.one_of(JSON, st.lists(TP, max_size=3)),
     "timestamps": st.one_of(JSON, st.lists(TP, max_size=3)),
     "topics": st.one_of(JSON, st.lists(st.one_of(NAMES, JSON), max_size=3)),
-    "topic_pattern": st.one_of(st.sampled_from(["ord.*", "(", "[a-", ".*", ""]), JSON),
+    "topic_pattern": st.one_of(st.sampled_from(["ord.*", "(", "[a-", ".*", "", "(a+)+b",
+                                                "(a)\\1", "(?<=a)b", "a{1001}", "\\C"]),
+                               JSON),
     "session.timeout.ms": st.one_of(INTS, JSON)}))
 LEASE_JSON = st.fixed_dictionaries({}, optional={
     "owner": st.one_of(NAMES, JSON), "epoch": st.one_of(INTS, JSON),
     "committed": st.one_of(INTS, JSON), "metadata": st.one_of(st.text(max_size=5), JSON)})
 GROUP_BODY = st.one_of(JSON, st.fixed_dictionaries({}, optional={
-    "member_id": st.one_of(NAMES, JSON), "epoch": st.one_of(INTS, JSON),
+    "member_id": st.one_of(st.just("m"), NAMES, JSON), "epoch": st.one_of(INTS, JSON),
     "seen": st.one_of(LEASE_JSON, JSON, st.lists(TP, max_size=2)),
     "seen_beat": st.one_of(INTS, JSON), "beat": st.one_of(INTS, JSON),
     "client_id": st.one_of(NAMES, JSON), "host": st.one_of(NAMES, JSON),
@@ -123,13 +131,32 @@ def run(engine: Engine, method: str, path: str, body: Any, **kw: Any) -> int:
     return check(engine, event(method, path, body, **kw))
 
 
+BILLING = "arn:aws:sts::123456789012:assumed-role/billing/s"
+NOBODY = "arn:aws:iam::123456789012:user/unregistered"
+CALLERS = st.sampled_from([None, BILLING, NOBODY])  # None: the admin the events carry
+
+
 def prepared(aws: Engine) -> Engine:
-    """Topic ``orders`` (2 partitions, 2 records) and consumer instance ``c`` of ``g``."""
+    """Topic ``orders`` (2 partitions, 2 records), consumer instance ``c`` of ``g`` (the
+    admin's) and member ``m`` of ``g`` holding orders/0; ``billing`` may read billing*."""
     if "orders" not in aws.list_topics():
         aws.create_topic("orders", 2)
+        aws.create_topic("billing", 1)
         aws.append("orders", 0, make_batch([b"a", b"b"]))
-        aws.instances.create("g", "c", "binary", "earliest")
+        aws.instances.bound(_principal(USER)).create("g", "c", "binary", "earliest")
+        mine = aws.groups.bound(_principal(USER), aws.topics)
+        mine.heartbeat("g", Member("m", 0, topics=("orders",)))
+        mine.ensure_leases("g", [TopicPartition("orders", 0)])
+        mine.take("g", TopicPartition("orders", 0), "m", mine.lease("g", TopicPartition(
+            "orders", 0)))
+        register("arn:aws:iam::123456789012:role/billing", Grant.consume("billing", "g"))
     return aws
+
+
+def _principal(arn: str) -> str:
+    from streamlet.engine.grants import principal_key
+
+    return principal_key(arn)
 
 
 @FUZZ
@@ -174,18 +201,21 @@ def test_native(aws: Engine, method: str, topic: str, partition: str, what: str,
                               ("POST", "/subscription"), ("GET", "/subscription"),
                               ("DELETE", "/subscription"), ("POST", "/offsets"),
                               ("GET", "/offsets"), ("DELETE", ""), ("CREATE", "")]),
-       body=V2_BODY, query=QUERY)
+       body=V2_BODY, query=QUERY, caller=CALLERS)
 def test_v2_consumers(aws: Engine, group: str, name: str, route: tuple[str, str], body: Any,
-                      query: dict[str, str]) -> None:
+                      query: dict[str, str], caller: str | None) -> None:
     method, suffix = route
     engine = prepared(aws)
     if method == "CREATE":
-        run(engine, "POST", f"/consumers/{group}", body)
+        run(engine, "POST", f"/consumers/{group}", body, caller=caller)
         return
-    if method == "DELETE" and (group, name) == ("g", "c"):
+    if method == "DELETE" and (group, name) == ("g", "c") and caller is None:
         name = "other"
     path = f"/consumers/{group}/instances/{name}{suffix}"
-    run(engine, method, path, body if method in ("POST", "GET") else None, query=query)
+    status = run(engine, method, path, body if method in ("POST", "GET") else None,
+                 query=query, caller=caller)
+    if caller is not None and (group, name) == ("g", "c"):
+        assert status in (400, 403, 404, 415), status  # another principal's instance
 
 
 @FUZZ
@@ -196,16 +226,18 @@ def test_v2_consumers(aws: Engine, group: str, name: str, route: tuple[str, str]
                               ("POST", "/members/heartbeat"), ("POST", "/members/remove"),
                               ("POST", "/commits"), ("PUT", "/offsets"), ("DELETE", ""),
                               ("LIST", "")]),
-       body=GROUP_BODY)
+       body=GROUP_BODY, caller=CALLERS)
 def test_native_groups(aws: Engine, group: str, topic: str, partition: str,
-                       route: tuple[str, str], body: Any) -> None:
+                       route: tuple[str, str], body: Any, caller: str | None) -> None:
     method, suffix = route
     engine = prepared(aws)
     if method == "LIST":
-        run(engine, "GET", "/v1/groups", None)
+        run(engine, "GET", "/v1/groups", None, caller=caller)
         return
+    if method == "DELETE" and caller is None:
+        group = "other"  # keep the prepared group for the next example
     path = f"/v1/groups/{group}" + suffix.replace("T/P", f"{topic}/{partition}")
-    run(engine, method, path, body if method in ("POST", "PUT") else None)
+    run(engine, method, path, body if method in ("POST", "PUT") else None, caller=caller)
 
 
 @FUZZ
@@ -235,6 +267,27 @@ def test_raw_envelopes(aws: Engine, path: str, body: Any, headers: dict[str, str
                        mangle: str) -> None:
     raw = event("POST", path, body if body is not None else None, headers=headers)
     MANGLERS[mangle](raw)
+    check(prepared(aws), raw)
+
+
+RAW_JSON = st.sampled_from([
+    '{"partition_id": NaN}', '{"offsets": [{"topic": "orders", "partition": 0, "offset": '
+    'Infinity}]}', '{"topics": ["\\ud800"]}', '{"\\udfff": 1}', '{"member_id": "\\udc00"}',
+    '{"partitions": [{"topic": "orders", "partition": true}]}', '{"partition": 1e999}',
+    '{"topic_pattern": "(a+)+b"}', '{"member_id": "m", "topics": ["orders"], "heartbeat_ms":'
+    ' -Infinity}', '[' * 5000, '{"a": ' * 3000])
+
+
+@FUZZ
+@given(path=st.sampled_from(ROUTE_PATHS), text=RAW_JSON, typed=st.booleans(),
+       caller=CALLERS)
+def test_json_that_is_not_json(aws: Engine, path: str, text: str, typed: bool,
+                               caller: str | None) -> None:
+    """NaN, Infinity, lone surrogates, booleans for numbers, deep nesting, a missing
+    Content-Type: a 4xx naming the problem, never a 5xx, nothing written."""
+    raw = event("POST", path, text, caller=caller)
+    if not typed:
+        del raw["headers"]["content-type"]
     check(prepared(aws), raw)
 
 

@@ -53,11 +53,15 @@ def _users(app: cdk.App, stack: StreamletStack) -> tuple[cdk.Stack, dict[str, ia
     """Another stack whose roles get access through the ``grant_*`` helpers."""
     users = cdk.Stack(app, "Users")
     roles = {name: iam.Role(users, name.title(), assumed_by=iam.AccountRootPrincipal())
-             for name in ("producer", "consumer", "operator")}
+             for name in ("producer", "consumer", "operator", "direct_producer",
+                          "direct_consumer")}
     platform = stack.platform
     platform.grant_produce(roles["producer"], topic_prefix="orders.")
     platform.grant_consume(roles["consumer"], topic_prefix="orders.", group_prefix="billing")
     platform.grant_admin(roles["operator"])
+    platform.grant_produce(roles["direct_producer"], topic_prefix="orders.", direct=True)
+    platform.grant_consume(roles["direct_consumer"], topic_prefix="orders.",
+                           group_prefix="billing", direct=True)
     return users, roles
 
 

@@ -24,7 +24,7 @@ REAL_PIP = os.environ.get("STREAMLET_TEST_REAL_BUNDLING") == "1"
 # Importable top-level modules that bundling.REQUIREMENTS installs (with their deps).
 BUNDLED_MODULES = {"aws_lambda_powertools", "aws_xray_sdk", "pydantic", "pydantic_core",
                    "aiokafka", "cramjam", "boto3", "botocore", "s3transfer", "urllib3",
-                   "jmespath", "dateutil", "typing_extensions", "lz4", "backports"}
+                   "jmespath", "dateutil", "typing_extensions", "lz4", "backports", "re2"}
 
 
 class FakePip:

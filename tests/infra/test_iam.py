@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Synthesized
+from .conftest import PREFIX, Synthesized
 
 # The only statements allowed Resource "*": X-Ray has no resource-level permissions.
 STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -31,10 +31,13 @@ def _statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]
                 yield logical_id, statement
 
 
+def _function(synthesized: Synthesized, handler: str) -> dict[str, Any]:
+    return next(f for f in synthesized.resources("AWS::Lambda::Function").values()
+                if f["Properties"]["Handler"] == handler)
+
+
 def _role_of(synthesized: Synthesized, handler: str) -> str:
-    fn = next(f for f in synthesized.resources("AWS::Lambda::Function").values()
-              if f["Properties"]["Handler"] == handler)
-    return fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    return str(_function(synthesized, handler)["Properties"]["Role"]["Fn::GetAtt"][0])
 
 
 def _actions_by_resource(synthesized: Synthesized, handler: str) -> dict[str, set[str]]:
@@ -57,6 +60,8 @@ def _describe(resource: Any) -> str:
     if "Fn::GetAtt" in resource:
         return resource["Fn::GetAtt"][0]
     parts = resource["Fn::Join"][1]
+    if isinstance(parts[0], str):  # a formatted ARN: arn:{partition}:ssm:{region}:...
+        return "".join(p if isinstance(p, str) else "{}" for p in parts)
     return parts[0]["Fn::GetAtt"][0] + "".join(p for p in parts[1:] if isinstance(p, str))
 
 
@@ -211,3 +216,58 @@ def test_grants_refuse_prefixes_that_would_widen_the_arn(synthesized: Synthesize
     with pytest.raises(ValueError, match="Not a topic or group name prefix"):
         synthesized.stack.platform.grant_produce(synthesized.roles["producer"],
                                                  topic_prefix=prefix)
+
+
+def _role_statements(synthesized: Synthesized, role: str) -> list[dict[str, Any]]:
+    template = synthesized.users_template()
+    role_id = synthesized.users.get_logical_id(synthesized.roles[role].node.default_child)
+    return [s for p in template["Resources"].values() if p["Type"] == "AWS::IAM::Policy"
+            and {"Ref": role_id} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def test_http_grants_are_registered_beside_the_principal(synthesized: Synthesized) -> None:
+    """The handlers learn each caller's grants from SSM parameters in the grantee's stack,
+    so a role of another stack adds no reference back to the Streamlet stack (a cycle)."""
+    users = synthesized.users_template()["Resources"]
+    entries = {}
+    for parameter in (r for r in users.values() if r["Type"] == "AWS::SSM::Parameter"):
+        props = parameter["Properties"]
+        assert props["Name"].startswith(f"/streamlet/{PREFIX}/grants/")
+        value = props["Value"]["Fn::Join"][1]  # '{"principal":"', {role arn}, '","grant":...'
+        entries[value[1]["Fn::GetAtt"][0]] = value[2]
+    roles = {n: synthesized.users.get_logical_id(r.node.default_child)
+             for n, r in synthesized.roles.items()}
+    assert entries == {roles["producer"]: '","grant":"produce:orders.*:*"}',
+                       roles["consumer"]: '","grant":"consume:orders.*:billing*"}',
+                       roles["operator"]: '","grant":"admin:*:*"}'}  # direct: not registered
+    assert "Fn::ImportValue" not in json.dumps(synthesized.json)  # nothing of Users here
+
+
+def test_the_handlers_that_check_body_topics_read_the_registry(synthesized: Synthesized
+                                                               ) -> None:
+    for handler in ("functions.api.consume_handler", "functions.api.admin_handler"):
+        function = _function(synthesized, handler)
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["STREAMLET_GRANTS_PATH"] == f"/streamlet/{PREFIX}/grants"
+        granted = _actions_by_resource(synthesized, handler)
+        path = next(k for k in granted if "parameter/streamlet" in k)
+        assert granted[path] == {"ssm:GetParametersByPath"}
+        assert path.endswith(f"parameter/streamlet/{PREFIX}/grants")
+    produce = _function(synthesized, "functions.api.produce_handler")
+    assert "STREAMLET_GRANTS_PATH" not in produce["Properties"]["Environment"]["Variables"]
+
+
+def test_direct_grants_scope_dynamodb_by_leading_keys(synthesized: Synthesized) -> None:
+    for role in ("direct_producer", "direct_consumer"):
+        statements = _role_statements(synthesized, role)
+        actions = {a for s in statements for a in _listed(s["Action"])}
+        assert not actions & {"dynamodb:Scan", "dynamodb:BatchWriteItem", "s3:DeleteObject",
+                              "execute-api:Invoke"}
+        for statement in statements:
+            if any(a.startswith("dynamodb:") for a in _listed(statement["Action"])):
+                condition = statement["Condition"]
+                assert condition["Null"] == {"dynamodb:LeadingKeys": "false"}
+                keys = condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                assert keys in (["topic#orders.*"], ["orders.*/*"], ["group#billing*"],
+                                ["counter#producer_id"])

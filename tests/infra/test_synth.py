@@ -144,8 +144,11 @@ def test_functions_run_powertools_handlers_with_explicit_limits(synthesized: Syn
         else:
             assert props["Timeout"] < API_TIMEOUT_S
         env = props["Environment"]["Variables"]
+        checks_body_topics = props["Handler"] in ("functions.api.consume_handler",
+                                                  "functions.api.admin_handler")
         assert set(env) == {"STREAMLET_TABLE_PREFIX", "STREAMLET_BUCKET",
-                            "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+                            "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
+                            *(["STREAMLET_GRANTS_PATH"] if checks_body_topics else [])}
         assert env["STREAMLET_TABLE_PREFIX"] == PREFIX
         assert (env["POWERTOOLS_SERVICE_NAME"], env["POWERTOOLS_METRICS_NAMESPACE"]) == (
             "streamlet", "Streamlet")

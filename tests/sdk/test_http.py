@@ -206,7 +206,8 @@ def test_gateway_builds_http_api_events(live_platform: LocalPlatform,
 
     fake = types.SimpleNamespace(
         routes=lambda: [("POST /v1/topics/{topic}/partitions/{partition}/batches", "h")],
-        local_mode=lambda: None, bound_engine=lambda engine: contextlib.nullcontext(), h=handler)
+        local_mode=lambda: None, bound_engine=lambda engine: contextlib.nullcontext(),
+        bound_grants=lambda source: contextlib.nullcontext(), h=handler)
     monkeypatch.setitem(sys.modules, "fake_handlers", fake)
     gateway = Gateway(None, credentials={KEY: SECRET}, handlers="fake_handlers").start()
     try:
@@ -227,6 +228,8 @@ def test_gateway_builds_http_api_events(live_platform: LocalPlatform,
     assert event["isBase64Encoded"] and event["body"] == "AP8="
     assert event["requestContext"]["http"]["method"] == "POST"
     assert event["requestContext"]["stage"] == "$default"
+    assert event["requestContext"]["authorizer"]["iam"]["userArn"] == (
+        f"arn:aws:iam::000000000000:user/{KEY}")  # the signer, as API Gateway passes it
 
 
 def test_admin_over_http_describes_like_direct(gateway: str, live_platform: LocalPlatform,

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from streamlet import Admin, CommitFailed, Consumer, InvalidRequest, Producer, TopicPartition
-from streamlet.errors import GroupNotFound
+from streamlet.errors import GroupNotFound, TopicNotFound
 from streamlet.local import LocalPlatform
 from streamlet.local.credentials import LOCAL_CREDENTIALS
 from streamlet.transport.http import HttpTransport
@@ -54,6 +54,9 @@ def test_group_errors_over_http_are_the_direct_ones(gateway: str, live_platform:
     groups = HttpTransport(gateway).groups
     tp = TopicPartition(topic, 0)
     group = f"errors-{topic}"
+    with pytest.raises(TopicNotFound):  # leases name existing topics (issue 16)
+        groups.ensure_leases(group, [tp])
+    Admin(gateway).create_topic(topic, 1)
     assert groups.snapshot(group).leases == {} and groups.lease(group, tp) is None
     groups.ensure_leases(group, [tp])
     mine = groups.take(group, tp, "m-1", groups.lease(group, tp))  # type: ignore[arg-type]
@@ -63,7 +66,7 @@ def test_group_errors_over_http_are_the_direct_ones(gateway: str, live_platform:
     with pytest.raises(CommitFailed, match="nothing was committed"):
         groups.commit(group, "m-1", {tp: (mine.epoch, 5, "")})
     assert direct.lease(group, tp).committed is None  # type: ignore[union-attr]
-    with pytest.raises(InvalidRequest, match="without '#'"):
+    with pytest.raises(InvalidRequest, match="Group id 'a#b'"):
         groups.snapshot("a#b")
     with pytest.raises(GroupNotFound):
         groups.delete(f"never-{topic}")

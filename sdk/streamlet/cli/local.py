@@ -19,23 +19,49 @@ from .common import CliError, stderr, stdout
 if TYPE_CHECKING:
     from ..local import LocalPlatform
     from ..local.demo import DemoResult
+    from ..local.principals import Principal
 
 DEFAULT_PORT = 4566
 DEFAULT_API_PORT = 4567
 DEFAULT_ARCHIVE_INTERVAL_S = 60.0
 
 
-def _announce_api(platform: LocalPlatform, api_port: int) -> None:
-    """Start the HTTP API gateway and say how to reach it (stderr)."""
+def _announce_api(platform: LocalPlatform, api_port: int,
+                  principals: list[Principal]) -> None:
+    """Start the HTTP API gateway and say how to reach it (stderr), and how each extra
+    principal signs (stdout, as comments beside the export lines)."""
     try:
-        url = platform.start_gateway(port=api_port)
+        url = platform.start_gateway(port=api_port, principals=principals)
     except RuntimeError as error:  # the local extra (Powertools, pydantic) is missing
         stderr().print(f"HTTP API not started: {error}", markup=False)
         return
-    stderr().print(f"HTTP API (SigV4, the credentials above): {url} — e.g. "
-                   f"STREAMLET_ENDPOINT={url}, or curl --aws-sigv4 "
+    for principal in principals:
+        typer.echo(f"# principal {principal.name} ({principal.arn}): export "
+                   f"AWS_ACCESS_KEY_ID={shlex.quote(principal.access_key)} "
+                   f"AWS_SECRET_ACCESS_KEY={shlex.quote(principal.secret_key)}")
+    sys.stdout.flush()
+    stderr().print(f"HTTP API (SigV4 and IAM; the credentials above are an administrator): "
+                   f"{url} — e.g. STREAMLET_ENDPOINT={url}, or curl --aws-sigv4 "
                    f"'aws:amz:us-east-1:execute-api' --user streamlet-local:streamlet-local "
                    f"{url}/v3/clusters", markup=False)
+
+
+def _principals(specs: list[str]) -> list[Principal]:
+    """``NAME=policy.json`` each; a clear error for a bad name, file or policy."""
+    from ..local.principals import Principal
+
+    out = []
+    for spec in specs:
+        name, equals, path = spec.partition("=")
+        if not equals or not path:
+            raise CliError(f"--principal takes NAME=policy.json, not {spec!r}.")
+        try:
+            out.append(Principal.from_file(name, path))
+        except (OSError, ValueError) as error:
+            raise CliError(f"--principal {spec}: {error}") from None
+    if len({p.name for p in out}) != len(out):
+        raise CliError("Each --principal needs its own NAME.")
+    return out
 
 
 def local(
@@ -52,12 +78,19 @@ def local(
         help="Seconds between archiver and retention passes (0: only on demand, "
              "`streamlet admin archive`).",
     )] = DEFAULT_ARCHIVE_INTERVAL_S,
+    principal: Annotated[list[str] | None, typer.Option(
+        "--principal", metavar="NAME=POLICY.json",
+        help="Add an HTTP API principal with this IAM identity policy (repeatable): access "
+             "key NAME, a random secret printed at start; e.g. a grant's policy to test "
+             "its scope. The default credentials stay an administrator.",
+    )] = None,
 ) -> None:
     """Run a local Streamlet platform (moto + the HTTP API) until Ctrl-C.
 
     Prints `export ...` lines on stdout: paste them into another shell to point the
     SDK, the CLI and AWS tools at it. Its state lives in memory and ends with it.
     """
+    principals = _principals(principal or [])
     _check_port(host, port)
     if api_port:
         _check_port(host, api_port)
@@ -70,7 +103,7 @@ def local(
             stderr().print(f"Streamlet local platform listening on "
                            f"{platform.aws_endpoint_url} (paste the exports above into "
                            "another shell; Ctrl-C to stop).", markup=False)
-            _announce_api(platform, api_port)
+            _announce_api(platform, api_port, principals)
             if archive_interval:
                 platform.start_archiver(archive_interval)
             platform.serve_forever()

@@ -7,6 +7,10 @@ that every request reads and updates (group membership: ``streamlet.groups.subsc
 Idle instances expire: each write pushes ``expires_at`` (DynamoDB's TTL attribute)
 forward, and reads treat an expired item as gone, since TTL deletes lazily.
 
+An instance belongs to the IAM principal that created it: the HTTP handlers use a store
+bound to the caller (:meth:`ConsumerInstances.bound`), which refuses any request about
+another principal's instance with AccessDenied and writes nothing.
+
 Example:
     >>> instances = ConsumerInstances(dynamodb, Names())           # doctest: +SKIP
     >>> instances.create("billing", "c1", "binary", "earliest")    # doctest: +SKIP
@@ -15,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -22,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import SYSTEM, Clock
 from ..errors import (
+    AccessDenied,
     ConsumerIllegalState,
     ConsumerInstanceExists,
     ConsumerInstanceNotFound,
     InvalidRequest,
 )
 from ..groups.instance import DEFAULT_SESSION_MS, ConsumerInstance
+from ..groups.leases import validate_group
 from ..records import TopicPartition
 from . import schema
 from .aws import conditional, translated
@@ -88,11 +95,12 @@ def _state(group: str, name: str, item: Mapping[str, Any]) -> ConsumerInstance:
         _from_numbers(item, A_POSITIONS), item.get(A_MEMBER, {}).get("S", name),
         int(item.get(A_SESSION, {}).get("N", DEFAULT_SESSION_MS)),
         tuple(t["S"] for t in item.get(A_TOPICS, {}).get("L", [])), pattern,
-        _from_numbers(item, A_OWNED), _from_seen(item))
+        _from_numbers(item, A_OWNED), _from_seen(item),
+        item.get(schema.A_PRINCIPAL, {}).get("S", ""))
 
 
 def validate_name(kind: str, value: str) -> str:
-    """Group and instance names: 1..200 printable characters."""
+    """Instance names: 1..200 printable characters (group ids: ``validate_group``)."""
     if not 1 <= len(value) <= MAX_NAME_LENGTH or not value.isprintable():
         raise InvalidRequest(f"The {kind} name must be 1 to {MAX_NAME_LENGTH} printable "
                              "characters.")
@@ -108,9 +116,17 @@ class ConsumerInstances:
         self._table = names.groups_table
         self._clock = clock
         self._timeout_s = timeout_s
+        self._principal: str | None = None
+
+    def bound(self, principal: str) -> ConsumerInstances:
+        """This store acting for ``principal``: it creates instances that record it and
+        refuses (AccessDenied) to read, update or delete another principal's."""
+        store = copy.copy(self)
+        store._principal = principal
+        return store
 
     def _key(self, group: str, name: str) -> dict[str, Any]:
-        validate_name("group", group)
+        validate_group(group)
         validate_name("instance", name)
         return {schema.PK: {"S": schema.group_pk(group)},
                 schema.SK: {"S": schema.instance_sk(name)}}
@@ -125,7 +141,7 @@ class ConsumerInstances:
         """
         instance = ConsumerInstance(group, name, format, auto_offset_reset, request_timeout_ms,
                                     member_id=f"{name}-{uuid.uuid4().hex[:12]}",
-                                    session_ms=session_ms)
+                                    session_ms=session_ms, principal=self._principal or "")
         now = int(self._clock.time())
         if not conditional(self._ddb.put_item, f"create consumer instance '{name}'",
                            TableName=self._table, Item=self._new_item(instance, now),
@@ -141,7 +157,9 @@ class ConsumerInstances:
                 A_REQUEST_TIMEOUT: {"N": str(instance.request_timeout_ms)},
                 A_ASSIGNMENTS: {"L": []}, A_POSITIONS: {"M": {}},
                 A_MEMBER: {"S": instance.member_id}, A_SESSION: {"N": str(instance.session_ms)},
-                A_CREATED: {"N": str(now * 1000)}, schema.TTL: {"N": str(now + self._timeout_s)}}
+                A_CREATED: {"N": str(now * 1000)}, schema.TTL: {"N": str(now + self._timeout_s)},
+                **({schema.A_PRINCIPAL: {"S": instance.principal}} if instance.principal
+                   else {})}
 
     def get(self, group: str, name: str) -> ConsumerInstance:
         """The instance's state (strongly consistent); raises ConsumerInstanceNotFound."""
@@ -150,14 +168,18 @@ class ConsumerInstances:
                                       ConsistentRead=True).get("Item")
         if item is None or int(item[schema.TTL]["N"]) <= int(self._clock.time()):
             raise ConsumerInstanceNotFound(group, name)
-        return _state(group, name, item)
+        state = _state(group, name, item)
+        if self._principal is not None and state.principal != self._principal:
+            raise AccessDenied(f"Consumer instance '{name}' of group '{group}' belongs to "
+                               "another principal; nothing was changed.")
+        return state
 
     def delete(self, group: str, name: str) -> None:
         """Remove the instance; raises ConsumerInstanceNotFound if it is not there."""
         if not conditional(self._ddb.delete_item, f"delete consumer instance '{name}'",
                            TableName=self._table, Key=self._key(group, name),
                            **self._live_condition()):
-            raise ConsumerInstanceNotFound(group, name)
+            raise self._refusal(group, name)
 
     def assign(self, group: str, name: str, partitions: Iterable[TopicPartition]
                ) -> ConsumerInstance:
@@ -232,9 +254,22 @@ class ConsumerInstances:
                 ExpressionAttributeNames={**live["ExpressionAttributeNames"], **names},
                 ExpressionAttributeValues={**live["ExpressionAttributeValues"], **values,
                                            **until}):
-            raise ConsumerInstanceNotFound(group, name)
+            raise self._refusal(group, name)
+
+    def _refusal(self, group: str, name: str) -> Exception:
+        """Why a conditional write on a live instance failed: gone, or another's."""
+        if self._principal is not None:
+            self.get(group, name)  # AccessDenied if another principal's
+        return ConsumerInstanceNotFound(group, name)
 
     def _live_condition(self) -> dict[str, Any]:
-        return {"ConditionExpression": "attribute_exists(#pk) AND #exp > :now",
-                "ExpressionAttributeNames": {"#pk": schema.PK, "#exp": schema.TTL},
-                "ExpressionAttributeValues": {":now": {"N": str(int(self._clock.time()))}}}
+        """A live instance (bound: of this principal; :meth:`get` told others apart)."""
+        expression = "attribute_exists(#pk) AND #exp > :now"
+        names = {"#pk": schema.PK, "#exp": schema.TTL}
+        values: dict[str, Any] = {":now": {"N": str(int(self._clock.time()))}}
+        if self._principal is not None:
+            expression += " AND #principal = :principal"
+            names["#principal"] = schema.A_PRINCIPAL
+            values[":principal"] = {"S": self._principal}
+        return {"ConditionExpression": expression, "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values}

@@ -265,3 +265,11 @@ def table_specs(names: Names) -> list[TableSpec]:
         TableSpec(names.log_table, PK, SK, ttl_attribute=TTL),
         TableSpec(names.groups_table, PK, SK, ttl_attribute=TTL),
     ]
+
+
+# ---- identity binding and state bounds (hardening) --------------------------------------
+# Member, lease and REST v2 instance items name the IAM principal that created (or took)
+# them; the HTTP handlers' stores refuse another principal's heartbeats, commits, releases
+# and instance requests (see GroupStore.bound and ConsumerInstances.bound).
+
+A_PRINCIPAL = "principal"

@@ -37,6 +37,8 @@ class ConsumerInstance:
     topic_pattern: str | None = None
     owned: dict[TopicPartition, int] = field(default_factory=dict)
     seen: dict[str, tuple[int, float]] = field(default_factory=dict)
+    principal: str = ""
+    """The IAM principal that created the instance (empty: created without one)."""
 
     @property
     def subscribed(self) -> bool:

@@ -23,6 +23,7 @@ keeps its partitions for the session it asked for.
 from __future__ import annotations
 
 import heapq
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,14 @@ from dataclasses import dataclass, field
 from ..clock import Clock
 from ..errors import InvalidRequest
 from ..records import TopicPartition
+from ..topicconfig import validate_topic_name
+
+MAX_MEMBER_TOPICS = 1000
+"""Topics one member may list (each a Kafka topic name: at most ~250 KB in all)."""
+MAX_MEMBER_FIELD = 1024
+"""Characters of a member's client id, host and instance id each."""
+MAX_MEMBER_ID = 512
+_GROUP = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +77,33 @@ class GroupSnapshot:
 
 
 def validate_group(group: object) -> str:
-    """A group id: a string of 1 to 249 characters without ``#``; raises InvalidRequest.
+    """A group id: Kafka's topic alphabet (``[A-Za-z0-9._-]``), 1 to 249 characters, not
+    ``.`` or ``..``: one rule for every route, safe in URL paths, keys and IAM patterns.
+
+    Raises InvalidRequest otherwise.
 
     Example:
-        >>> validate_group("billing")
-        'billing'
+        >>> validate_group("billing.eu")
+        'billing.eu'
     """
-    if not isinstance(group, str) or not 1 <= len(group) <= 249 or "#" in group:
-        raise InvalidRequest(f"Group id {group!r} must be a string of 1 to 249 characters "
-                             "without '#'.")
+    if not isinstance(group, str) or not _GROUP.fullmatch(group) or group in (".", ".."):
+        raise InvalidRequest(f"Group id {group!r} must be 1 to 249 ASCII letters, digits, "
+                             "'.', '_' or '-' (and not '.' or '..').")
     return group
+
+
+def check_member(member: Member) -> None:
+    """Bounded member state: its id, names and topic list; raises InvalidRequest."""
+    if not 1 <= len(member.member_id) <= MAX_MEMBER_ID:
+        raise InvalidRequest(f"A member id has 1 to {MAX_MEMBER_ID} characters.")
+    for name in ("client_id", "host", "instance_id"):
+        if len(getattr(member, name)) > MAX_MEMBER_FIELD:
+            raise InvalidRequest(f"The member's {name} exceeds {MAX_MEMBER_FIELD} characters.")
+    if len(member.topics) > MAX_MEMBER_TOPICS:
+        raise InvalidRequest(f"Member '{member.member_id}' lists {len(member.topics)} topics; "
+                             f"at most {MAX_MEMBER_TOPICS}.")
+    for topic in member.topics:
+        validate_topic_name(topic)
 
 
 class LivenessTracker:

@@ -27,14 +27,19 @@ longer would leave a crashed client's partitions unread for minutes: REST Proxy'
 instance timeout still applies to the instance item, but its partitions move after the
 session. A records request never waits longer than half the session, so a client that
 keeps polling is never judged dead by its own poll.
+
+Topics are authorized as they are named: a :class:`TopicGrant` (the HTTP handlers pass
+the caller's) refuses a subscription to a topic outside the grant, and a ``topic_pattern``
+only ever matches topics the grant may read. Patterns are RE2 (linear time: Kafka's own
+choice for group regexes), so no pattern can stall a request.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..clock import SYSTEM, Clock, WallAsMonotonic
 from ..errors import ConsumerIllegalState, InvalidRequest, TopicNotFound
@@ -46,6 +51,8 @@ from .member import GroupMember
 from .ops import GroupOps
 
 MAX_PATTERN_LENGTH = 1000
+PATTERN_MEMORY = 1 << 20
+"""RE2's memory budget for one compiled topic_pattern (bytes)."""
 HOST = "rest-v2"
 """The ``host`` a REST instance's member item shows (``streamlet groups describe``)."""
 
@@ -74,33 +81,72 @@ class SubscriptionStore(Protocol):
                   ) -> None: ...
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A ``topic_pattern`` (matched against whole topic names); InvalidRequest if bad."""
+class TopicGrant(Protocol):
+    """What the caller may read (the HTTP handlers' view of the caller's grant)."""
+
+    def may_read(self, topic: str) -> bool: ...
+
+    def check_read(self, topic: str, partition: int | None = None) -> None:
+        """AccessDenied naming ``topic`` unless the caller may read it."""
+        ...
+
+
+class _Everything:
+    def may_read(self, topic: str) -> bool:
+        return True
+
+    def check_read(self, topic: str, partition: int | None = None) -> None:
+        return None
+
+
+EVERYTHING: TopicGrant = _Everything()
+"""No restriction (direct mode: IAM on the tables decides)."""
+
+
+@functools.lru_cache(maxsize=256)
+def compile_pattern(pattern: str) -> Any:
+    """A ``topic_pattern`` as an RE2 regex (matched against whole topic names).
+
+    RE2 runs in time linear in the name whatever the pattern (``(a+)+b`` included); what it
+    cannot compile (backreferences, lookaround, huge repetitions) is InvalidRequest.
+
+    Example:
+        >>> compile_pattern("orders\\..*").fullmatch("orders.eu") is not None
+        True
+    """
+    import re2
+
     if not 1 <= len(pattern) <= MAX_PATTERN_LENGTH:
         raise InvalidRequest(f"topic_pattern must be 1 to {MAX_PATTERN_LENGTH} characters.")
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = PATTERN_MEMORY
     try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise InvalidRequest(f"Invalid topic_pattern {pattern!r}: {e}.") from None
+        return re2.compile(pattern, options)
+    except re2.error as e:
+        reason = e.args[0].decode(errors="replace") if e.args else "invalid"
+        raise InvalidRequest(f"Invalid topic_pattern {pattern!r}: {reason} (RE2 syntax: no "
+                             "backreferences or lookaround).") from None
 
 
 class Subscriptions:
     """Joins, rebalances, commits for and removes subscribed consumer instances."""
 
     def __init__(self, groups: GroupOps, instances: SubscriptionStore, topics: Topics,
-                 clock: Clock = SYSTEM) -> None:
+                 clock: Clock = SYSTEM, grant: TopicGrant = EVERYTHING) -> None:
         self._groups = groups
         self._instances = instances
         self._topics = topics
         self._clock = WallAsMonotonic(clock)
+        self._grant = grant
 
     def subscribe(self, state: ConsumerInstance, topics: Sequence[str] | None,
                   pattern: str | None) -> None:
         """Subscribe to existing ``topics`` or a ``pattern``; joins the group at once.
 
         Raises ConsumerIllegalState if the instance has a manual assignment, InvalidRequest
-        for a bad name or pattern, TopicNotFound for an unknown topic; nothing is written
-        then.
+        for a bad name or pattern, AccessDenied for a topic outside the grant, TopicNotFound
+        for an unknown topic; nothing is written then.
         """
         if state.assignments:
             raise ConsumerIllegalState(
@@ -109,7 +155,8 @@ class Subscriptions:
         if pattern is not None:
             compile_pattern(pattern)
         for topic in topics or ():
-            self._topics.get(validate_topic_name(topic))  # TopicNotFound
+            self._grant.check_read(validate_topic_name(topic))
+            self._topics.get(topic)  # TopicNotFound
         validate_group(state.group)
         self._instances.subscribe(state.group, state.name, topics or (), pattern)
         self.heartbeat(replace(state, topics=tuple(topics or ()), topic_pattern=pattern))
@@ -121,11 +168,14 @@ class Subscriptions:
         self._groups.heartbeat(state.group, member)
 
     def topic_names(self, state: ConsumerInstance) -> list[str]:
-        """The subscribed topics, or the existing topics the pattern matches."""
+        """The subscribed topics (each still granted), or the existing topics the pattern
+        matches among those the grant may read."""
         if state.topic_pattern is None:
+            for topic in state.topics:
+                self._grant.check_read(topic)
             return list(state.topics)
         regex = compile_pattern(state.topic_pattern)
-        return [t for t in self._topics.list() if regex.fullmatch(t)]
+        return [t for t in self._topics.list() if regex.fullmatch(t) and self._grant.may_read(t)]
 
     def _wanted(self, names: Iterable[str]) -> list[TopicPartition]:
         """Every partition of these topics (topics deleted meanwhile are skipped)."""

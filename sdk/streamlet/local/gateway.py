@@ -1,11 +1,20 @@
 """The local HTTP gateway: API Gateway's HTTP API on 127.0.0.1, running the real handlers.
 
-Each request is checked like API Gateway's IAM authorization (a SigV4 signature for
-``execute-api`` by a known key, dated within 5 minutes); a request that fails gets 403
-and no handler runs. A signed request becomes an HTTP API payload 2.0 event for the
-route it matches (route keys come from ``functions.api.routes()``, the same definitions
-the Lambda resolvers use), is handed to that route's handler in-process with a minimal
-Lambda context, and the handler's result becomes the HTTP response.
+Each request is checked like API Gateway's IAM authorization: a SigV4 signature for
+``execute-api`` in this gateway's region, for one of its own host names, by a known key,
+dated within 5 minutes (:mod:`.sigv4`); then the signer's identity policies must allow
+``execute-api:Invoke`` on the route's ARN
+(``arn:aws:execute-api:us-east-1:000000000000:local/$default/METHOD/path``, evaluated by
+:mod:`streamlet.policy`). A request that fails either gets 403 and no handler runs.
+
+A :class:`Principal` is an access key, its secret and its policies; the default one, the
+local credentials, may invoke every route (an administrator), so clients that know
+nothing of principals keep working. A signed request becomes an HTTP API payload 2.0 event
+for the route it matches (route keys come from ``functions.api.routes()``, the same
+definitions the Lambda resolvers use), with the caller in
+``requestContext.authorizer.iam`` as API Gateway puts it; the handler runs in-process
+with the callers' policies bound (``functions.api.bound_grants``) so it checks the topics
+a body names against the same grants, and its result becomes the HTTP response.
 
 Example:
     >>> with LocalPlatform() as platform:                           # doctest: +SKIP
@@ -30,19 +39,20 @@ from types import ModuleType
 from typing import Any, Self
 from urllib.parse import unquote
 
-from .credentials import LOCAL_CREDENTIALS
+from ..policy import evaluate, execute_api_arn
+from .principals import ADMIN_POLICY, CallerPolicies, Principal, default_principals
 from .serving import serve, stop_serving
-from .sigv4 import SigV4Verifier
+from .sigv4 import LOCAL_ACCOUNT, REGION, Caller, SignatureRejected, SigV4Verifier, gateway_hosts
 
-__all__ = ["Gateway", "SigV4Verifier", "http_api_event"]
+__all__ = ["ADMIN_POLICY", "Gateway", "Principal", "SigV4Verifier", "http_api_event"]
 
 log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 """API Gateway HTTP API's request payload limit."""
 TEXT_TYPES = ("application/json", "application/xml", "application/x-www-form-urlencoded",
               "application/javascript")
-
-
+API_ID = "local"
+STAGE = "$default"
 # ---- routes and events -------------------------------------------------------------------
 
 
@@ -105,14 +115,18 @@ def _encoded_body(body: bytes, content_type: str) -> tuple[str | None, bool]:
 
 def http_api_event(route: _Route, params: Mapping[str, str], method: str, raw_uri: str,
                    headers: Mapping[str, str], query: Mapping[str, list[str]], body: bytes,
-                   source_ip: str) -> dict[str, Any]:
-    """The API Gateway HTTP API (payload format 2.0) event for one request."""
+                   source_ip: str, caller: Caller | None = None) -> dict[str, Any]:
+    """The API Gateway HTTP API (payload format 2.0) event for one request; ``caller``
+    goes into ``requestContext.authorizer.iam`` as API Gateway's IAM authorizer puts it."""
     raw_path, _, raw_query = raw_uri.partition("?")
     text, is_b64 = _encoded_body(body, headers.get("content-type", ""))
+    context = _request_context(route, method, raw_path, headers, source_ip)
+    if caller is not None:
+        context["authorizer"] = {"iam": _iam_identity(caller)}
     event: dict[str, Any] = {
         "version": "2.0", "routeKey": route.key, "rawPath": raw_path,
         "rawQueryString": raw_query, "headers": dict(headers), "isBase64Encoded": is_b64,
-        "requestContext": _request_context(route, method, raw_path, headers, source_ip)}
+        "requestContext": context}
     if query:
         event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
     if params:
@@ -122,15 +136,22 @@ def http_api_event(route: _Route, params: Mapping[str, str], method: str, raw_ur
     return event
 
 
+def _iam_identity(caller: Caller) -> dict[str, Any]:
+    user_id = f"AIDA{caller.access_key.upper()}"[:21]
+    return {"accessKey": caller.access_key, "accountId": LOCAL_ACCOUNT, "callerId": user_id,
+            "cognitoIdentity": None, "principalOrgId": None, "userArn": caller.principal,
+            "userId": user_id}
+
+
 def _request_context(route: _Route, method: str, raw_path: str, headers: Mapping[str, str],
                      source_ip: str) -> dict[str, Any]:
     now = datetime.now(UTC)
     host = headers.get("host", "")
-    return {"accountId": "000000000000", "apiId": "local", "domainName": host,
+    return {"accountId": LOCAL_ACCOUNT, "apiId": API_ID, "domainName": host,
             "domainPrefix": host.split(".")[0],
             "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
                      "sourceIp": source_ip, "userAgent": headers.get("user-agent", "")},
-            "requestId": str(uuid.uuid4()), "routeKey": route.key, "stage": "$default",
+            "requestId": str(uuid.uuid4()), "routeKey": route.key, "stage": STAGE,
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now.timestamp() * 1000)}
 
@@ -157,16 +178,21 @@ class Gateway:
     """Serves the HTTP API on ``host:port`` by invoking the Lambda handlers in-process.
 
     ``engine`` serves every request (bound per request, so tests of the handlers keep
-    their own); ``credentials`` maps the accepted access keys to their secrets.
+    their own). ``credentials`` maps access keys to secrets of administrators (default:
+    the local credentials); ``principals`` adds principals with their own policies.
     """
 
     def __init__(self, engine: Any, *, host: str = "127.0.0.1", port: int = 0,
                  credentials: Mapping[str, str] | None = None,
+                 principals: Iterable[Principal] = (),
                  handlers: str = HANDLERS_MODULE) -> None:
         self.engine = engine
         self.host = host
         self._requested_port = port
-        self.verifier = SigV4Verifier(credentials or dict([LOCAL_CREDENTIALS]))
+        self.principals = {p.access_key: p for p in
+                           (*default_principals(credentials), *principals)}
+        self._grants = CallerPolicies({p.arn: p.policies for p in self.principals.values()})
+        self.verifier = self._verifier(None)
         self._module = load_handlers(handlers)
         self._module.local_mode()  # no EMF metrics on stdout
         self._routes = _route_table(self._module.routes())
@@ -180,10 +206,21 @@ class Gateway:
             raise RuntimeError("The gateway is not started.")
         return f"http://{self.host}:{self._server.server_address[1]}"
 
+    def _verifier(self, port: int | None) -> SigV4Verifier:
+        """API Gateway's SigV4 rules for this gateway's keys, region and (once bound) hosts."""
+        keys = self.principals.values()
+        return SigV4Verifier({p.access_key: p.secret_key for p in keys}, region=REGION,
+                             hosts=None if port is None else gateway_hosts(self.host, port),
+                             principals={p.access_key: p.arn for p in keys})
+
     def start(self) -> Self:
-        """Serve on a background thread (port 0 picks a free port; see :attr:`url`)."""
+        """Serve on a background thread (port 0 picks a free port; see :attr:`url`).
+
+        The verifier learns the port here, so it accepts only this gateway's own Host.
+        """
         self._server, self._thread = serve(self, self.host, self._requested_port,
                                            "streamlet-gateway")
+        self.verifier = self._verifier(int(self._server.server_address[1]))
         return self
 
     def stop(self) -> None:
@@ -211,38 +248,55 @@ class Gateway:
                                                   "error_code": 41301, "code": "too_large"})
         raw_uri = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
         headers = _joined_headers(request.headers.items())
-        refused = self.verifier.check(request.method, raw_uri, headers, body)
-        if refused is not None:
-            return _json_response(Response, 403, {"message": f"Forbidden: {refused}",
-                                                  "error_code": 40301,
-                                                  "code": "access_denied"})
-        return self._dispatch(Response, request, raw_uri, headers, body)
+        try:
+            caller = self.verifier.verify(request.method, raw_uri, headers, body)
+        except SignatureRejected as refused:
+            return _forbidden(Response, str(refused))
+        return self._dispatch(Response, request, raw_uri, headers, body, caller)
 
     def _dispatch(self, response_class: Any, request: Any, raw_uri: str,
-                  headers: dict[str, str], body: bytes) -> Any:
+                  headers: dict[str, str], body: bytes, caller: Caller) -> Any:
         path = raw_uri.partition("?")[0]
         for route in self._routes:
             found = route.pattern.match(path)
             if route.method == request.method and found:
+                denied = self._authorize(caller, request.method, path)
+                if denied is not None:
+                    return _forbidden(response_class, denied)
                 params = {k: unquote(v) for k, v in found.groupdict().items()}
                 headers = {**headers, "x-forwarded-proto": "http",
                            "x-forwarded-for": request.remote_addr or "127.0.0.1"}
                 event = http_api_event(route, params, request.method, raw_uri, headers,
                                        request.args.to_dict(flat=False), body,
-                                       request.remote_addr or "127.0.0.1")
+                                       request.remote_addr or "127.0.0.1", caller)
                 return self._invoke(response_class, route, event)
         return _json_response(response_class, 404, {"message": "Not Found", "error_code": 404,
                                                      "code": "not_found"})
 
+    def _authorize(self, caller: Caller, method: str, raw_path: str) -> str | None:
+        """None if the caller's policies allow invoking the route, else why not."""
+        arn = execute_api_arn(REGION, LOCAL_ACCOUNT, API_ID, STAGE, method, unquote(raw_path))
+        decision = evaluate(self._grants.by_caller.get(caller.principal, ()),
+                            "execute-api:Invoke", arn)
+        if decision.allowed:
+            return None
+        return (f"User: {caller.principal} is not authorized to perform: execute-api:Invoke "
+                f"on resource: {arn} ({decision.describe()})")
+
     def _invoke(self, response_class: Any, route: _Route, event: dict[str, Any]) -> Any:
         handler = getattr(self._module, route.handler)
         try:
-            with self._module.bound_engine(self.engine):
+            with self._module.bound_engine(self.engine), self._module.bound_grants(self._grants):
                 result = handler(event, LocalLambdaContext(route.handler))
         except Exception:
             log.exception("handler %s failed on %s", route.handler, route.key)
             return _json_response(response_class, 500, {"message": "Internal Server Error"})
         return _lambda_response(response_class, result)
+
+
+def _forbidden(response_class: Any, reason: str) -> Any:
+    return _json_response(response_class, 403, {"message": f"Forbidden: {reason}",
+                                                "error_code": 40301, "code": "access_denied"})
 
 
 def _joined_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
@@ -22,6 +22,8 @@ from .serving import WSGIApp, serve, stop_serving
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+
+    from .principals import Principal
 
 
 class SerializedApp:
@@ -150,18 +152,25 @@ class LocalPlatform:
     def engine(self) -> Engine:
         return Engine(self.client("dynamodb"), self.client("s3"), self.names)
 
-    def start_gateway(self, port: int = 0, credentials: dict[str, str] | None = None) -> str:
-        """Also serve the HTTP API (SigV4-checked) on 127.0.0.1; returns its URL.
+    def start_gateway(self, port: int = 0, credentials: dict[str, str] | None = None,
+                      principals: Iterable[Principal] = ()) -> str:
+        """Also serve the HTTP API (SigV4 and IAM checked) on 127.0.0.1; returns its URL.
 
-        ``credentials`` maps the accepted access keys to secrets (default: the local pair).
-        Starting it twice returns the running gateway's URL.
+        ``credentials`` maps administrators' access keys to secrets (default: the local
+        pair); ``principals`` adds principals with their own policies. Starting it twice
+        returns the running gateway's URL.
         """
         from .gateway import Gateway
 
         if self._gateway is None:
             self._gateway = Gateway(self.engine(), host=self.host, port=port,
-                                    credentials=credentials).start()
+                                    credentials=credentials, principals=principals).start()
         return str(self._gateway.url)
+
+    @property
+    def gateway(self) -> Any:
+        """The running HTTP gateway (None before :meth:`start_gateway`)."""
+        return self._gateway
 
     def start_archiver(self, interval_s: float = 60.0) -> None:
         """Run an archiver and retention pass every ``interval_s`` seconds (what the

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamlet.local.iam import (
+from streamlet.policy import (
     Policy,
     arn_match,
     evaluate,

@@ -1,4 +1,7 @@
-"""Evaluating IAM identity-based policies, for the local gateway and for tests of grants.
+"""Evaluating IAM identity-based policies: the local gateway, the handlers' topic checks, tests.
+
+Pure (no I/O): the Lambda asset ships it, because the handlers evaluate the caller's grant
+against the route a body-named topic stands for (see ``functions/_access.py``).
 
 Enough of IAM to decide what Streamlet's grant helpers (``execute-api:Invoke`` on route
 ARNs) and direct-mode DynamoDB/S3 policies allow, as the IAM User Guide documents it:
@@ -94,6 +97,29 @@ def _arn_tokens(pattern: str) -> tuple[_Token, ...]:
     return tuple(tokens)
 
 
+@lru_cache(maxsize=1024)
+def _literals(pattern: str) -> tuple[str, ...]:
+    """The literal runs of ``pattern`` between its wildcards (``*``, ``?``)."""
+    return tuple(pattern.replace("?", "*").split("*"))
+
+
+def _may_match(pattern: str, text: str) -> bool:
+    """A quick necessary condition: the literal runs appear in order, the first at the
+    start and the last at the end (most non-matching names fail here)."""
+    runs = _literals(pattern)
+    if not text.startswith(runs[0]) or not text.endswith(runs[-1]):
+        return False
+    if len(runs) == 1:
+        return len(text) == len(runs[0])
+    position = len(runs[0])
+    for run in runs[1:-1]:
+        found = text.find(run, position)
+        if found < 0:
+            return False
+        position = found + len(run)
+    return position <= len(text) - len(runs[-1])
+
+
 def _matches(tokens: tuple[_Token, ...], text: str) -> bool:
     """Run the pattern as an NFA over ``text``: linear in both, no backtracking."""
     states = _after_stars(tokens, {0})
@@ -137,7 +163,7 @@ def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bo
     """
     if ignore_case:
         pattern, value = pattern.lower(), value.lower()
-    return _matches(_glob_tokens(pattern), value)
+    return _may_match(pattern, value) and _matches(_glob_tokens(pattern), value)
 
 
 def arn_match(pattern: str, arn: str) -> bool:
@@ -147,7 +173,7 @@ def arn_match(pattern: str, arn: str) -> bool:
         >>> arn_match("arn:aws:s3:::bucket/*/test/*", "arn:aws:s3:::bucket/1/2/test/3/a.jpg")
         True
     """
-    return _matches(_arn_tokens(pattern), arn)
+    return _may_match(pattern, arn) and _matches(_arn_tokens(pattern), arn)
 
 
 # ---- conditions ------------------------------------------------------------------------------

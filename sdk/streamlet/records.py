@@ -97,6 +97,8 @@ class TopicDescription:
     partitions: int
     config: dict[str, str]
     partition_info: list[PartitionInfo] = field(default_factory=list)
+    overrides: frozenset[str] = frozenset()
+    """The config keys set on the topic; every other key holds its default."""
 
 
 @dataclass(frozen=True, slots=True)

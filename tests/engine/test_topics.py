@@ -106,3 +106,34 @@ def test_unknown_topic_and_partition(engine: Engine) -> None:
 def test_producer_ids_are_unique(engine: Engine) -> None:
     ids = {engine.init_producer_id() for _ in range(5)}
     assert len(ids) == 5
+
+
+def test_configs_change_after_creation_and_know_their_sources(engine: Engine) -> None:
+    engine.create_topic("orders", 2, {"retention.ms": 60_000})
+    assert engine.describe_topic("orders").overrides == {"retention.ms"}
+    altered = engine.alter_topic_config("orders", {"retention.bytes": 1000,
+                                                   "max.message.bytes": "2048"},
+                                        ["retention.ms"])
+    assert altered.overrides == {"retention.bytes", "max.message.bytes"}
+    assert altered.config["retention.ms"] == "604800000"  # back to the default
+    with pytest.raises(InvalidConfig, match=r"local\.retention\.ms=600000"):
+        engine.alter_topic_config("orders", {"local.retention.ms": 600_000})
+    with pytest.raises(InvalidConfig, match="Unknown topic config 'nope'"):
+        engine.alter_topic_config("orders", deletes=["nope"])
+    dry = engine.alter_topic_config("orders", {"segment.ms": 5000}, validate_only=True)
+    assert dry.config["segment.ms"] == "5000"
+    assert engine.describe_topic("orders").config["segment.ms"] == "3600000"
+    from streamlet.errors import RecordTooLarge
+
+    with pytest.raises(RecordTooLarge, match="2048"):  # the new limit applies at once
+        engine.append("orders", 0, make_batch([b"x" * 3000]))
+
+
+def test_a_lower_local_retention_shortens_how_long_tails_are_vouched_for(
+        engine: Engine) -> None:
+    engine.create_topic("orders", 1)
+    meta = engine.topics.get("orders")
+    before = engine.log.state(meta, meta.ref(0)).safe_until
+    engine.alter_topic_config("orders", {"local.retention.ms": 4_300_000})
+    after = engine.log.state(meta, meta.ref(0)).safe_until
+    assert after < before and after - before < -20 * 3600 * 1000

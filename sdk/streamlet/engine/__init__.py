@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ..clock import SYSTEM, Clock
@@ -100,6 +100,14 @@ class Engine:
         (``force``: now); returns how many incarnations were purged."""
         return self.archiver.purge(force)
 
+    def alter_topic_config(self, name: str, updates: Mapping[str, object] | None = None,
+                           deletes: Iterable[str] = (), validate_only: bool = False
+                           ) -> TopicDescription:
+        """Set config keys and delete others (back to their defaults), validated as at
+        creation; picked up by appends, fetches and the archiver within seconds."""
+        return self._describe(self.topics.alter(name, updates, deletes, validate_only),
+                              with_offsets=False)
+
     def create_partitions(self, name: str, total: int) -> TopicDescription:
         return self._describe(self.topics.grow(name, total), with_offsets=False)
 
@@ -110,7 +118,7 @@ class Engine:
                 low, high = self.watermarks(meta.name, p)
                 info.append(PartitionInfo(p, low, high))
         return TopicDescription(meta.name, meta.topic_id, meta.partitions, dict(meta.config),
-                                info)
+                                info, meta.overrides)
 
     # ---- log ------------------------------------------------------------------------
 

@@ -62,6 +62,9 @@ A_CONFIG = "config"
 A_CREATED = "created_ms"
 A_COUNTER = "value"
 A_LAYOUT = "layout"
+A_OVERRIDES = "overrides"
+"""The config keys set on the topic (the others are defaults)."""
+A_CONFIG_VERSION = "config_version"
 A_SEALED_AT = "sealed_ms"
 
 # log table: batch items (short attribute names: every byte counts toward 1 KB write units)

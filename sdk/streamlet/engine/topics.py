@@ -21,8 +21,8 @@ import builtins
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from .._values import is_int
 from ..clock import SYSTEM, Clock
 from ..errors import (
+    InvalidConfig,
     InvalidPartitions,
     InvalidTopicName,
     PartitionNotFound,
@@ -37,7 +38,13 @@ from ..errors import (
     TopicNotFound,
     UnsupportedLayout,
 )
-from ..topicconfig import config_int, validate_config, validate_partitions, validate_topic_name
+from ..topicconfig import (
+    CONFIG_KEYS,
+    config_int,
+    validate_config,
+    validate_partitions,
+    validate_topic_name,
+)
 from . import schema
 from .aws import batch_write, cancellation_reasons, conditional, error_code, items, translated
 
@@ -62,6 +69,9 @@ class TopicMeta:
     partitions: int
     config: dict[str, str]
     created_ms: int
+    overrides: frozenset[str] = frozenset()
+    """The config keys set on this topic; the others hold their defaults."""
+    config_version: int = 0
 
     def check_partition(self, partition: int) -> None:
         if not is_int(partition) or not 0 <= partition < self.partitions:
@@ -96,7 +106,14 @@ def _meta_from_item(item: Mapping[str, Any]) -> TopicMeta:
         partitions=int(item[schema.A_PARTITIONS]["N"]),
         config={k: v["S"] for k, v in item[schema.A_CONFIG]["M"].items()},
         created_ms=int(item[schema.A_CREATED]["N"]),
+        overrides=frozenset(item.get(schema.A_OVERRIDES, {}).get("SS", ())),
+        config_version=int(item.get(schema.A_CONFIG_VERSION, {"N": "0"})["N"]),
     )
+
+
+def _overrides_attribute(keys: frozenset[str]) -> dict[str, Any]:
+    """A string set of the overridden keys (DynamoDB has no empty sets: absent if none)."""
+    return {schema.A_OVERRIDES: {"SS": sorted(keys)}} if keys else {}
 
 
 def collision_name(name: str) -> str:
@@ -158,7 +175,7 @@ class TopicStore:
         validate_topic_name(name)
         validate_partitions(name, partitions)
         meta = TopicMeta(name, uuid.uuid4().hex, partitions, validate_config(config),
-                         int(self._clock.time() * 1000))
+                         int(self._clock.time() * 1000), frozenset(config or {}))
         self._put_partition_items(meta, range(partitions))
         try:
             self._commit_topic(meta)
@@ -218,6 +235,7 @@ class TopicStore:
             schema.A_CONFIG: {"M": {k: {"S": v} for k, v in meta.config.items()}},
             schema.A_CREATED: {"N": str(meta.created_ms)},
             schema.A_LAYOUT: {"N": str(schema.LAYOUT)},
+            **_overrides_attribute(meta.overrides),
         }
 
     def _partition_item(self, meta: TopicMeta, partition: int) -> dict[str, Any]:
@@ -309,6 +327,68 @@ class TopicStore:
             raise InvalidPartitions(f"Topic '{name}' changed while adding partitions; retry.")
         self.forget(name)
         return self.get(name, fresh=True)
+
+    def alter(self, name: str, updates: Mapping[str, object] | None = None,
+              deletes: Iterable[str] = (), validate_only: bool = False) -> TopicMeta:
+        """Set and delete (back to the default) config keys, validated as at creation.
+
+        Compare-and-set on the config version: a concurrent alteration makes this one
+        fail with InvalidConfig (retry), never half-applied. Appends, fetches and the
+        archiver see it within the metadata cache's few seconds. A lower
+        local.retention.ms also shortens how long each partition's tail is vouched for
+        (``safe_until``), since batches appended from now on expire sooner.
+        """
+        meta = self.get(name, fresh=True)
+        overrides: dict[str, object] = {k: meta.config[k] for k in meta.overrides}
+        for key in deletes:
+            if key not in CONFIG_KEYS:
+                raise InvalidConfig(f"Unknown topic config {key!r} for '{name}'.")
+            overrides.pop(key, None)
+        overrides.update(updates or {})
+        config = validate_config(overrides)
+        altered = replace(meta, config=config, overrides=frozenset(overrides),
+                          config_version=meta.config_version + 1)
+        if not validate_only:
+            self._write_config(meta, altered)
+            self._clamp_safe_until(meta, altered)
+        return altered
+
+    def _write_config(self, old: TopicMeta, new: TopicMeta) -> None:
+        values: dict[str, Any] = {
+            ":c": {"M": {k: {"S": v} for k, v in new.config.items()}},
+            ":v": {"N": str(new.config_version)}, ":old": {"N": str(old.config_version)},
+            ":tid": {"S": old.topic_id}}
+        sets = "#c = :c, #v = :v"
+        if new.overrides:
+            values[":o"] = _overrides_attribute(new.overrides)[schema.A_OVERRIDES]
+            sets += ", #o = :o"
+        if not conditional(
+                self._ddb.update_item, f"alter the config of '{old.name}'",
+                TableName=self._names.topics_table, Key=schema.topic_key(old.name),
+                UpdateExpression=f"SET {sets}" + ("" if new.overrides else " REMOVE #o"),
+                ConditionExpression="#tid = :tid AND "
+                                    "(attribute_not_exists(#v) OR #v = :old)",
+                ExpressionAttributeNames={"#c": schema.A_CONFIG, "#v": schema.A_CONFIG_VERSION,
+                                          "#o": schema.A_OVERRIDES, "#tid": schema.A_TOPIC_ID},
+                ExpressionAttributeValues=values):
+            raise InvalidConfig(f"The config of '{old.name}' changed (or the topic was "
+                                "recreated) during this alteration; nothing was changed, "
+                                "retry.")
+        self.forget(old.name)
+
+    def _clamp_safe_until(self, old: TopicMeta, new: TopicMeta) -> None:
+        before = config_int(old.config, "local.retention.ms")
+        after = config_int(new.config, "local.retention.ms")
+        if after < 0 or 0 <= before <= after:
+            return
+        bound = int(self._clock.time() * 1000) + after
+        for partition in range(new.partitions):
+            conditional(self._ddb.update_item, f"alter the config of '{new.name}'",
+                        TableName=self._names.log_table, Key=new.ref(partition).state_key,
+                        UpdateExpression="SET #su = :bound",
+                        ConditionExpression="#su > :bound",
+                        ExpressionAttributeNames={"#su": schema.A_SAFE_UNTIL},
+                        ExpressionAttributeValues={":bound": {"N": str(bound)}})
 
     def next_producer_id(self) -> int:
         """Allocate a producer id (a lost reply only wastes an id)."""

@@ -129,8 +129,10 @@ def test_http_endpoints_connect_to_the_http_transport(gateway: str) -> None:
 def test_region_comes_from_an_execute_api_url_first() -> None:
     session = boto3.Session(region_name="us-west-2")
     aws = HttpTransport("https://abc.execute-api.eu-west-1.amazonaws.com", session)
-    local = HttpTransport("http://127.0.0.1:9", session)
-    assert (aws._region, local._region) == ("eu-west-1", "us-west-2")
+    custom = HttpTransport("https://streams.example.com", session)  # a custom domain
+    local = HttpTransport("http://127.0.0.1:9", session)  # the local gateway's region
+    assert (aws._region, custom._region, local._region) == (
+        "eu-west-1", "us-west-2", "us-east-1")
 
 
 def test_errors_map_to_the_same_classes(gateway: str, topic: str) -> None:
@@ -261,3 +263,12 @@ def test_close_releases_the_connection_pool_and_clients_close_what_they_made(
     assert len(pool.pools) == 1
     admin.close()
     assert len(pool.pools) == 0
+
+
+def test_loopback_endpoints_sign_for_the_local_region() -> None:
+    """A developer whose profile region is eu-west-1 still reaches `streamlet local`."""
+    session = boto3.Session(aws_access_key_id=KEY, aws_secret_access_key=SECRET,
+                            region_name="eu-west-1")
+    assert HttpTransport("http://127.0.0.1:4567", session)._region == "us-east-1"
+    assert HttpTransport("http://[::1]:4567", session)._region == "us-east-1"
+    assert HttpTransport("https://api.example.com", session)._region == "eu-west-1"

@@ -43,6 +43,7 @@ from ..errors import (
     StreamletError,
 )
 from ..local.credentials import LOCAL_CREDENTIALS, LOOPBACK_HOSTS
+from ..local.credentials import REGION as LOCAL_REGION
 from ..records import (
     DEFAULT_FETCH_BYTES,
     AppendResult,
@@ -131,6 +132,8 @@ class HttpTransport:
         found = _REGION_IN_HOST.search(self._host)
         if found:
             return found.group(1)
+        if self._host in LOOPBACK_HOSTS:
+            return LOCAL_REGION  # the local gateway's region, whatever the profile says
         return str(getattr(session, "region_name", None) or "us-east-1")
 
     @property

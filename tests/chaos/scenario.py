@@ -21,6 +21,8 @@ from streamlet.codec import decode_batch
 from streamlet.engine import Engine
 from streamlet.errors import RequestTimedOut, StreamletError
 from streamlet.local import LocalPlatform
+from streamlet.transport import Transport
+from tests.chaos.fleet import FaultyHttp, Fleet
 from tests.harness.faults import FaultPlan, FaultRates, SimulatedCrash, install
 from tests.harness.history import History, Reads
 
@@ -28,6 +30,9 @@ PRODUCERS, RECORDS, PARTITIONS = 8, 500, 4
 WRITE_FAULTS = FaultRates(throttle=0.03, timeout_before=0.02, lost_ack=0.03,
                           ambiguous_500=0.02, crash_before=0.005, crash_after=0.005)
 READ_FAULTS = FaultRates(throttle=0.03, timeout_before=0.02, lost_ack=0.02, ambiguous_500=0.02)
+SERVER_FAULTS = FaultRates(throttle=0.03, timeout_before=0.02, lost_ack=0.03,
+                           ambiguous_500=0.02)
+"""Inside the API (a Lambda's AWS calls); client crashes come from FaultyHttp instead."""
 
 
 @dataclass
@@ -47,25 +52,42 @@ def faulty_engine(platform: LocalPlatform, plan: FaultPlan) -> Engine:
 
 
 class ProducerProcess:
-    """One producer 'process': restarts after a simulated crash."""
+    """One producer 'process': restarts after a simulated crash. Over HTTP it talks to
+    the fleet (faults inside the API) through a transport that loses replies."""
 
     def __init__(self, n: int, platform: LocalPlatform, topic: str, history: History,
-                 seed: int, idempotence: bool) -> None:
+                 seed: int, idempotence: bool, fleet: Fleet | None = None) -> None:
         self.n, self.platform, self.topic, self.history = n, platform, topic, history
         self.plan = FaultPlan(seed=seed, rates=WRITE_FAULTS)
         self.idempotence = idempotence
+        self.fleet = fleet
         self.restarts = 0
+        self.http_faults: Counter[str] = Counter()
 
     def _new(self) -> Producer:
-        return Producer(transport=faulty_engine(self.platform, self.plan), linger_ms=2,
-                        enable_idempotence=self.idempotence, delivery_timeout_ms=60_000,
-                        retry_backoff_ms=10)
+        transport: Transport
+        if self.fleet is None:
+            transport = faulty_engine(self.platform, self.plan)
+        else:
+            transport = FaultyHttp(self.fleet.url, seed=self.plan.seed + self.restarts)
+            self._http = transport
+        return Producer(transport=transport, linger_ms=2, enable_idempotence=self.idempotence,
+                        delivery_timeout_ms=60_000, retry_backoff_ms=10)
+
+    def counts(self) -> Counter[str]:
+        """The faults this producer met (over HTTP: those of its transports)."""
+        if self.fleet is None:
+            return self.plan.counts()
+        return self.http_faults + Counter(self._http.faults)
 
     def run(self) -> None:
         producer = self._new()
         for i in range(RECORDS):
             if producer._fatal is not None:
-                producer, self.restarts = self._new(), self.restarts + 1
+                if self.fleet is not None:
+                    self.http_faults.update(self._http.faults)
+                self.restarts += 1
+                producer = self._new()
             self._send(producer, f"v-{self.n}-{i}", f"k-{self.n}-{i % 16}")
             if i % 100 == 99:
                 self._flush(producer)
@@ -157,12 +179,26 @@ def final_drain(platform: LocalPlatform, topic: str) -> Reads:
     return drain
 
 
-def run_scenario(platform: LocalPlatform, topic: str, *, idempotence: bool, seed: int
-                 ) -> Outcome:
+def run_scenario(platform: LocalPlatform, topic: str, *, idempotence: bool, seed: int,
+                 over_http: bool = False) -> Outcome:
+    """Direct: each producer's engine has faults injected below botocore. Over HTTP: the
+    producers reach a fleet of Lambdas (faults below their botocore, requests spread over
+    several engines) through a transport that loses replies and crashes."""
     platform.engine().create_topic(topic, PARTITIONS)
     history = History()
-    producers = [ProducerProcess(n, platform, topic, history, seed * 100 + n, idempotence)
-                 for n in range(PRODUCERS)]
+    fleet = Fleet(platform, FaultPlan(seed=seed, rates=SERVER_FAULTS), seed) if over_http \
+        else None
+    try:
+        return _run(platform, topic, history, idempotence, seed, fleet)
+    finally:
+        if fleet is not None:
+            fleet.stop()
+
+
+def _run(platform: LocalPlatform, topic: str, history: History, idempotence: bool,
+         seed: int, fleet: Fleet | None) -> Outcome:
+    producers = [ProducerProcess(n, platform, topic, history, seed * 100 + n, idempotence,
+                                 fleet) for n in range(PRODUCERS)]
     readers = [Reader(n, platform, topic, history, seed * 100 + 50 + n, raw=n % 2 == 0)
                for n in range(4)]
     started = time.monotonic()
@@ -177,7 +213,9 @@ def run_scenario(platform: LocalPlatform, topic: str, *, idempotence: bool, seed
         t.join(timeout=30)
     faults: Counter[str] = Counter()
     for p in producers:
-        faults.update(p.plan.counts())
+        faults.update(p.counts())
+    if fleet is not None:
+        faults.update(fleet.plan.counts())
     return Outcome(history, final_drain(platform, topic), faults,
                    sum(p.restarts for p in producers), time.monotonic() - started)
 

@@ -35,3 +35,19 @@ def test_without_idempotence_only_duplicates_appear(live_platform: LocalPlatform
     print(f"seed={SEED} duplicates={report.duplicate_count} faults={dict(outcome.faults)}")
     others = {k: v for k, v in report.anomalies().items() if k != "duplicates"}
     assert others == {}, report.summary()
+
+
+def test_idempotent_producers_over_the_http_api_under_faults(live_platform: LocalPlatform,
+                                                            topic: str) -> None:
+    """The same scenario through the HTTP API: faults inside the API (a fleet of Lambdas,
+    each with its own cache, so a retry often reaches another one), replies lost between
+    the API and the SDK, client crashes. Retries find their first attempts by ``since_ms``."""
+    outcome = run_scenario(live_platform, topic, idempotence=True, seed=SEED, over_http=True)
+    report = check(outcome.history, final_drain=outcome.drain)
+    print(f"seed={SEED} faults={dict(outcome.faults)} restarts={outcome.restarts} "
+          f"{outcome.seconds:.1f}s\n{report.summary()}")
+    assert outcome.faults["lost_reply"] > 0 and outcome.faults["lost_ack"] > 0
+    assert report.ok, report.summary()
+    assert report.anomalies() == {}
+    for rows in outcome.drain.values():
+        assert [o for o, _ in rows] == list(range(len(rows)))  # dense from 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
+import urllib3
 
 from streamlet import Admin, Producer, Throttled, TopicNotFound
 from streamlet.codec import decode_batch
@@ -80,3 +84,39 @@ def test_after_a_failed_batch_the_next_one_is_never_taken_for_a_retry(
     assert producer.send(topic, "v1").result(timeout=30).offset == 1
     producer.close()
     assert values(live_platform, topic) == [b"v0", b"v1"]
+
+
+@pytest.mark.parametrize("fault", ["lost_ack", "ambiguous_500"])
+def test_an_ambiguous_conditional_append_is_answered_not_refused(
+        live_platform: LocalPlatform, topic: str, fault: str) -> None:
+    """An expected-offset append lands but its reply is lost (below botocore's retries):
+    the resend finds its own batch at the key, so the answer is the offset, never an
+    OffsetMismatch against itself, and nothing is written twice."""
+    Admin(live_platform.endpoint).create_topic(topic)
+    plan = FaultPlan.scripted(["ok", fault], ops={"PutItem"})  # the second append's put
+    engine = faulty(live_platform, plan)
+    engine.append(topic, 0, make_batch([b"first"]))
+    result = engine.append(topic, 0, make_batch([b"second"], pid=3, seq=0), expected_offset=1)
+    assert (result.base_offset, result.duplicate) == (1, True)
+    assert plan.counts()[fault] == 1
+    assert values(live_platform, topic) == [b"first", b"second"]
+
+
+def test_a_put_re_applied_seconds_later_changes_nothing(live_platform: LocalPlatform,
+                                                        topic: str) -> None:
+    """A captured append request, sent again after other appends (a delayed duplicate on
+    the network): its key is taken, so the condition fails and the log is unchanged."""
+    Admin(live_platform.endpoint).create_topic(topic)
+    engine = live_platform.engine()
+    captured: list[Any] = []
+    engine._ddb.meta.events.register(
+        "before-send.dynamodb.PutItem", lambda request, **_: captured.append(request))
+    engine.append(topic, 0, make_batch([b"once"]))
+    for i in range(3):
+        engine.append(topic, 0, make_batch([f"later-{i}".encode()]))
+    time.sleep(1.5)
+    request = captured[0]
+    again = urllib3.request(request.method, request.url, body=request.body,
+                            headers=dict(request.headers.items()), timeout=10)
+    assert again.status == 400 and b"ConditionalCheckFailed" in again.data
+    assert values(live_platform, topic) == [b"once", b"later-0", b"later-1", b"later-2"]

@@ -114,6 +114,39 @@ class AppendResult:
     """True when the batch was a retry of one already written."""
 
 
+@dataclass(frozen=True, slots=True)
+class ProducerIdentity:
+    """What ``init_transactions`` gives a transactional producer: the producer id stable
+    for its transactional id, and the epoch that fences every older instance."""
+
+    transactional_id: str
+    producer_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionInfo:
+    """One transaction's record, as ``streamlet transactions list`` shows it."""
+
+    transactional_id: str
+    number: int
+    """The transaction's number within its transactional id (0, 1, 2...)."""
+    producer_id: int
+    epoch: int
+    status: str
+    """``open``, ``committed`` or ``aborted``."""
+    started_ms: int
+    deadline_ms: int
+    """When an open transaction times out (and any reader or archiver pass aborts it)."""
+    ended_ms: int = 0
+    reason: str = ""
+    """Why it was aborted (timed out, fenced, a lease moved, the producer aborted it)."""
+    partitions: int = 0
+    """Committed: the partitions its batches went to."""
+    batches: int = 0
+    """Committed: how many batches it made visible."""
+
+
 DEFAULT_FETCH_BYTES = 1024 * 1024
 """What one fetch returns at most by default (Kafka's ``max.partition.fetch.bytes``)."""
 

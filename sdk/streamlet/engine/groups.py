@@ -150,7 +150,8 @@ class GroupStore:
     def list_groups(self) -> list[str]:
         found = items(self._ddb.scan, "list groups", TableName=self._table,
                       ProjectionExpression="#pk", ExpressionAttributeNames={"#pk": schema.PK})
-        return sorted({i[schema.PK]["S"][len(schema.GROUP_PREFIX):] for i in found})
+        return sorted({i[schema.PK]["S"][len(schema.GROUP_PREFIX):] for i in found
+                       if i[schema.PK]["S"].startswith(schema.GROUP_PREFIX)})
 
     # ---- membership -----------------------------------------------------------------
 
@@ -376,6 +377,12 @@ class GroupStore:
                                    ExpressionAttributeNames=names,
                                    ExpressionAttributeValues=values)
         return adopted
+
+    def commit_action(self, group: str, member_id: str, tp: TopicPartition, epoch: int,
+                      offset: int, metadata: str) -> TransactWriteItemTypeDef:
+        """One lease's commit as a TransactWriteItems action, fenced like :meth:`commit`
+        (what a transaction's commit carries for the offsets sent with it)."""
+        return self._commit_item(group, member_id, tp, epoch, offset, metadata)
 
     def _commit_item(self, group: str, member_id: str, tp: TopicPartition, epoch: int,
                      offset: int, metadata: str) -> TransactWriteItemTypeDef:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -122,6 +123,17 @@ class ProducerIdentity:
     transactional_id: str
     producer_id: int
     epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxnOffsets:
+    """A consumer group's offsets sent with a transaction (``send_offsets_to_transaction``):
+    committed with its output or not at all, fenced by each partition's lease epoch."""
+
+    group_id: str
+    member_id: str
+    offsets: Mapping[TopicPartition, tuple[int, int, str]]
+    """``{partition: (lease epoch, next offset to read, metadata)}``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from streamlet.errors import (
     TransactionTooLarge,
 )
 from streamlet.local import serialized_moto
-from streamlet.records import ProducerIdentity, TopicPartition
+from streamlet.records import ProducerIdentity, TopicPartition, TxnOffsets
 from tests.batches import make_batch
 
 T0 = float(int(time.time()))
@@ -362,7 +362,7 @@ def test_offsets_commit_with_the_output_or_not_at_all(engine: Engine) -> None:
     txn = TxnProducer(engine)
     txn.begin()
     txn.send("out", 0, [b"result"])
-    txn.commit(group="g", member_id="m-1", offsets={tp0: (e0, 5, ""), tp1: (e1, 7, "m")})
+    txn.commit(offsets=TxnOffsets("g", "m-1", {tp0: (e0, 5, ""), tp1: (e1, 7, "m")}))
     assert engine.groups.lease("g", tp0).committed == 5  # type: ignore[union-attr]
     assert engine.groups.lease("g", tp1).committed == 7  # type: ignore[union-attr]
     assert read(engine, "out", 0)[0] == [b"result"]
@@ -373,7 +373,7 @@ def test_offsets_commit_with_the_output_or_not_at_all(engine: Engine) -> None:
     txn.begin()
     txn.send("out", 0, [b"must-not-show"])
     with pytest.raises(CommitFailed, match=r"in\[1\].*aborted"):
-        txn.commit(group="g", member_id="m-1", offsets={tp0: (e0, 9, ""), tp1: (e1, 9, "")})
+        txn.commit(offsets=TxnOffsets("g", "m-1", {tp0: (e0, 9, ""), tp1: (e1, 9, "")}))
     assert engine.groups.lease("g", tp0).committed == 5  # type: ignore[union-attr]
     assert read(engine, "out", 0)[0] == [b"result"]
     assert engine.transactions.record(txn.tid, txn.number).status == "aborted"  # type: ignore[union-attr]
@@ -387,7 +387,7 @@ def test_a_transaction_past_one_dynamodb_transaction_is_refused_before_anything_
     txn.begin()
     txn.send("out", 0, [b"v"])
     with pytest.raises(TransactionTooLarge, match=r"at most 100 items.*101"):
-        txn.commit(group="g", member_id="m", offsets=offsets)
+        txn.commit(offsets=TxnOffsets("g", "m", offsets))
     record = engine.transactions.record(txn.tid, txn.number)
     assert record is not None and record.status == "open"  # nothing was written
     txn.abort()

@@ -25,8 +25,8 @@ from ..records import (
     ProducerIdentity,
     RetentionReport,
     TopicDescription,
-    TopicPartition,
     TransactionInfo,
+    TxnOffsets,
 )
 from . import schema
 from .archive import Archiver
@@ -207,13 +207,11 @@ class Engine:
 
     def commit_transaction(self, who: ProducerIdentity, number: int,
                            batches: Mapping[tuple[str, int], Iterable[int]],
-                           group: str | None = None, member_id: str = "",
-                           offsets: Mapping[TopicPartition, tuple[int, int, str]] | None = None
-                           ) -> TransactionInfo:
+                           offsets: TxnOffsets | None = None,
+                           groups: GroupStore | None = None) -> TransactionInfo:
         """Make the batches (``{(topic, partition): base offsets}``) and the group's
-        offsets (``{tp: (lease epoch, offset, metadata)}``) visible at once."""
-        return self.transactions.commit(who, number, batches, group, member_id,
-                                        offsets).info
+        offsets visible at once (``groups``: the store acting for the caller)."""
+        return self.transactions.commit(who, number, batches, offsets, groups).info
 
     def abort_transaction(self, who: ProducerIdentity, number: int) -> TransactionInfo:
         return self.transactions.abort(who, number).info

@@ -66,7 +66,7 @@ from ..errors import (
     TransactionAborted,
     TransactionTooLarge,
 )
-from ..records import ProducerIdentity, TopicPartition, TransactionInfo
+from ..records import ProducerIdentity, TransactionInfo, TxnOffsets
 from . import schema
 from .aws import cancellation_reasons, conditional, error_code, items, translated
 from .groups import GroupStore
@@ -94,9 +94,6 @@ EPOCH_MAX = 32767
 FINAL_CACHE = 4096
 ATTEMPTS = 8
 _ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
-
-Offsets = Mapping[TopicPartition, tuple[int, int, str]]
-"""``{partition: (lease epoch, offset, metadata)}``: offsets sent with a transaction."""
 
 
 class Visibility(Enum):
@@ -401,26 +398,25 @@ class TransactionStore:
 
     def commit(self, who: ProducerIdentity, number: int,
                batches: Mapping[tuple[str, int], Iterable[int]],
-               group: str | None = None, member_id: str = "", offsets: Offsets | None = None,
-               groups: GroupStore | None = None) -> Transaction:
+               offsets: TxnOffsets | None = None, groups: GroupStore | None = None
+               ) -> Transaction:
         """Make the listed batches (``{(topic, partition): base offsets}``) and the group's
         offsets visible at once; returns the committed record. Idempotent: a retry of a
-        commit that landed answers the same."""
+        commit that landed answers the same. ``groups``: the store the lease commits go
+        through (the HTTP handlers bind it to the caller)."""
         tid = validate_transactional_id(who.transactional_id)
-        offsets = offsets or {}
-        check_size(len(offsets), sum(len(list(b)) for b in batches.values()))
-        listed = self._listing(batches)
+        given = {key: list(bases) for key, bases in batches.items()}
+        check_size(len(offsets.offsets) if offsets else 0, sum(len(b) for b in given.values()))
+        listed = self._listing(given)
         actions = [self._commit_record(who, number, listed), self._clear_marker(who, number)]
-        if offsets:
-            if group is None:
-                raise InvalidRequest("Offsets sent with a transaction need their group id.")
+        if offsets is not None and offsets.offsets:
             store = groups or self._groups
-            store.check_partitions(group, offsets)
-            actions += [store.commit_action(group, member_id, tp, *value)
-                        for tp, value in offsets.items()]
+            store.check_partitions(offsets.group_id, offsets.offsets)
+            actions += [store.commit_action(offsets.group_id, offsets.member_id, tp, *value)
+                        for tp, value in offsets.offsets.items()]
         token = _token(tid, who.epoch, number, actions)
         for attempt in range(ATTEMPTS):
-            outcome = self._try_commit(who, number, actions, token, group, offsets)
+            outcome = self._try_commit(who, number, actions, token, offsets)
             if outcome is not None:
                 return outcome
             time.sleep(random.uniform(0, min(0.2, 0.01 * 2**attempt)))
@@ -463,8 +459,8 @@ class TransactionStore:
                                           ":n": {"N": str(number)}}}}
 
     def _try_commit(self, who: ProducerIdentity, number: int,
-                    actions: list[TransactWriteItemTypeDef], token: str, group: str | None,
-                    offsets: Offsets) -> Transaction | None:
+                    actions: list[TransactWriteItemTypeDef], token: str,
+                    offsets: TxnOffsets | None) -> Transaction | None:
         """One attempt: the committed record, or None to try again (a conflict, or an
         answer lost on the way); the error the producer must see otherwise."""
         tid = who.transactional_id
@@ -478,13 +474,13 @@ class TransactionStore:
             if code not in ("TransactionCanceledException", "TransactionConflictException",
                             "IdempotentParameterMismatchException"):
                 raise
-            return self._after_refusal(who, number, cancellation_reasons(e), group, offsets)
+            return self._after_refusal(who, number, cancellation_reasons(e), offsets)
         found = self.record(tid, number)
         return found if found is not None and found.status == COMMITTED else None
 
     def _after_refusal(self, who: ProducerIdentity, number: int,
-                       reasons: list[dict[str, Any]], group: str | None,
-                       offsets: Offsets) -> Transaction | None:
+                       reasons: list[dict[str, Any]], offsets: TxnOffsets | None
+                       ) -> Transaction | None:
         """Why a commit was refused, from the record and the id (never from the refusal
         alone: it may be our own earlier attempt that landed)."""
         tid = who.transactional_id
@@ -500,12 +496,14 @@ class TransactionStore:
         if found.status == OPEN and found.deadline_ms < self._now_ms():
             found = self._end(found, self._timed_out(found), if_expired=True)
         self._raise_unless_open(who, found)
-        lost = [tp for (tp, reason) in zip(offsets, reasons[2:], strict=False)
+        lost = [tp for (tp, reason) in zip(offsets.offsets if offsets else (), reasons[2:],
+                                            strict=False)
                 if reason.get("Code") == "ConditionalCheckFailed"]
-        if lost and group is not None:
+        if lost and offsets is not None:
             self._end(found, "a consumer-group lease it committed offsets for moved")
-            raise CommitFailed(group, lost, detail=f"transaction {number} of '{tid}' was "
-                                                   "aborted: none of it is visible")
+            raise CommitFailed(offsets.group_id, lost,
+                               detail=f"transaction {number} of '{tid}' was aborted: none "
+                                      "of it is visible")
         return None  # a conflict with a concurrent request: try again
 
     def abort(self, who: ProducerIdentity, number: int) -> Transaction:

@@ -18,7 +18,6 @@ from moto import mock_aws
 from streamlet.clock import ManualClock
 from streamlet.codec import decode_batch
 from streamlet.engine import Engine, schema
-from streamlet.engine.transactions import MAX_TRANSACT_ITEMS, TIMEOUT_MAX_MS
 from streamlet.errors import (
     CommitFailed,
     InvalidRequest,
@@ -29,6 +28,7 @@ from streamlet.errors import (
 )
 from streamlet.local import serialized_moto
 from streamlet.records import ProducerIdentity, TopicPartition, TxnOffsets
+from streamlet.txn import MAX_TRANSACT_ITEMS, TIMEOUT_MAX_MS
 from tests.batches import make_batch
 
 T0 = float(int(time.time()))

@@ -28,6 +28,7 @@ from ..records import (
     TransactionInfo,
     TxnOffsets,
 )
+from ..txn import TIMEOUT_DEFAULT_MS
 from . import schema
 from .archive import Archiver
 from .aws import ensure_storage
@@ -40,7 +41,7 @@ from .reads import LogReader
 from .schema import Names
 from .segments import SegmentStore
 from .topics import TopicMeta, TopicStore
-from .transactions import TIMEOUT_DEFAULT_MS, TransactionStore
+from .transactions import TransactionStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -58,15 +57,20 @@ from ..errors import (
     AppendConflict,
     CommitFailed,
     DataUnavailable,
-    InvalidRequest,
     InvalidTxnState,
     ProducerFenced,
     RequestTimedOut,
     Throttled,
     TransactionAborted,
-    TransactionTooLarge,
 )
 from ..records import ProducerIdentity, TransactionInfo, TxnOffsets
+from ..txn import (
+    KEEP_S,
+    TIMEOUT_DEFAULT_MS,
+    check_size,
+    validate_timeout,
+    validate_transactional_id,
+)
 from . import schema
 from .aws import cancellation_reasons, conditional, error_code, items, translated
 from .groups import GroupStore
@@ -78,22 +82,10 @@ if TYPE_CHECKING:
     from .topics import TopicStore
 
 OPEN, COMMITTED, ABORTED = "open", "committed", "aborted"
-TIMEOUT_DEFAULT_MS = 60_000
-TIMEOUT_MAX_MS = 900_000
-"""Kafka's transaction.max.timeout.ms: no reader waits longer behind an open transaction."""
-MAX_TRANSACT_ITEMS = 100
-"""DynamoDB's limit on one TransactWriteItems: the record, the id's item and the leases."""
-MAX_BATCHES = 10_000
-"""Batches one transaction may list (its record stays far below DynamoDB's 400 KB)."""
-KEEP_S = 30 * 86400
-"""How long a record is kept after its transaction ended (or timed out): far beyond the
-time its batches stay hot and unarchived (segment.ms); archived segments carry the
-aborted ranges themselves."""
 EPOCH_MAX = 32767
 """Kafka's producer epoch is an int16: past it the id gets a new producer id."""
 FINAL_CACHE = 4096
 ATTEMPTS = 8
-_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 class Visibility(Enum):
@@ -142,24 +134,6 @@ class _IdState:
     next: int
     open: int | None
     timeout_ms: int
-
-
-def validate_transactional_id(transactional_id: object) -> str:
-    """Kafka's topic alphabet, 1 to 249 characters (safe in paths, keys and IAM patterns);
-    InvalidRequest otherwise."""
-    if not isinstance(transactional_id, str) or not _ID.fullmatch(transactional_id) \
-            or transactional_id in (".", ".."):
-        raise InvalidRequest(f"Transactional id {transactional_id!r} must be 1 to 249 ASCII "
-                             "letters, digits, '.', '_' or '-' (and not '.' or '..').")
-    return transactional_id
-
-
-def validate_timeout(timeout_ms: object) -> int:
-    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) \
-            or not 1000 <= timeout_ms <= TIMEOUT_MAX_MS:
-        raise InvalidRequest(f"transaction_timeout_ms={timeout_ms!r}: expected 1000 to "
-                             f"{TIMEOUT_MAX_MS} (Kafka's transaction.max.timeout.ms).")
-    return timeout_ms
 
 
 def _record(transactional_id: str, item: Mapping[str, Any]) -> Transaction:
@@ -600,23 +574,6 @@ class TransactionStore:
             if error_code(e) in ("AccessDeniedException", "UnauthorizedOperation"):
                 return found
             raise
-
-
-def check_size(offsets: int, batches: int) -> None:
-    """TransactionTooLarge if a commit would exceed one TransactWriteItems (the record,
-    the id's item and one lease per input partition) or the record's batch list."""
-    items_needed = 2 + offsets
-    if items_needed > MAX_TRANSACT_ITEMS:
-        raise TransactionTooLarge(
-            f"A transaction commits in one DynamoDB transaction of at most "
-            f"{MAX_TRANSACT_ITEMS} items: its record, its transactional id and one per input "
-            f"partition whose offsets it sends; offsets for {offsets} partitions need "
-            f"{items_needed}. Commit offsets for at most {MAX_TRANSACT_ITEMS - 2} partitions "
-            "per transaction.")
-    if batches > MAX_BATCHES:
-        raise TransactionTooLarge(f"A transaction lists at most {MAX_BATCHES} batches; this "
-                                  f"one has {batches}. Commit more often (or send larger "
-                                  "batches: linger_ms, batch_size).")
 
 
 def _token(transactional_id: str, epoch: int, number: int,

@@ -226,7 +226,9 @@ class HttpTransport:
         name = str(topic["topic_name"])
         configs = self._request("GET", self._topic_path(name, "/configs")).json()["data"]
         return TopicDescription(name, str(topic["topic_id"]), int(topic["partitions_count"]),
-                                {str(c["name"]): str(c["value"]) for c in configs}, info)
+                                {str(c["name"]): str(c["value"]) for c in configs}, info,
+                                frozenset(str(c["name"]) for c in configs
+                                          if not c.get("is_default", True)))
 
     def topic_metadata(self, name: str) -> TopicDescription:
         """``GET /v1/topics/{topic}``: partitions and config, no watermarks."""

@@ -355,6 +355,15 @@ class ClusterNotFound(StreamletError):
         self.cluster = cluster
 
 
+class ResourceNotFound(StreamletError):
+    """A REST Proxy v3 resource that does not exist: a group's consumer, a consumer's
+    assignment, a partition's lag before any commit (REST Proxy v3's 404 body)."""
+
+    code = "resource_not_found"
+    status = 404
+    error_code = 404
+
+
 class RecordNotJson(StreamletError):
     """A ``json`` consumer instance met a record whose key or value is not JSON."""
 

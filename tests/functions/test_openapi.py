@@ -23,11 +23,22 @@ CONTRACT = {
         "DELETE /v3/clusters/{cluster_id}/topics/{topic}",
         "GET /v3/clusters/{cluster_id}/topics/{topic}/partitions",
         "GET /v3/clusters/{cluster_id}/topics/{topic}/partitions/{partition}",
+        "GET /v3/clusters/{cluster_id}/topics/{topic}/partitions/{partition}/offset",
         "GET /v3/clusters/{cluster_id}/topics/{topic}/configs",
+        "GET /v3/clusters/{cluster_id}/brokers", "GET /v3/clusters/{cluster_id}/broker-configs",
+        "GET /v3/clusters/{cluster_id}/acls",
+        "GET /v3/clusters/{cluster_id}/topics/{topic}/partitions/-/reassignment",
+        "GET /v3/clusters/{cluster_id}/topics/{topic}/partitions/{partition}/replicas",
         "GET /v3/clusters/{cluster_id}/consumer-groups",
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}",
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/consumers",
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/consumers/{consumer}",
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/consumers/{consumer}/assignments",
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/consumers/{consumer}/assignments"
+        "/{topic}/partitions/{partition}",
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lags",
+        "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lags/{topic}/partitions"
+        "/{partition}",
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary",
         "GET /v1/groups", "PUT /v1/groups/{group}/offsets", "DELETE /v1/groups/{group}"],
     "produce_handler": [

@@ -14,6 +14,7 @@ from .consumer import Consumer
 from .errors import (
     AccessDenied,
     AppendConflict,
+    BufferExhausted,
     CommitFailed,
     DataUnavailable,
     GroupActive,
@@ -36,6 +37,7 @@ from .errors import (
     TopicExists,
     TopicNotFound,
 )
+from .futures import RecordFuture
 from .producer import Producer
 from .records import (
     ArchiveReport,
@@ -52,14 +54,15 @@ from .records import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AccessDenied", "Admin", "AppendConflict", "ArchiveReport", "CommitFailed", "Consumer",
+    "AccessDenied", "Admin", "AppendConflict", "ArchiveReport", "BufferExhausted",
+    "CommitFailed", "Consumer",
     "DataUnavailable",
     "GroupActive", "GroupNotFound",
     "GroupPartition", "InvalidConfig", "InvalidPartitions",
     "InvalidRecord", "InvalidRequest", "InvalidTopicName", "OffsetMismatch", "OffsetOutOfRange",
     "OutOfOrderSequence", "PartitionInfo", "PartitionNotFound", "Producer", "ProducerFenced",
-    "Record", "RecordMetadata", "RecordTooLarge", "RequestTimedOut", "RetentionReport",
-    "RetriableError", "SegmentInfo",
+    "Record", "RecordFuture", "RecordMetadata", "RecordTooLarge", "RequestTimedOut",
+    "RetentionReport", "RetriableError", "SegmentInfo",
     "StreamletError", "Throttled", "TimestampType", "TopicDescription", "TopicExists",
     "TopicNotFound", "TopicPartition",
 ]

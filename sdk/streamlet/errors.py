@@ -479,6 +479,19 @@ class BufferExhausted(StreamletError):
         self.size, self.buffer_memory, self.max_block_ms = size, buffer_memory, max_block_ms
 
 
+class ConfigNotFound(InvalidConfig):
+    """A topic config named in a path (``.../configs/{name}``) that topics do not have
+    (REST Proxy v3 answers 404)."""
+
+    code = "config_not_found"
+    status = 404
+    error_code = 40405
+
+    def __init__(self, topic: str, name: str) -> None:
+        super().__init__(f"Config '{name}' cannot be found for topic '{topic}'.")
+        self.topic, self.name = topic, name
+
+
 def _class_for_status(status: int) -> type[StreamletError]:
     if status == 429:
         return Throttled

@@ -9,13 +9,14 @@ Example:
     ...     print([r.value for r in c.poll(timeout=2)])
 """
 
-from .admin import Admin, GroupPartition
+from .admin import Admin, ConfigEntry, GroupPartition, NewTopic
 from .consumer import Consumer
 from .errors import (
     AccessDenied,
     AppendConflict,
     BufferExhausted,
     CommitFailed,
+    ConfigNotFound,
     DataUnavailable,
     GroupActive,
     GroupNotFound,
@@ -55,11 +56,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied", "Admin", "AppendConflict", "ArchiveReport", "BufferExhausted",
-    "CommitFailed", "Consumer",
+    "CommitFailed", "ConfigEntry", "ConfigNotFound", "Consumer",
     "DataUnavailable",
     "GroupActive", "GroupNotFound",
     "GroupPartition", "InvalidConfig", "InvalidPartitions",
-    "InvalidRecord", "InvalidRequest", "InvalidTopicName", "OffsetMismatch", "OffsetOutOfRange",
+    "InvalidRecord", "InvalidRequest", "InvalidTopicName", "NewTopic", "OffsetMismatch",
+    "OffsetOutOfRange",
     "OutOfOrderSequence", "PartitionInfo", "PartitionNotFound", "Producer", "ProducerFenced",
     "Record", "RecordFuture", "RecordMetadata", "RecordTooLarge", "RequestTimedOut",
     "RetentionReport", "RetriableError", "SegmentInfo",

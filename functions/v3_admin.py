@@ -1,4 +1,5 @@
-"""Confluent REST Proxy v3 administration: clusters, topics, partitions and configs.
+"""Confluent REST Proxy v3 administration: clusters, topics and partitions (topic configs:
+:mod:`functions.v3_configs`).
 
 One fixed cluster, ``streamlet``. Resources carry REST Proxy's ``kind``, ``metadata.self``
 and ``metadata.resource_name``; partitions add ``log_start_offset`` and
@@ -23,7 +24,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from streamlet.errors import PartitionNotFound, TopicExists, TopicNotFound
 from streamlet.records import TopicDescription
 from streamlet.topicconfig import (
-    CONFIG_KEYS,
     validate_config,
     validate_partitions,
     validate_topic_name,
@@ -197,27 +197,6 @@ def get_partition_offsets(cluster_id: ClusterId, topic: str, partition: int,
     return {"kind": "KafkaPartitionWithOffsets", "metadata": _meta(path, crn),
             "cluster_id": CLUSTER_ID, "topic_name": name, "partition_id": partition,
             "earliest_offset": low, "latest_offset": high}
-
-
-@router.get(f"{TOPICS}/<topic>/configs")
-def list_configs(cluster_id: ClusterId, topic: str) -> dict[str, Any]:
-    """Every config of a topic; ``is_default`` tells overrides from defaults."""
-    check_cluster(cluster_id)
-    meta = engine().describe_topic(unquoted(topic))
-    path = f"/v3/clusters/{CLUSTER_ID}/topics/{meta.name}/configs"
-    data = [_config_resource(meta.name, path, name, value)
-            for name, value in meta.config.items()]
-    return _listing("KafkaTopicConfigList", path, data)
-
-
-def _config_resource(topic: str, path: str, name: str, value: str) -> dict[str, Any]:
-    spec = CONFIG_KEYS.get(name)
-    default = spec is not None and spec.default == value
-    return {"kind": "KafkaTopicConfig",
-            "metadata": _meta(f"{path}/{name}", f"/topic={topic}/config={name}"),
-            "cluster_id": CLUSTER_ID, "topic_name": topic, "name": name, "value": value,
-            "is_default": default, "is_read_only": False, "is_sensitive": False,
-            "source": "DEFAULT_CONFIG" if default else "DYNAMIC_TOPIC_CONFIG", "synonyms": []}
 
 
 # ---- broker-level collections: served, always empty ----------------------------------------

@@ -8,15 +8,14 @@ comes from and why Confluent's file is not vendored). To check against Confluent
 file as well, point ``STREAMLET_CONFLUENT_V3_OPENAPI`` at a local copy of it.
 
 Of the document's operations, 27 apply here (topics, configs, partitions, records,
-consumer groups; not brokers, replicas, reassignments or ACLs). The five topic config
-changes are another router's (``functions/v3_configs.py``) and are expected to be
-missing until it is merged: the test fails as soon as one of them is served, so that
-``EXPECTED_MISSING`` is updated with it. The broker-level collections the relationships
-lead to are served empty and checked too (``BROKER_LEVEL``).
+consumer groups; not brokers, replicas, reassignments or ACLs), and all 27 are served
+(``EXPECTED_MISSING`` lists any that would not be). The broker-level collections the
+relationships lead to are served empty and checked too (``BROKER_LEVEL``).
 
-Served today (22 of 27): clusters (2), topics (5), topic configs list, partitions (3,
-with ``.../offset``), records and ``records:batch``, consumer groups (9: groups,
-consumers, assignments, lags, lag summary). Not yet: the five in ``EXPECTED_MISSING``.
+Served today (27 of 27): clusters (2), topics (5), topic configs (5: list, one, set,
+delete, ``configs:alter``) and every topic's configs (``topics/-/configs``), partitions
+(3, with ``.../offset``), records and ``records:batch``, consumer groups (9: groups,
+consumers, assignments, lags, lag summary).
 """
 
 from __future__ import annotations
@@ -102,15 +101,9 @@ OPERATIONS: dict[str, list[Request]] = {
 """The 27 operations of the document that apply to a serverless cluster, with the
 requests that drive them."""
 
-V3_CONFIGS = ("topic config changes are served by functions/v3_configs.py, another "
-              "router merged separately; remove the operation from EXPECTED_MISSING then")
-EXPECTED_MISSING: dict[str, str] = {
-    f"POST {T}/configs:alter": V3_CONFIGS,
-    f"GET {T}/configs/{{name}}": V3_CONFIGS,
-    f"PUT {T}/configs/{{name}}": V3_CONFIGS,
-    f"DELETE {T}/configs/{{name}}": V3_CONFIGS,
-    f"GET {C}/topics/-/configs": V3_CONFIGS,
-}
+EXPECTED_MISSING: dict[str, str] = {}
+"""Operations of the document not served yet (none: topic config changes are served by
+functions/v3_configs.py)."""
 
 BROKER_LEVEL: dict[str, list[Request]] = {
     f"GET {C}/brokers": [Request()],
@@ -212,7 +205,7 @@ def test_the_applicable_operations_are_the_27_documented_ones() -> None:
         for method, operation in item.items() if operation.get("x-streamlet-broker-level"))
     assert set(EXPECTED_MISSING) <= set(OPERATIONS)
     served = [key for key in OPERATIONS if key not in EXPECTED_MISSING]
-    assert len(served) == 22, served
+    assert len(served) == 27, served
 
 
 def test_every_served_operation_answers_2xx_bodies_that_validate(cluster: Engine) -> None:
@@ -223,12 +216,6 @@ def test_every_served_operation_answers_2xx_bodies_that_validate(cluster: Engine
         if key not in EXPECTED_MISSING:
             problems += _drive(key, requests, CONTRACT)
     assert problems == []
-
-
-def test_expected_missing_operations_are_not_served_yet(cluster: Engine) -> None:
-    served = [key for key in EXPECTED_MISSING if _served(key, OPERATIONS[key])]
-    assert served == [], f"served now, remove them from EXPECTED_MISSING: {served}"
-    pytest.skip(f"{len(EXPECTED_MISSING)} operations not served yet: {V3_CONFIGS}")
 
 
 @pytest.mark.skipif(not os.environ.get(CONFLUENT_ENV),

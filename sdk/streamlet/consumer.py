@@ -115,7 +115,7 @@ class Consumer:
         self._max_bytes = fetch_max_bytes
         self._iter_timeout = None if consumer_timeout_ms is None else consumer_timeout_ms / 1000
         self._deserializers = (key_deserializer, value_deserializer)
-        self.isolation_level = isolation_level
+        self._isolation_level = isolation_level  # its meaning comes with transactions
         self._metadata_age = METADATA_MAX_AGE_S if metadata_max_age_ms is None \
             else metadata_max_age_ms / 1000
         self._topics: list[str] = []

@@ -155,6 +155,11 @@ def test_a_group_member_with_a_pattern_joins_when_topics_match(endpoint: str, to
     admin.create_topic(f"{topic}-x", 2)
     pump([member], lambda: len(member.assignment()) == 2)
     assert sorted(assigned) == [TopicPartition(f"{topic}-x", p) for p in range(2)]
+    member.unsubscribe()  # leaves at once: nothing owned, no member item
+    assert member.assignment() == set() and member.subscription() is None
+    assert {r.consumer_id for r in admin.describe_group(group)} == {None}
+    member.subscribe([f"{topic}-x"])  # and joins again
+    pump([member], lambda: len(member.assignment()) == 2)
     member.close()
 
 

@@ -68,3 +68,6 @@ __all__ = [
     "StreamletError", "Throttled", "TimestampType", "TopicDescription", "TopicExists",
     "TopicNotFound", "TopicPartition",
 ]
+from .records import ConsumerRecords, OffsetAndMetadata, OffsetAndTimestamp
+
+__all__ += ["ConsumerRecords", "OffsetAndMetadata", "OffsetAndTimestamp"]

@@ -3,6 +3,7 @@ and invisible to everything else in it (no environment change, no global mock)."
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 
@@ -18,6 +19,7 @@ from streamlet import (
     TopicNotFound,
     TopicPartition,
 )
+from streamlet.aio import AIOAdmin, AIOConsumer, AIOProducer
 from streamlet.transport import connect
 
 _stores = itertools.count()
@@ -74,3 +76,17 @@ def test_a_moto_reset_is_survived_by_the_next_connection(store: str) -> None:
         assert admin.list_topics() == []
         admin.create_topic("after-reset")
         assert admin.list_topics() == ["after-reset"]
+
+
+def test_the_asyncio_clients_run_on_it(store: str) -> None:
+    async def round_trip() -> list[bytes | None]:
+        async with AIOAdmin(store) as admin:
+            await admin.create_topic("events")
+        async with AIOProducer(store) as producer:
+            for i in range(3):
+                await producer.send("events", f"e{i}".encode())
+        async with AIOConsumer("events", endpoint=store,
+                               auto_offset_reset="earliest") as consumer:
+            return [(await consumer.getone()).value for _ in range(3)]
+
+    assert asyncio.run(round_trip()) == [b"e0", b"e1", b"e2"]

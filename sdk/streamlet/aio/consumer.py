@@ -13,7 +13,7 @@ from typing import Any, Self, TypeVar
 from .._values import is_int
 from ..consumer import Consumer
 from ..errors import InvalidRequest, StreamletError
-from ..records import Record, TopicPartition
+from ..records import OffsetAndMetadata, Record, TopicPartition
 from ._bridge import ErrorSlot, Lane, Scheduled
 
 POLL_SLICE_S = 0.25
@@ -194,9 +194,11 @@ class AIOConsumer:
 
         return await self._call(position)
 
-    async def committed(self, partition: TopicPartition) -> int | None:
-        """The group's committed offset for ``partition`` (None if nothing was committed)."""
-        return await self._call(lambda c: c.committed(partition))
+    async def committed(self, partition: TopicPartition, metadata: bool = False
+                        ) -> int | OffsetAndMetadata | None:
+        """The group's committed offset for ``partition`` (None if nothing was committed);
+        with ``metadata=True`` an OffsetAndMetadata."""
+        return await self._call(lambda c: c.committed(partition, metadata))
 
     async def commit(self, offsets: Mapping[TopicPartition, Any] | None = None) -> None:
         """Commit ``offsets`` (each the next record to read, or ``(offset, metadata)``);

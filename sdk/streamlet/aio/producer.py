@@ -6,12 +6,12 @@ import asyncio
 import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Self
 
 from .._values import HeadersIn
 from ..errors import StreamletError
+from ..futures import RecordFuture
 from ..producer import Producer
 from ..records import RecordMetadata
 from ._bridge import Lane, Mailbox, Settles, bridge
@@ -137,7 +137,7 @@ class AIOProducer:
         await self.stop()
 
 
-def _send(producer: Producer, **record: Any) -> Future[RecordMetadata]:
+def _send(producer: Producer, **record: Any) -> RecordFuture:
     return producer.send(**record)
 
 

@@ -38,6 +38,7 @@ from . import (
     v2,
     v2_subscriptions,
     v3_admin,
+    v3_configs,
     v3_groups,
     v3_produce,
 )
@@ -59,8 +60,8 @@ def _app(*routers: Any) -> StreamletResolver:
     return app
 
 
-admin_app = _app(v3_admin.router, v3_groups.router, native_groups.admin_router,
-                 native_txn.admin_router)
+admin_app = _app(v3_configs.router, v3_admin.router, v3_groups.router,
+                 native_groups.admin_router, native_txn.admin_router)
 produce_app = _app(v3_produce.router, native.produce_router, native_txn.router)
 consume_app = _app(native.consume_router, native_groups.consume_router, v2.router,
                    v2_subscriptions.router)

@@ -21,6 +21,7 @@ from streamlet import (
     Record,
     TopicPartition,
 )
+from streamlet.errors import ConsumerIllegalState
 
 SESSION_MS = 1500
 
@@ -205,11 +206,12 @@ def test_admin_describe_and_refusals(endpoint: str, eight: str) -> None:
     assert group not in admin.list_groups()
 
 
-def test_assign_is_refused_with_a_group(endpoint: str, topic: str) -> None:
+def test_assign_is_refused_while_subscribed(endpoint: str, topic: str) -> None:
     Admin(endpoint).create_topic(topic)
-    consumer = Consumer(endpoint=endpoint, group_id=f"g-{topic}")
-    with pytest.raises(InvalidRequest, match="subscribe"):
+    consumer = Consumer(topic, endpoint=endpoint, group_id=f"g-{topic}")
+    with pytest.raises(ConsumerIllegalState, match="unsubscribe"):  # as Kafka
         consumer.assign([TopicPartition(topic, 0)])
+    consumer.close()
     plain = Consumer(topic, endpoint=endpoint)
     with pytest.raises(InvalidRequest, match="group_id"):
         plain.commit()

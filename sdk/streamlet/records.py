@@ -137,6 +137,17 @@ class TxnOffsets:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsumerGroupMetadata:
+    """What ``Producer.send_offsets_to_transaction`` needs of a consumer
+    (``consumer.group_metadata()``, as in Kafka): its group, its member id and the lease
+    epoch of each partition it owns, the fencing tokens the commit is conditioned on."""
+
+    group_id: str
+    member_id: str
+    lease_epochs: Mapping[TopicPartition, int]
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionInfo:
     """One transaction's record, as ``streamlet transactions list`` shows it."""
 

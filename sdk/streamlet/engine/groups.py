@@ -263,13 +263,21 @@ class GroupStore:
             names["#principal"] = schema.A_PRINCIPAL
             values[":principal"] = {"S": self._principal}
         epoch = seen.epoch + 1
-        if not conditional(self._ddb.update_item, f"take a lease in group '{group}'",
-                           TableName=self._table, Key=self._lease_key(group, tp),
-                           UpdateExpression=sets, ConditionExpression="epoch = :seen",
-                           ExpressionAttributeNames=names, ExpressionAttributeValues=values):
+        try:
+            with translated(f"take a lease in group '{group}'"):
+                out = self._ddb.update_item(
+                    TableName=self._table, Key=self._lease_key(group, tp),
+                    UpdateExpression=sets, ConditionExpression="epoch = :seen",
+                    ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW")
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
             now = self.lease(group, tp)  # our own retried success, or a lost race?
             return now if now and now.owner == member_id and now.epoch == epoch else None
-        return Lease(tp, member_id, epoch, seen.committed, seen.metadata, seen.committed_ms)
+        # the committed offset as of the take (not as ``seen``: the old owner may have
+        # committed since, and no commit of its can land after the epoch moved)
+        return _lease_from(out["Attributes"])
 
     def release(self, group: str, tp: TopicPartition, member_id: str, epoch: int) -> None:
         """Give a lease up (owner removed); a no-op if it was already lost.

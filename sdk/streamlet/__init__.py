@@ -68,6 +68,15 @@ __all__ = [
     "StreamletError", "Throttled", "TimestampType", "TopicDescription", "TopicExists",
     "TopicNotFound", "TopicPartition",
 ]
-from .records import ConsumerRecords, OffsetAndMetadata, OffsetAndTimestamp
+from .errors import ConsumerIllegalState, InvalidTxnState, TransactionAborted, TransactionTooLarge
+from .records import (
+    ConsumerGroupMetadata,
+    ConsumerRecords,
+    OffsetAndMetadata,
+    OffsetAndTimestamp,
+    TransactionInfo,
+)
 
-__all__ += ["ConsumerRecords", "OffsetAndMetadata", "OffsetAndTimestamp"]
+__all__ += ["ConsumerGroupMetadata", "ConsumerIllegalState", "ConsumerRecords",
+            "InvalidTxnState", "OffsetAndMetadata", "OffsetAndTimestamp", "TransactionAborted",
+            "TransactionInfo", "TransactionTooLarge"]

@@ -265,6 +265,11 @@ class Producer:
             self._abort_after(error)
             raise
 
+    def transactional_state(self) -> str:
+        """``uninitialized``, ``ready``, ``in_transaction``, ``abortable`` (a send failed:
+        abort) or ``fatal`` (fenced); InvalidTxnState without a transactional_id."""
+        return self._transactions("transactional_state").state
+
     def _abort_after(self, error: BaseException) -> None:
         txn = self._txn
         if txn is None or txn.state not in ("in_transaction", "abortable"):

@@ -40,5 +40,6 @@ def eventually(check: Callable[[], T | None], timeout: float = 20.0, every: floa
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what if isinstance(what, str) else what()}")
+            said = what if isinstance(what, str) else what()
+            raise AssertionError(f"timed out waiting for {said}")
         time.sleep(every)

@@ -254,7 +254,8 @@ class StsVerifier:
     """OAUTHBEARER with a presigned ``sts:GetCallerIdentity``, executed against STS.
 
     ``endpoint``: the one STS endpoint to accept instead of AWS's (the local platform's
-    moto); ``fetch``: how to send the request (injected in tests).
+    moto, which routes a request by its Authorization header: the presigned signature is
+    moved there, never for AWS); ``fetch``: how to send the request (tests).
     """
 
     def __init__(self, audience: str = DEFAULT_AUDIENCE, endpoint: str | None = None,
@@ -262,7 +263,7 @@ class StsVerifier:
                  clock: Callable[[], float] = time.time) -> None:
         self.audience = audience
         self._endpoint = urlsplit(endpoint) if endpoint else None
-        self._fetch = fetch or _http_get
+        self._fetch = fetch or (_moto_get if endpoint else _http_get)
         self._clock = clock
         self._cache: dict[str, tuple[str, int]] = {}
         self._lock = threading.Lock()
@@ -322,6 +323,17 @@ def _http_get(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
         return int(error.code), b""
     except (urllib.error.URLError, TimeoutError) as error:
         raise AuthFailed(f"STS could not be reached: {error}") from None
+
+
+def _moto_get(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """moto's STS: it routes an unsigned request by the service in an Authorization header
+    (never a presigned query), so the presigned signature is moved there."""
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    authorization = (f"AWS4-HMAC-SHA256 Credential={query.get('X-Amz-Credential', '')}, "
+                     f"SignedHeaders={query.get('X-Amz-SignedHeaders', '')}, "
+                     f"Signature={query.get('X-Amz-Signature', '')}")
+    return _http_get(url, {**headers, "Authorization": authorization,
+                           "X-Amz-Date": query.get("X-Amz-Date", "")})
 
 
 def _arn_in(body: bytes) -> str:

@@ -131,7 +131,7 @@ def test_aiokafka_and_confluent_kafka_authenticate_with_their_token_providers(
     assert delivered["allowed-1"] is None
     assert "AUTHORIZATION" in delivered["payroll-1"].name()  # type: ignore[attr-defined]
     consumer = Consumer({**config, "group.id": "allowed-c"})
-    low, high = consumer.get_watermark_offsets(TopicPartition("allowed-1", 0), 10)
+    _, high = consumer.get_watermark_offsets(TopicPartition("allowed-1", 0), 10)
     assert high >= 2
     consumer.close()
 
@@ -149,7 +149,7 @@ def test_plain_with_local_credentials_and_refusals(secured: KafkaGateway) -> Non
         producer = Producer({"bootstrap.servers": secured.bootstrap, **extra, **QUIET,
                              "message.timeout.ms": 2000, "error_cb": errors.append})
         delivered: list = []
-        producer.produce("allowed-1", b"refused", on_delivery=lambda e, m: delivered.append(e))
+        producer.produce("allowed-1", b"refused", on_delivery=lambda e, m, d=delivered: d.append(e))
         producer.flush(10)
         assert delivered and delivered[0] is not None  # never written
         if extra:

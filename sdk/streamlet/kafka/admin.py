@@ -21,8 +21,8 @@ from .protocol import ApiKey, response_class
 
 if TYPE_CHECKING:
     from .auth import Session
+    from .host import Host
     from .protocol import Request
-    from .server import KafkaGateway
 
 TOPIC, BROKER = 2, 4
 SOURCE_DYNAMIC_TOPIC, SOURCE_DEFAULT = 1, 5
@@ -32,7 +32,7 @@ SET, DELETE = 0, 1
 class AdminApis:
     """Handlers of the administrative APIs."""
 
-    def __init__(self, gateway: KafkaGateway) -> None:
+    def __init__(self, gateway: Host) -> None:
         self.gw = gateway
 
     def handlers(self) -> dict[int, Any]:

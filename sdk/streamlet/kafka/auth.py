@@ -107,14 +107,18 @@ class Authenticator:
     """The gateway's SASL mechanisms and authorization; no mechanisms = no authentication."""
 
     def __init__(self, mechanisms: Mapping[str, Verifier] | None = None,
-                 policies: PolicySource | None = None, api: ApiArn | None = None) -> None:
+                 policies: PolicySource | None = None, api: ApiArn | None = None,
+                 *, optional: bool = False) -> None:
         self.mechanisms = dict(mechanisms or {})
         self._policies = policies
         self.api = api or ApiArn()
+        self.optional = optional
+        """Local platform: a connection without SASL is an administrator; one that
+        authenticates gets its principal's policies."""
 
     @property
     def required(self) -> bool:
-        return bool(self.mechanisms)
+        return bool(self.mechanisms) and not self.optional
 
     def new_session(self, peer: str) -> Session:
         return Session(peer, authenticated=not self.required)
@@ -161,10 +165,10 @@ class Authenticator:
 
     def allows(self, session: Session, method: str, path: str) -> bool:
         """Whether the session's caller may invoke ``method path`` (open access: yes)."""
-        if not self.required or self._policies is None:
-            return True
         if session.principal is None:
-            return False
+            return not self.required
+        if self._policies is None:
+            return True
         key = (method, path)
         if key not in session.decisions:
             arn = execute_api_arn(self.api.region, self.api.account, self.api.api_id,

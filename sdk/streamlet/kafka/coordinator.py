@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..engine.kafka_groups import ClassicGroup, ClassicMember, KafkaGroupStore
+from ..engine.kafka_groups import ClassicGroup, ClassicMember
 from ..errors import GroupNotFound, StreamletError
 from ..groups.leases import validate_group
 from ..records import TopicPartition
@@ -49,8 +49,8 @@ from .protocol import ApiKey, response_class
 
 if TYPE_CHECKING:
     from .auth import Session
+    from .host import Host
     from .protocol import Request
-    from .server import KafkaGateway
 
 log = logging.getLogger("streamlet.kafka.groups")
 
@@ -68,9 +68,9 @@ def _now_ms() -> int:
 class Coordinator:
     """Handlers of the group APIs."""
 
-    def __init__(self, gateway: KafkaGateway, initial_delay_ms: int = INITIAL_DELAY_MS) -> None:
+    def __init__(self, gateway: Host, initial_delay_ms: int = INITIAL_DELAY_MS) -> None:
         self.gw = gateway
-        self.store = KafkaGroupStore(gateway.engine._ddb, gateway.engine.names)
+        self.store = gateway.engine.kafka_groups
         self.initial_delay_ms = initial_delay_ms
         self._changed: dict[str, asyncio.Event] = {}
 

@@ -43,8 +43,8 @@ from .protocol import ApiKey, response_class
 
 if TYPE_CHECKING:
     from .auth import Session
+    from .host import Host
     from .protocol import Request
-    from .server import KafkaGateway
 
 CLUSTER_ID = "streamlet"
 REMEMBERED_BATCHES = 5
@@ -102,7 +102,7 @@ class ProducerMemory:
 class DataApis:
     """Handlers of the data-plane APIs."""
 
-    def __init__(self, gateway: KafkaGateway, idempotence_window_ms: int) -> None:
+    def __init__(self, gateway: Host, idempotence_window_ms: int) -> None:
         self.gw = gateway
         self.window_ms = idempotence_window_ms
         self.producers = ProducerMemory()

@@ -129,17 +129,18 @@ def test_an_idempotent_producer_writes_no_duplicates_under_faults(
     live_platform.engine().create_topic(topic, 2)
     plan = FaultPlan(seed=15, rates=SERVER_FAULTS)
     gateway = KafkaGateway(faulty_engine(live_platform, plan), port=0).start_background()
-    append = gateway.data._append
+    answer = gateway._answer
     rng = random.Random(15)
 
-    async def lossy(session, topic_, partition, records):  # type: ignore[no-untyped-def]
-        outcome = await append(session, topic_, partition, records)
-        if rng.random() < 0.1:
+    async def lossy(session, frame):  # type: ignore[no-untyped-def]
+        reply = await answer(session, frame)
+        if frame[:2] == b"\x00\x00" and rng.random() < 0.1:  # a Produce, appended
             gateway.data.producers = type(gateway.data.producers)()
-            session.closing = True  # the reply is lost with the connection
-        return outcome
+            session.closing = True  # its reply is lost with the connection
+            return None
+        return reply
 
-    gateway.data._append = lossy  # type: ignore[method-assign]
+    gateway._answer = lossy  # type: ignore[method-assign]
     try:
         values = [f"v{i}".encode() for i in range(300)]
         producer = Producer({"bootstrap.servers": gateway.bootstrap, "enable.idempotence": True,

@@ -183,11 +183,11 @@ class KafkaGateway:
                     break
                 frame = await reader.readexactly(size)
                 reply = await self._answer(session, frame)
-                if session.closing:
-                    break
                 if reply is not None:
                     writer.write(reply)
                     await writer.drain()
+                if session.closing:  # after a refused authentication, as a broker does
+                    break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:

@@ -178,6 +178,13 @@ def test_admin_apis(bootstrap: str, admin: AdminClient, topic: str) -> None:
     assert configs["retention.ms"].value == "86400000"
     assert not configs["retention.ms"].is_default
 
+    legacy = ConfigResource(ConfigResource.Type.TOPIC, topic,
+                            set_config={"retention.bytes": "1048576"})
+    admin.alter_configs([legacy])[legacy].result(10)  # AlterConfigs: the whole set
+    configs = admin.describe_configs([legacy])[legacy].result(10)
+    assert configs["retention.bytes"].value == "1048576"
+    assert configs["retention.ms"].is_default  # not in the new set: back to its default
+
     admin.create_partitions([NewPartitions(topic, 4)])[topic].result(10)
     assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 4
     with pytest.raises(KafkaException):

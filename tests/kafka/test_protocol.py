@@ -14,6 +14,7 @@ from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.producer import EndTxnRequest
 
 from streamlet import Consumer
+from streamlet.errors import GroupActive
 from streamlet.kafka import KafkaGateway
 from streamlet.kafka.protocol import SUPPORTED
 from streamlet.local import LocalPlatform
@@ -74,4 +75,20 @@ def test_a_group_with_sdk_members_is_refused_to_kafka_clients(
                               group_id=f"mixed-{topic}")
         with pytest.raises(InconsistentGroupProtocolError):
             kafka.poll(timeout_ms=5000)
+        kafka.close()
+
+
+def test_an_sdk_consumer_is_refused_a_group_kafka_clients_use(
+        gateway: KafkaGateway, live_platform: LocalPlatform, topic: str) -> None:
+    live_platform.engine().create_topic(topic, 1)
+    kafka = KafkaConsumer(topic, bootstrap_servers=gateway.bootstrap, group_id=f"k-{topic}")
+    try:
+        for _ in range(20):
+            kafka.poll(timeout_ms=200)
+            if kafka.assignment():
+                break
+        with pytest.raises(GroupActive, match="Kafka clients through the Kafka gateway"):
+            Consumer(topic, endpoint=live_platform.endpoint, group_id=f"k-{topic}")
+        assert not live_platform.engine().groups.snapshot(f"k-{topic}").members
+    finally:
         kafka.close()

@@ -187,4 +187,4 @@ class Engine:
     @property
     def kafka_groups(self) -> KafkaGroupStore:
         """Kafka clients' classic groups (the Kafka gateway), stored in the groups table."""
-        return KafkaGroupStore(self._ddb, self.names)
+        return KafkaGroupStore(self._ddb, self.names.groups_table)

@@ -12,7 +12,7 @@ the member is in the group at that generation, plus the offsets (at most 99 part
 per transaction).
 
 Example:
-    >>> store = KafkaGroupStore(dynamodb, Names())                 # doctest: +SKIP
+    >>> store = KafkaGroupStore(dynamodb, Names().groups_table)              # doctest: +SKIP
     >>> store.load("billing") is None                              # doctest: +SKIP
     True
 """
@@ -100,9 +100,9 @@ class ClassicGroup:
 class KafkaGroupStore:
     """Reads and conditionally writes classic group items and Kafka clients' commits."""
 
-    def __init__(self, dynamodb: DynamoDBClient, names: schema.Names) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, groups_table: str) -> None:
         self._ddb = dynamodb
-        self._table = names.groups_table
+        self._table = groups_table
 
     def _key(self, group: str, sk: str = schema.CLASSIC_SK) -> dict[str, Any]:
         return {schema.PK: {"S": schema.group_pk(validate_group(group))}, schema.SK: {"S": sk}}
@@ -145,6 +145,15 @@ class KafkaGroupStore:
             return False
         group.version += 1
         return True
+
+    def live_members(self, group: str, now_ms: int) -> list[str]:
+        """Members of the group's classic (Kafka client) generation still within their
+        session: an SDK consumer may not join such a group."""
+        loaded = self.load(group)
+        if loaded is None:
+            return []
+        return [m.member_id for m in loaded.members.values()
+                if m.beat_ms + m.session_ms >= now_ms]
 
     def beat(self, group: str, member_id: str, now_ms: int) -> bool:
         """Record a member's heartbeat; False if the member is not in the group."""

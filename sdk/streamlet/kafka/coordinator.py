@@ -25,8 +25,10 @@ SyncGroup polls (and is woken at once by changes this gateway makes):
   that writes the offsets (to the group's lease items, shared with Streamlet's SDK).
 
 A group is served either to Kafka clients or to Streamlet SDK consumers at a time: a
-JoinGroup for a group with SDK members is refused with INCONSISTENT_GROUP_PROTOCOL, and
-its committed offsets are the same items either way.
+JoinGroup for a group with SDK members is refused with INCONSISTENT_GROUP_PROTOCOL, and a
+new SDK member of a group whose Kafka members are within their sessions gets GroupActive
+naming them (``GroupStore.heartbeat``). Their committed offsets are the same items either
+way, so a group can move from one kind of client to the other once the first has left.
 """
 
 from __future__ import annotations

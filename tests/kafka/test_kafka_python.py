@@ -40,7 +40,8 @@ def _poll_all(consumer: KafkaConsumer, count: int, timeout: float = 20.0) -> lis
 
 
 def test_every_codec_round_trips_in_a_group_with_commits_seeks_and_a_restart(
-        bootstrap: str, admin: KafkaAdminClient, topic: str) -> None:
+        bootstrap: str, admin: KafkaAdminClient, topic: str,
+        live_platform: LocalPlatform) -> None:
     admin.create_topics([NewTopic(topic, 3, 1)])
     sent = {}
     for codec in CODECS:
@@ -66,6 +67,9 @@ def test_every_codec_round_trips_in_a_group_with_commits_seeks_and_a_restart(
         assert record.key == f"key-{i}".encode()
         assert record.headers == [("codec", codec.encode())]
     consumer.commit()
+    leases = live_platform.engine().groups.snapshot(f"g-{topic}").leases  # one set of offsets
+    assert {(tp.partition, lease.committed) for tp, lease in leases.items()} == {
+        (p, max(o for q, o in sent if q == p) + 1) for p, _ in sent}
 
     tp = max((TopicPartition(topic, p) for p in range(3)),
              key=lambda t: sum(1 for r in got if r.partition == t.partition))

@@ -263,7 +263,10 @@ class Coordinator:
                 round_ = group.round  # a newer rebalance started: we take part in it
 
             def complete(g: ClassicGroup) -> Outcome:
-                self._try_complete(g, _now_ms())
+                now, me = _now_ms(), g.members.get(member_id)
+                if me is not None and g.state == PREPARING and me.joined != g.round:
+                    me.joined, me.beat_ms = g.round, now  # still waiting: in this round too
+                self._try_complete(g, now)
                 return codes.NONE, None
 
             await self._update(group_id, complete)

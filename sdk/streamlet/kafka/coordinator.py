@@ -266,6 +266,7 @@ class Coordinator:
                 now, me = _now_ms(), g.members.get(member_id)
                 if me is not None and g.state == PREPARING and me.joined != g.round:
                     me.joined, me.beat_ms = g.round, now  # still waiting: in this round too
+                self._expire(g, now)  # a dead member that will never rejoin
                 self._try_complete(g, now)
                 return codes.NONE, None
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -10,11 +11,13 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamlet import Admin
+from streamlet.engine.grants import Grant, http_policy
 from streamlet.local import LocalPlatform
 
 QUIET = {"log_level": 3}
@@ -93,3 +96,34 @@ def test_the_gateway_command_refuses_http_endpoints() -> None:
                              "http://127.0.0.1:1", "--auth", "none"], capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 1 and "direct://" in result.stderr
+
+
+def test_local_principals_authenticate_with_plain_and_keep_their_grants(
+        tmp_path: Path, topic: str) -> None:
+    policy = tmp_path / "writer.json"
+    policy.write_text(json.dumps(http_policy(
+        [Grant.produce(topic)], "arn:aws:execute-api:us-east-1:000000000000:local")))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlet.cli", "local", "--port", "0",
+                             "--api-port", "0", "--archive-interval", "0", "--kafka-port", "0",
+                             "--principal", f"writer={policy}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(7)]  # type: ignore[union-attr]
+        exports = dict(shlex.split(line)[1].split("=", 1) for line in lines[:6])
+        secret = re.search(r"AWS_SECRET_ACCESS_KEY=(\S+)", lines[6])[1]  # type: ignore[index]
+        Admin(exports["STREAMLET_ENDPOINT"]).create_topic(topic, 1)
+        Admin(exports["STREAMLET_ENDPOINT"]).create_topic(f"other-{topic}", 1)
+        producer = Producer({"bootstrap.servers": exports["KAFKA_BOOTSTRAP_SERVERS"],
+                             "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN",
+                             "sasl.username": "writer", "sasl.password": shlex.split(secret)[0],
+                             **QUIET})
+        delivered: dict[str, object] = {}
+        for name in (topic, f"other-{topic}"):
+            producer.produce(name, b"x", on_delivery=lambda e, m: delivered.__setitem__(
+                m.topic(), e))
+        producer.flush(10)
+        assert delivered[topic] is None
+        assert "AUTHORIZATION" in delivered[f"other-{topic}"].name()  # type: ignore[attr-defined]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)

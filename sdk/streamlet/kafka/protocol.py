@@ -49,7 +49,7 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     ApiKey.SyncGroup: (0, 5),
     ApiKey.DescribeGroups: (0, 5),
     ApiKey.ListGroups: (0, 4),
-    ApiKey.SaslHandshake: (0, 1),
+    ApiKey.SaslHandshake: (1, 1),
     ApiKey.ApiVersions: (0, 3),
     ApiKey.CreateTopics: (2, 7),
     ApiKey.DeleteTopics: (1, 5),

@@ -67,6 +67,7 @@ class KafkaGateway:
         from .admin import AdminApis
         from .coordinator import Coordinator
         from .data import DataApis
+        from .group_offsets import GroupOffsets
 
         self.engine = engine
         self.host, self.port = host, port
@@ -84,7 +85,8 @@ class KafkaGateway:
         self.admin = AdminApis(self)
         self._handlers: dict[int, Handler] = {
             ApiKey.ApiVersions: self._api_versions,
-            **self.data.handlers(), **self.groups.handlers(), **self.admin.handlers(),
+            **self.data.handlers(), **self.groups.handlers(),
+            **GroupOffsets(self.groups).handlers(), **self.admin.handlers(),
         }
 
     # ---- addresses ----------------------------------------------------------------------

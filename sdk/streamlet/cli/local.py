@@ -84,6 +84,11 @@ def local(
              "key NAME, a random secret printed at start; e.g. a grant's policy to test "
              "its scope. The default credentials stay an administrator.",
     )] = None,
+    kafka_port: Annotated[int | None, typer.Option(
+        "--kafka-port", min=0, max=65535,
+        help="Also serve the Kafka protocol on this port (0 picks a free one) and print "
+             "KAFKA_BOOTSTRAP_SERVERS; needs the kafka extra.",
+    )] = None,
 ) -> None:
     """Run a local Streamlet platform (moto + the HTTP API) until Ctrl-C.
 
@@ -95,9 +100,16 @@ def local(
     if api_port:
         _check_port(host, api_port)
     platform = _start(port, host)
+    kafka = None
     try:
         with _interruptible():
-            for name, value in platform.env().items():
+            env = platform.env()
+            if kafka_port is not None:
+                from .gateway import start_local_kafka
+
+                kafka = start_local_kafka(platform, host, kafka_port, principals)
+                env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+            for name, value in env.items():
                 typer.echo(f"export {name}={shlex.quote(value)}")
             sys.stdout.flush()
             stderr().print(f"Streamlet local platform listening on "
@@ -110,6 +122,8 @@ def local(
     except KeyboardInterrupt:
         stderr().print("Stopped.")
     finally:
+        if kafka is not None:
+            kafka.stop()
         platform.stop()
 
 

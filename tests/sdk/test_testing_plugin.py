@@ -4,6 +4,7 @@ fresh pytest process on a user-style test file (the README's example)."""
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,18 +18,9 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(streamlet.__file__).resolve().parents[2]
 
-EXAMPLE = """
-from streamlet import Consumer, Producer
-
-def test_orders_are_read_back_in_order(streamlet_endpoint, streamlet_topic_factory):
-    topic = streamlet_topic_factory(partitions=3)
-    with Producer(streamlet_endpoint) as producer:
-        for n in range(5):
-            producer.send(topic, f"order-{n}".encode(), key=b"alice")
-    with Consumer(topic, endpoint=streamlet_endpoint, auto_offset_reset="earliest") as consumer:
-        values = [r.value for r in consumer.poll(timeout=5)]
-    assert values == [f"order-{n}".encode() for n in range(5)]
-"""
+# The README's example test, as users read it there
+EXAMPLE = "\n" + re.search(r"^## Testing your application\n.*?```python\n(.*?)```",
+                           (ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)[1]
 
 SECOND_TEST = """
 

@@ -229,10 +229,14 @@ def test_commit_offset_and_metadata_async_commits_and_close_without_commit(
     assert member.committed(tp) == 3
     assert member.committed(tp, metadata=True) == OffsetAndMetadata(3, "batch 1")
     done: list[tuple[dict[TopicPartition, OffsetAndMetadata], Exception | None]] = []
-    member.commit_async({tp: 5}, callback=lambda offsets, error: done.append((offsets, error)))
+    accepted = member.commit_async({tp: 5},
+                                   callback=lambda offsets, error: done.append((offsets, error)))
     refused = member.commit_async({TopicPartition(topic, 9): 1},
                                   callback=lambda offsets, error: done.append((offsets, error)))
+    # wait for both: the refusal needs no request and may finish before the first
+    accepted.result(timeout=10)
     assert isinstance(refused.exception(timeout=10), CommitFailed)
+    assert done == []  # callbacks wait for the application's thread
     member.poll(timeout_ms=100)  # callbacks run inside poll, on this thread
     assert done[0] == ({tp: OffsetAndMetadata(5, "")}, None) and isinstance(done[1][1],
                                                                             CommitFailed)

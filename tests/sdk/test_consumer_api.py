@@ -255,7 +255,8 @@ def test_a_member_that_stops_polling_loses_its_partitions_and_rejoins(endpoint: 
     stopped = time.monotonic()  # its processing loop hangs: no poll, heartbeats go on
     newcomer = Consumer(topic, endpoint=endpoint, group_id=group, session_timeout_ms=SESSION_MS)
     pump([newcomer], lambda: len(newcomer.assignment()) == 3, timeout=10)
-    assert time.monotonic() - stopped < 1.0 + SESSION_MS / 1000 + 1.5
+    # max_poll_interval_ms, then a heartbeat interval; slack for a loaded 2-core machine
+    assert time.monotonic() - stopped < 1.0 + SESSION_MS / 1000 + 4.0
     with pytest.raises(CommitFailed, match="max_poll_interval_ms"):
         stalled.commit()
     stalled.poll(timeout_ms=50)  # rejoins; what it held is reported lost

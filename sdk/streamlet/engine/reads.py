@@ -112,6 +112,9 @@ class LogReader:
         self._manifest = manifest
         self._segments = segments
         self._txns = txns
+        self._archived: dict[str, int] = {}
+        """The archive watermark last seen per partition (it only rises within an
+        incarnation, and the key names the incarnation)."""
 
     # ---- fetch ----------------------------------------------------------------------------
 
@@ -145,8 +148,14 @@ class LogReader:
     def _fetch(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
                boundary_of: str | None, committed: bool) -> FetchResult:
         offset = gathered.offset
-        hot, state, complete = self._page(meta, ref, offset)
-        state = state or self._log.state(meta, ref)
+        if offset < self._archived.get(ref.pk, 0):
+            # known archived: one GetItem of the partition item, not a Query that would
+            # read (and pay for) the hot copies of batches the segments hold
+            hot, state, complete = [], self._log.state(meta, ref), False
+        else:
+            hot, state, complete = self._page(meta, ref, offset)
+            state = state or self._log.state(meta, ref)
+        self._archived[ref.pk] = state.archived
         if offset < state.log_start:
             raise self._out_of_range(meta, ref, offset, state)
         if offset < state.archived and self._from_segments(meta, ref, gathered, state,

@@ -6,6 +6,7 @@
      ├── InvalidRequest            400  40002  (bad input; nothing was written)
      │    ├── InvalidTopicName
      │    ├── InvalidConfig
+     │    │    └── ConfigNotFound  404  40405  (a configs/{name} path no topic has)
      │    ├── InvalidPartitions
      │    └── InvalidRecord
      │         ├── CorruptRecord        (corrupt_message: the batch does not decode as it says)
@@ -27,12 +28,15 @@
      ├── ConsumerIllegalState      409  40903  (subscription and assignment mixed)
      ├── RecordNotJson             422  42201  (a json v2 instance met a non-JSON record)
      ├── ClusterNotFound           404  404    (a v3 path names another cluster)
+     ├── ResourceNotFound          404  404    (a v3 consumer, assignment or lag that is not there)
      ├── UnsupportedLayout         409  40905  (a topic of another storage layout)
      ├── AppendOutcomeUnknown      409  40906  (a retry could not tell if it was written)
      ├── TransactionAborted        409  40907  (timed out, fenced or aborted: none of it is visible)
      ├── InvalidTxnState           409  40908  (a transactional call out of order)
      ├── TransactionTooLarge       413  41302  (past DynamoDB's 100 items per transaction)
      ├── DataUnavailable           500  50003  (records inside the log are missing)
+     ├── BufferExhausted           503  50305  (send() waited max_block_ms for buffer_memory;
+     │                                          retriable; raised by the SDK only)
      └── RetriableError            503  50302  (retried by the SDK with backoff)
           ├── Throttled            429  42901
           ├── RequestTimedOut      504  50401  (outcome unknown: may have been applied)

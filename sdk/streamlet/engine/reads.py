@@ -148,13 +148,15 @@ class LogReader:
     def _fetch(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
                boundary_of: str | None, committed: bool) -> FetchResult:
         offset = gathered.offset
+        hot: list[StoredBatch] = []
+        complete = False
         if offset < self._archived.get(ref.pk, 0):
             # known archived: one GetItem of the partition item, not a Query that would
             # read (and pay for) the hot copies of batches the segments hold
-            hot, state, complete = [], self._log.state(meta, ref), False
+            state = self._log.state(meta, ref)
         else:
-            hot, state, complete = self._page(meta, ref, offset)
-            state = state or self._log.state(meta, ref)
+            hot, paged, complete = self._page(meta, ref, offset)
+            state = paged or self._log.state(meta, ref)
         self._archived[ref.pk] = state.archived
         if offset < state.log_start:
             raise self._out_of_range(meta, ref, offset, state)

@@ -103,13 +103,15 @@ def section_loops(out: Console, lp: LocalPlatform, plan: Plan) -> None:
     out.print(f"## 3. Consume-transform-produce: {plan.loop_records:,} input records (~100 B, "
               f"4 partitions) -> one output each (4 partitions), direct mode, "
               f"{plan.loop_rounds} round(s) alternating\n")
-    runs = measure_loops(lp.endpoint, plan.loop_records, plan.loop_rounds)
+    runs = measure_loops(lp, plan.loop_records, plan.loop_rounds)
     report.show(out, tr.loop_table(runs))
     out.print("\nEach loop: a new consumer group (max_poll_records 500, poll timeout 0.2 s), "
               "one Producer (linger_ms 5). Exactly once: processing.run, a transaction per "
               "poll carrying the input offsets. At least once: poll, send every output, "
               "flush, commit. Timed from the poll that returned the first records to the "
-              "last commit.\n")
+              "last commit. WRU/RRU and $: every request of the passes (group join, "
+              "heartbeats, offset commits included), all rounds together, per 1,000 "
+              "input records; failed requests are billed by AWS but not booked here.\n")
 
 
 def section_contention(out: Console, lp: LocalPlatform, plan: Plan) -> None:

@@ -126,12 +126,17 @@ def loop_table(runs: list[LoopRun]) -> Table:
     out = []
     for loop in loops:
         mine = [r for r in runs if r.loop == loop]
+        records = sum(r.records for r in mine)
+        bill = sum((r.bill for r in mine), Bill())
         out.append([loop, num(mine[0].records), " / ".join(num(r.rate) for r in mine),
                     num(medians[loop]), f"{medians[loop] / medians[loops[-1]]:.2f}x",
-                    num(sum(r.records for r in mine) / sum(r.commits for r in mine)),
-                    num(sum(r.retried for r in mine))])
+                    num(records / sum(r.commits for r in mine)),
+                    num(sum(r.retried for r in mine)),
+                    f"{num(bill.wru * 1000 / records, 1)} / {num(bill.rru * 1000 / records, 1)}",
+                    _usd(bill.usd * 1e6 / records), num(sum(r.failed for r in mine))])
     return table(["Loop", "Records/run", "Runs (rec/s)", "Median rec/s", "vs at least once",
-                  "Records per commit", "Aborted and retried"], out)
+                  "Records per commit", "Aborted and retried", "WRU / RRU per 1k records",
+                  "$/M records", "Failed requests"], out)
 
 
 def contention_table(rows: list[Contention]) -> Table:

@@ -10,13 +10,15 @@
   (exactly once: a transaction per poll with the input offsets) and by an at-least-once
   loop (poll, send each output, flush, commit the offsets), each in a new group, rounds
   alternating. The clock starts at the poll that returns the first records (the group
-  join is not timed) and stops when every input record's output is committed.
+  join is not timed) and stops when every input record's output is committed. Each
+  pass's engines carry a ledger (bench/ledger.py) that books every request it makes, the
+  group join and heartbeats included, so the two loops' bills can be compared.
 
 Example::
 
     with LocalPlatform() as lp:
         lat = measure_latency(lp, "direct", partitions=4, count=100)
-        rates = measure_loops(lp.endpoint, records=20_000, rounds=3)
+        rates = measure_loops(lp, records=20_000, rounds=3)
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from streamlet.engine import Engine
 from streamlet.local import LocalPlatform
 from streamlet.records import Record
 
+from .append_cost import new_ledger
 from .events import make_keys, make_values
+from .ledger import Bill
 from .timing import CallTimer
 
 _ids = itertools.count()
 PARTS = ("begin", "send", "commit", "total", "plain")
+LOOP = "loop"
 
 
 @dataclass
@@ -126,6 +131,10 @@ class LoopRun:
     polls: int
     commits: int
     retried: int = 0
+    bill: Bill = field(default_factory=Bill)
+    """Every request of the pass, its group join, heartbeats and offset commits included."""
+    failed: int = 0
+    """Requests that failed (a lost condition, say): billed by AWS, not booked here."""
 
     @property
     def rate(self) -> float:
@@ -150,18 +159,37 @@ def _transform(record: Record, out: str) -> Iterator[processing.Output]:
     yield processing.Output(out, value.upper(), key=record.key)
 
 
-def _consumer(endpoint: str, topic: str) -> Consumer:
-    return Consumer(topic, endpoint=endpoint, group_id=_name("group"),
-                    enable_auto_commit=False, auto_offset_reset="earliest")
+class Booked:
+    """Engines whose DynamoDB and S3 requests one ledger books (while ``phase`` is set)."""
+
+    def __init__(self, lp: LocalPlatform) -> None:
+        self.lp = lp
+        self.ledger = new_ledger(lp)
+
+    def engine(self) -> Engine:
+        ddb, s3 = self.lp.client("dynamodb"), self.lp.client("s3")
+        self.ledger.attach(ddb, s3)
+        return Engine(ddb, s3, self.lp.names)
+
+    def consumer(self, topic: str) -> Consumer:
+        return Consumer(topic, transport=self.engine(), group_id=_name("group"),
+                        enable_auto_commit=False, auto_offset_reset="earliest")
+
+    def bill(self) -> tuple[Bill, int]:
+        """What was booked, and how many requests failed (not booked)."""
+        return self.ledger.bills.get(LOOP, Bill()), len(self.ledger.errors)
 
 
-def exactly_once(endpoint: str, source: str, records: int, partitions: int = 4) -> LoopRun:
+def exactly_once(lp: LocalPlatform, source: str, records: int, partitions: int = 4
+                 ) -> LoopRun:
     """``processing.run`` one poll at a time until every input record is committed."""
     out = _name("ctp-eos")
-    Admin(endpoint).create_topic(out, partitions)
-    consumer = _consumer(endpoint, source)
+    Admin(lp.endpoint).create_topic(out, partitions)
+    booked = Booked(lp)
+    consumer = booked.consumer(source)
     done = polls = commits = retried = 0
-    with Producer(endpoint, transactional_id=_name("eos")) as producer:
+    with Producer(transport=booked.engine(), transactional_id=_name("eos")) as producer:
+        booked.ledger.phase = LOOP
         producer.init_transactions()
         started = time.perf_counter()
         while done < records:
@@ -172,17 +200,22 @@ def exactly_once(endpoint: str, source: str, records: int, partitions: int = 4) 
             done, polls = done + stats.records, polls + stats.polls
             commits, retried = commits + stats.committed, retried + stats.retried
         seconds = time.perf_counter() - started
+        booked.ledger.phase = None
     consumer.close()
-    return LoopRun("exactly once (processing.run)", done, seconds, polls, commits, retried)
+    return LoopRun("exactly once (processing.run)", done, seconds, polls, commits, retried,
+                   *booked.bill())
 
 
-def at_least_once(endpoint: str, source: str, records: int, partitions: int = 4) -> LoopRun:
+def at_least_once(lp: LocalPlatform, source: str, records: int, partitions: int = 4
+                  ) -> LoopRun:
     """poll, send each output, flush, commit the offsets; until every record is done."""
     out = _name("ctp-alo")
-    Admin(endpoint).create_topic(out, partitions)
-    consumer = _consumer(endpoint, source)
+    Admin(lp.endpoint).create_topic(out, partitions)
+    booked = Booked(lp)
+    consumer = booked.consumer(source)
     done = polls = commits = 0
-    with Producer(endpoint) as producer:
+    with Producer(transport=booked.engine()) as producer:
+        booked.ledger.phase = LOOP
         started = time.perf_counter()
         while done < records:
             batch = consumer.poll(timeout=0.2)
@@ -198,16 +231,18 @@ def at_least_once(endpoint: str, source: str, records: int, partitions: int = 4)
             consumer.commit()
             done, commits = done + len(batch), commits + 1
         seconds = time.perf_counter() - started
+        booked.ledger.phase = None
     consumer.close()
-    return LoopRun("at least once (poll, send, flush, commit)", done, seconds, polls, commits)
+    return LoopRun("at least once (poll, send, flush, commit)", done, seconds, polls, commits,
+                   0, *booked.bill())
 
 
-def measure_loops(endpoint: str, records: int, rounds: int) -> list[LoopRun]:
+def measure_loops(lp: LocalPlatform, records: int, rounds: int) -> list[LoopRun]:
     """``rounds`` passes of each loop over one input, alternating which goes first."""
-    source = fill_input(endpoint, records)
+    source = fill_input(lp.endpoint, records)
     runs: list[LoopRun] = []
     loops = (exactly_once, at_least_once)
     for r in range(rounds):
         for loop in loops if r % 2 == 0 else loops[::-1]:
-            runs.append(loop(endpoint, source, records))
+            runs.append(loop(lp, source, records))
     return runs

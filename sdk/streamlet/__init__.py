@@ -68,7 +68,22 @@ __all__ = [
     "StreamletError", "Throttled", "TimestampType", "TopicDescription", "TopicExists",
     "TopicNotFound", "TopicPartition",
 ]
-from .errors import ConsumerIllegalState, InvalidTxnState, TransactionAborted, TransactionTooLarge
+from .errors import (
+    AppendOutcomeUnknown,
+    ClusterNotFound,
+    ConsumerIllegalState,
+    ConsumerInstanceExists,
+    ConsumerInstanceNotFound,
+    CorruptRecord,
+    InvalidTimestamp,
+    InvalidTxnState,
+    RecordNotJson,
+    ResourceNotFound,
+    TailUnverified,
+    TransactionAborted,
+    TransactionTooLarge,
+    UnsupportedLayout,
+)
 from .records import (
     ConsumerGroupMetadata,
     ConsumerRecords,
@@ -77,6 +92,8 @@ from .records import (
     TransactionInfo,
 )
 
-__all__ += ["ConsumerGroupMetadata", "ConsumerIllegalState", "ConsumerRecords",
-            "InvalidTxnState", "OffsetAndMetadata", "OffsetAndTimestamp", "TransactionAborted",
-            "TransactionInfo", "TransactionTooLarge"]
+__all__ += ["AppendOutcomeUnknown", "ClusterNotFound", "ConsumerGroupMetadata",
+            "ConsumerIllegalState", "ConsumerInstanceExists", "ConsumerInstanceNotFound",
+            "ConsumerRecords", "RecordNotJson", "ResourceNotFound", "CorruptRecord", "InvalidTimestamp", "InvalidTxnState",
+            "OffsetAndMetadata", "OffsetAndTimestamp", "TailUnverified", "TransactionAborted",
+            "TransactionInfo", "TransactionTooLarge", "UnsupportedLayout"]

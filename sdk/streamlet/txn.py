@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from ._values import is_int
 from .errors import InvalidRequest, TransactionTooLarge
 
 TIMEOUT_DEFAULT_MS = 60_000
@@ -39,8 +40,7 @@ def validate_transactional_id(transactional_id: object) -> str:
 
 
 def validate_timeout(timeout_ms: object) -> int:
-    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) \
-            or not 1000 <= timeout_ms <= TIMEOUT_MAX_MS:
+    if not is_int(timeout_ms) or not 1000 <= timeout_ms <= TIMEOUT_MAX_MS:
         raise InvalidRequest(f"transaction_timeout_ms={timeout_ms!r}: expected 1000 to "
                              f"{TIMEOUT_MAX_MS} (Kafka's transaction.max.timeout.ms).")
     return timeout_ms

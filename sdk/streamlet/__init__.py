@@ -94,6 +94,7 @@ from .records import (
 
 __all__ += ["AppendOutcomeUnknown", "ClusterNotFound", "ConsumerGroupMetadata",
             "ConsumerIllegalState", "ConsumerInstanceExists", "ConsumerInstanceNotFound",
-            "ConsumerRecords", "RecordNotJson", "ResourceNotFound", "CorruptRecord", "InvalidTimestamp", "InvalidTxnState",
+            "ConsumerRecords", "CorruptRecord", "InvalidTimestamp", "InvalidTxnState",
+            "RecordNotJson", "ResourceNotFound",
             "OffsetAndMetadata", "OffsetAndTimestamp", "TailUnverified", "TransactionAborted",
             "TransactionInfo", "TransactionTooLarge", "UnsupportedLayout"]

@@ -1,0 +1,64 @@
+"""Invariant 9 end to end: a consume-transform-produce pipeline with transactions under
+faults, crashes inside commits, zombies, rebalances and abandoned transactions."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from streamlet.local import LocalPlatform
+from tests.chaos.txn_scenario import (
+    COMMIT_CRASHES,
+    RECORDS,
+    STALL_LIMIT,
+    TIMEOUT_MS,
+    expected,
+    run_pipeline,
+)
+from tests.harness.txn_history import Output, check_txn
+
+SEED = int(os.environ.get("STREAMLET_CHAOS_SEED", "7"))
+# A crashed process's heartbeat thread dies of its SimulatedCrash, as the process would.
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_pipeline_outputs_exactly_once_under_faults(live_platform: LocalPlatform,
+                                                    topic: str) -> None:
+    out = run_pipeline(live_platform, topic, SEED)
+    report = check_txn(out.history, inputs=out.inputs, drain=out.drain,
+                       committed=out.committed, expected=expected, stall_limit=STALL_LIMIT,
+                       statuses=out.statuses)
+    outcomes = {s: sum(1 for v in out.statuses.values() if v == s)
+                for s in ("committed", "aborted", "open")}
+    print(f"seed={SEED} {out.seconds:.1f}s counts={dict(out.counts)} "
+          f"faults={dict(out.faults)} fired={out.fired} transactions={outcomes} "
+          f"observations={out.observations} phases={out.phases}\n{report.summary()}")
+    assert len(out.inputs) == RECORDS
+    assert out.counts["unprocessed"] == 0, "the pipeline did not finish"
+    assert report.ok, report.summary()
+
+    # the faults and crashes really happened
+    assert all(out.faults[f] > 0 for f in ("throttle", "lost_ack", "ambiguous_500",
+                                          "timeout_before")), out.faults
+    assert sorted(out.fired) == sorted(COMMIT_CRASHES)
+    assert out.counts["SimulatedCrash"] >= len(COMMIT_CRASHES)
+    assert outcomes["aborted"] > 0 and outcomes["open"] == 0
+    # aborted transactions left their outputs in the log, never readable
+    aborted = {t for t, s in out.statuses.items() if s == "aborted"}
+    stored = [o for rows in out.uncommitted.values() for _, v in rows
+              if (o := Output.decode(v)) is not None and o.txn in aborted]
+    assert stored
+
+    # zombies replaced under their transactional id were fenced, and nothing they sent
+    # after resuming was even stored; the one whose partitions only moved in the group
+    # had its transaction (outputs and offsets) aborted by the leases
+    assert [z.outcome for z in out.zombies] == ["fenced", "fenced", "aborted"]
+    assert all(z.txn is not None and out.statuses[z.txn] == "aborted" for z in out.zombies)
+    assert "lease" in out.reasons[out.zombies[2].txn]  # type: ignore[index]
+    stored_values = {v for rows in out.uncommitted.values() for _, v in rows}
+    assert not stored_values & {v for z in out.zombies[:2] for v in z.late_sends}
+
+    # the reader waited behind abandoned transactions, never past their timeout
+    assert report.strict_observations > 0
+    assert TIMEOUT_MS / 1000 - 0.5 < max(report.longest_wait.values()) < STALL_LIMIT

@@ -1,0 +1,479 @@
+"""R9: a consume-transform-produce pipeline with transactions, under faults, crashes,
+zombies and rebalances, history-checked (invariant 9).
+
+An input topic of 4 partitions is fed while 3 processors of one consumer group run
+``streamlet.processing.run``: every input writes one output to sink ``a`` and, for even
+offsets, one to sink ``b`` (2 partitions each), keyed by the input's key, in one
+transaction per poll with the input offsets. Every AWS request of a processor may be
+throttled, dropped, applied with its reply lost, or applied and answered 500. A
+processor "process" crashes (nothing more leaves it: no abort, no close, no heartbeat)
+before and after each AWS call of a commit in turn; a replacement with the same
+transactional id takes over. A third processor joins late (a rebalance). Two zombies:
+one paused inside its transaction, one paused just before sending its commit, both past
+their session and while a replacement with their transactional id takes over; both
+resume. Two transactions are abandoned on purpose in every output partition (never
+committed, never aborted, ids never reused): only their timeout ends them. A
+read_committed reader tails the outputs and records, around each tail, the committed
+input offsets, and where it stopped against each partition's log end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamlet import Consumer, Producer, processing
+from streamlet.engine import Engine
+from streamlet.errors import CommitFailed, ProducerFenced, StreamletError, TransactionAborted
+from streamlet.groups.membership import Membership
+from streamlet.local import LocalPlatform
+from streamlet.processing import Output as Out
+from streamlet.records import ProducerIdentity, Record, TransactionInfo
+from tests.chaos.txn_reader import Reader, drain, drain_records
+from tests.harness.faults import Fault, FaultPlan, FaultRates, SimulatedCrash, install
+from tests.harness.txn_history import Input, OutKey, Output, TxnHistory, TxnId
+
+PARTITIONS, SINK_PARTITIONS, RECORDS, KEYS = 4, 2, 400, 16
+PROCESSORS = 3
+TIMEOUT_MS, SESSION_MS = 2000, 1500
+STALL_LIMIT = TIMEOUT_MS / 1000 + 3.0
+PAUSE_S = 2.5 * SESSION_MS / 1000
+LEASE_ZOMBIE_TIMEOUT_MS = 15_000
+"""The last processor's: its zombie (paused before it sent anything in its transaction,
+so it blocks no reader) resumes while its transaction is still open, and its commit
+meets the moved leases, not the timeout."""
+FAULTS = FaultRates(throttle=0.02, timeout_before=0.01, lost_ack=0.02, ambiguous_500=0.01,
+                    crash_before=0.001, crash_after=0.001)
+"""Per request of a processor; the reader's have no crashes."""
+READ_FAULTS = FaultRates(throttle=0.02, timeout_before=0.01, lost_ack=0.02, ambiguous_500=0.01)
+COMMIT_CRASHES: tuple[tuple[int, Fault], ...] = tuple(
+    (n, kind) for n in range(2) for kind in ("crash_before", "crash_after"))
+"""(n, kind): crash before/after the n-th AWS request of a commit (TransactWriteItems,
+then the read of the committed record)."""
+
+
+def expected(record: Input) -> Iterable[str]:
+    """The sinks an input writes to: ``a`` always, ``b`` for even offsets."""
+    return ("a", "b") if record.offset % 2 == 0 else ("a",)
+
+
+class ProcessPlan(FaultPlan):
+    """A process's faults: seeded random ones, and a crash armed at the n-th request one
+    thread sends. After any crash the process is dead: every request of it crashes
+    before it is sent (a dead process neither aborts, closes nor beats)."""
+
+    def __init__(self, seed: int, rates: FaultRates, fired: list[tuple[int, Fault]]) -> None:
+        super().__init__(seed=seed, rates=rates)
+        self.dead = False
+        self._armed: list[Any] | None = None  # [thread, n, fault, requests seen]
+        self.fired = fired
+
+    def arm(self, n: int, fault: Fault) -> None:
+        self._armed = [threading.get_ident(), n, fault, 0]
+
+    def disarm(self) -> None:
+        self._armed = None
+
+    def _next_fault(self) -> Fault:  # called under the plan's lock
+        if self.dead:
+            return "crash_before"
+        armed = self._armed
+        fault = super()._next_fault()
+        if armed is not None and armed[0] == threading.get_ident():
+            if armed[3] == armed[1]:
+                fault, self._armed = armed[2], None
+                self.fired.append((armed[1], armed[2]))
+            else:
+                armed[3] += 1
+        if fault in ("crash_before", "crash_after"):
+            self.dead = True
+        return fault
+
+
+class RecordingEngine(Engine):
+    """A process's engine: its transaction calls go into the history; ``before_commit``
+    may arm a crash or pause the commit (a zombie)."""
+
+    def __init__(self, platform: LocalPlatform, plan: FaultPlan, history: TxnHistory,
+                 before_commit: Callable[[RecordingEngine, TxnId], None] | None = None
+                 ) -> None:
+        super().__init__(install(platform.client("dynamodb"), plan),
+                         install(platform.client("s3"), plan), platform.names)
+        self.plan, self.history, self.before_commit = plan, history, before_commit
+        self.consumer: Consumer | None = None
+        self.after_commit: Callable[[TxnId, str], None] | None = None
+
+    def init_transactions(self, transactional_id: str, timeout_ms: int = TIMEOUT_MS
+                          ) -> ProducerIdentity:
+        who = super().init_transactions(transactional_id, timeout_ms)
+        self.history.init(transactional_id, who.epoch)
+        return who
+
+    def commit_transaction(self, who: ProducerIdentity, number: int, batches: Any,
+                           offsets: Any = None, groups: Any = None) -> TransactionInfo:
+        txn = (who.transactional_id, who.epoch, number)
+        if self.before_commit is not None:
+            self.before_commit(self, txn)
+        invoked = self.history.now()
+        outcome = "unknown"
+        try:
+            info = self._ended(txn, "commit", invoked, lambda: super(
+                RecordingEngine, self).commit_transaction(who, number, batches, offsets,
+                                                          groups))
+            outcome = info.status
+            return info
+        except ProducerFenced:
+            outcome = "fenced"
+            raise
+        except (TransactionAborted, CommitFailed):
+            outcome = "aborted"
+            raise
+        finally:
+            if self.after_commit is not None:
+                self.after_commit(txn, outcome)
+
+    def abort_transaction(self, who: ProducerIdentity, number: int) -> TransactionInfo:
+        txn = (who.transactional_id, who.epoch, number)
+        return self._ended(txn, "abort", self.history.now(),
+                           lambda: super(RecordingEngine, self).abort_transaction(who, number))
+
+    def _ended(self, txn: TxnId, call: str, invoked: float,
+               run: Callable[[], TransactionInfo]) -> TransactionInfo:
+        try:
+            info = run()
+        except ProducerFenced:
+            self.history.ended(txn, call, invoked, "fenced")
+            raise
+        except (TransactionAborted, CommitFailed):
+            self.history.ended(txn, call, invoked, "aborted")
+            raise
+        except BaseException:
+            self.history.ended(txn, call, invoked, "unknown")
+            raise
+        finally:
+            if isinstance(self.plan, ProcessPlan):
+                self.plan.disarm()
+        self.history.ended(txn, call, invoked, info.status)
+        return info
+
+
+@dataclass
+class Zombie:
+    """A pause to play once: ``where`` is "send" (inside the transaction, between two
+    records) or "commit" (just before the commit is sent)."""
+
+    where: str
+    replaced: bool = True
+    """A replacement with the same transactional id starts during the pause (else only
+    the group moves its partitions: its commit fails on the leases, CommitFailed)."""
+    thread: int | None = None
+    """The paused process's thread (set when the pause begins)."""
+    txn: TxnId | None = None
+    """The transaction it was in when paused."""
+    resumed: bool = False
+    outcome: str = ""
+    late_sends: list[str] = field(default_factory=list)
+    """Outputs the zombie sent after it resumed (none may ever be stored)."""
+
+
+class Processor:
+    """One processor slot (one transactional id): incarnations, one after another."""
+
+    def __init__(self, scenario: PipelineScenario, slot: int) -> None:
+        self.s, self.slot = scenario, slot
+        self.tid = f"{scenario.topic}-p{slot}"
+        self.timeout_ms = TIMEOUT_MS if slot < PROCESSORS - 1 else LEASE_ZOMBIE_TIMEOUT_MS
+        self.incarnations = itertools.count()
+        self.crash: tuple[int, Fault] | None = None
+        self.zombie: Zombie | None = None
+        self.threads: list[threading.Thread] = []
+        self.crashes = 0
+
+    def start(self) -> None:
+        thread = threading.Thread(target=self.loop, daemon=True, name=self.tid)
+        self.threads.append(thread)
+        thread.start()
+
+    def loop(self) -> None:
+        while not self.s.stop.is_set():
+            if not self.incarnation(next(self.incarnations)):
+                return
+
+    def incarnation(self, n: int) -> bool:
+        """Run one process until it stops (False) or dies (True: start the next)."""
+        plan = ProcessPlan(self.s.seed * 1000 + self.slot * 100 + n, FAULTS, self.s.fired)
+        engine = RecordingEngine(self.s.platform, plan, self.s.history, self._before_commit)
+        with self.s.lock:
+            self.s.plans.append(plan)
+        consumer: Consumer | None = None
+        producer: Producer | None = None
+        try:
+            consumer = Consumer(self.s.input, transport=engine, group_id=self.s.group,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                session_timeout_ms=SESSION_MS, max_poll_records=8,
+                                fetch_max_wait_ms=50, isolation_level="read_committed")
+            engine.consumer, engine.after_commit = consumer, self._after_commit
+            producer = Producer(transport=engine, transactional_id=self.tid, linger_ms=2,
+                                transaction_timeout_ms=self.timeout_ms, retry_backoff_ms=10,
+                                delivery_timeout_ms=10_000)
+            stats = processing.run(consumer, producer, self._fn(consumer, producer, engine),
+                                   poll_timeout=0.1, stop=self.s.stop)
+            self.s.count(retried=stats.retried, committed=stats.committed)
+        except ProducerFenced:
+            zombie = self.zombie
+            if zombie is not None and zombie.thread == threading.get_ident():
+                zombie.outcome = "fenced"
+                _close(consumer, producer)  # it exits: its replacement runs meanwhile
+                return False
+            self.s.count(fenced_unexpectedly=1)
+            return self._die(plan, consumer, producer)
+        except (SimulatedCrash, StreamletError) as error:
+            self.s.count(**{type(error).__name__: 1})
+            return self._die(plan, consumer, producer)
+        consumer.close()
+        producer.close()
+        return False
+
+    def _die(self, plan: ProcessPlan, consumer: Consumer | None,
+             producer: Producer | None) -> bool:
+        plan.dead = True
+        if consumer is not None and consumer._group is not None:
+            consumer._group._stop.set()
+        if producer is not None:
+            producer._die(SimulatedCrash("the process died"))
+        self.crashes += 1
+        return True
+
+    def _fn(self, consumer: Consumer, producer: Producer, engine: RecordingEngine
+            ) -> Callable[[Record], list[Out]]:
+        def transform(record: Record) -> list[Out]:
+            zombie = self.zombie
+            txn = producer._txn
+            assert txn is not None and txn.who is not None
+            if zombie is not None and zombie.where == "send":
+                self._pause(consumer, (self.tid, txn.who.epoch, txn.number), zombie)
+            tag = (self.tid, txn.who.epoch, txn.number)
+            key = (record.key or b"").decode()
+            outs = [Out(f"{self.s.topic}-{sink}", Output(tag, sink, (record.partition,
+                                                                     record.offset),
+                                                         key).encode(), key)
+                    for sink in expected(Input(record.partition, record.offset, key, ""))]
+            if zombie is not None and zombie.thread == threading.get_ident() \
+                    and not zombie.outcome:
+                zombie.late_sends += [str(o.value) for o in outs]
+            return outs
+        return transform
+
+    def _before_commit(self, engine: RecordingEngine, txn: TxnId) -> None:
+        zombie = self.zombie
+        if zombie is not None and zombie.where == "commit":
+            self._pause(engine.consumer, txn, zombie)
+        crash, self.crash = self.crash, None
+        if crash is not None and isinstance(engine.plan, ProcessPlan):
+            engine.plan.arm(*crash)
+
+    def _after_commit(self, txn: TxnId, outcome: str) -> None:
+        zombie = self.zombie
+        if zombie is not None and zombie.txn == txn and not zombie.outcome:
+            zombie.outcome = outcome
+
+    def _pause(self, consumer: Consumer | None, txn: TxnId, zombie: Zombie) -> None:
+        """Once: stop beating past the session, until a replacement took the id over
+        (``replaced``) or the group moved every partition this member held."""
+        with self.s.lock:
+            if zombie.thread is not None:
+                return
+            zombie.thread, zombie.txn = threading.get_ident(), txn
+        epoch = txn[1]
+        group = consumer._group if consumer is not None else None
+        if group is not None:
+            group._suspend_heartbeats(True)
+        if zombie.replaced:
+            self.start()  # the supervisor's replacement, same transactional id
+        time.sleep(PAUSE_S)
+        deadline = time.monotonic() + 15
+        while not self._taken_over(group, epoch, zombie) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        zombie.resumed = True
+        if group is not None:
+            group._suspend_heartbeats(False)
+
+    def _taken_over(self, group: Membership | None, epoch: int, zombie: Zombie) -> bool:
+        if zombie.replaced:
+            return any(i.tid == self.tid and i.epoch > epoch for i in self.s.history.inits)
+        assert group is not None
+        leases = self.s.platform.engine().groups.snapshot(self.s.group).leases.values()
+        return all(lease.owner != group.member_id for lease in leases)
+
+
+def _close(consumer: Consumer | None, producer: Producer | None) -> None:
+    """Leave the group and close, as a process told it is fenced does."""
+    for closing in (consumer, producer):
+        if closing is not None:
+            with contextlib.suppress(StreamletError):
+                closing.close()
+
+
+@dataclass
+class Outcome:
+    history: TxnHistory
+    inputs: list[Input]
+    drain: dict[OutKey, list[tuple[int, str]]]
+    uncommitted: dict[OutKey, list[tuple[int, str]]]
+    committed: dict[int, int]
+    statuses: dict[TxnId, str]
+    reasons: dict[TxnId, str]
+    zombies: list[Zombie]
+    fired: list[tuple[int, Fault]]
+    counts: Counter[str]
+    faults: Counter[str]
+    observations: int
+    seconds: float
+    phases: dict[str, float]
+
+
+class PipelineScenario:
+    def __init__(self, platform: LocalPlatform, topic: str, seed: int) -> None:
+        self.platform, self.topic, self.seed = platform, topic, seed
+        self.input, self.group = f"{topic}-in", f"{topic}-g"
+        self.outputs: list[OutKey] = [(f"{topic}-{sink}", p) for sink in ("a", "b")
+                                      for p in range(SINK_PARTITIONS)]
+        self.history = TxnHistory()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.fired: list[tuple[int, Fault]] = []
+        self.counts: Counter[str] = Counter()
+        self.phases: dict[str, float] = {}
+        self.read_plan = FaultPlan(seed=seed * 1000 + 999, rates=READ_FAULTS)
+        self.plans: list[FaultPlan] = [self.read_plan]
+        self.processors = [Processor(self, slot) for slot in range(PROCESSORS)]
+        engine = platform.engine()
+        engine.create_topic(self.input, PARTITIONS)
+        for sink in ("a", "b"):
+            engine.create_topic(f"{topic}-{sink}", SINK_PARTITIONS)
+
+    def reader_engine(self) -> Engine:
+        return Engine(install(self.platform.client("dynamodb"), self.read_plan),
+                      install(self.platform.client("s3"), self.read_plan), self.platform.names)
+
+    def count(self, **counts: int) -> None:
+        with self.lock:
+            self.counts.update(counts)
+
+    def committed(self, engine: Engine) -> dict[int, int]:
+        leases = engine.groups.snapshot(self.group).leases
+        return {tp.partition: lease.committed or 0 for tp, lease in leases.items()}
+
+    def feed(self) -> None:
+        """The input records, over about 3 s; key k always in partition k % 4."""
+        with Producer(transport=self.platform.engine(), linger_ms=5) as producer:
+            for i in range(RECORDS):
+                producer.send(self.input, f"in-{i}", key=f"k{i % KEYS}",
+                              partition=i % KEYS % PARTITIONS)
+                if i % 20 == 19:
+                    time.sleep(0.15)
+
+    def abandon(self, n: int) -> None:
+        """Open a transaction, write to every output partition, and vanish."""
+        engine = RecordingEngine(self.platform, FaultPlan(), self.history)
+        producer = Producer(transport=engine, transactional_id=f"{self.topic}-abandoned-{n}",
+                            transaction_timeout_ms=TIMEOUT_MS, linger_ms=0)
+        producer.init_transactions()
+        producer.begin_transaction()
+        txn = producer._txn
+        assert txn is not None and txn.who is not None
+        tag = (txn.transactional_id, txn.who.epoch, txn.number)
+        for topic, partition in self.outputs:
+            sink = topic.rsplit("-", 1)[1]
+            producer.send(topic, Output(tag, sink).encode(), partition=partition)
+        producer.flush()
+        producer._die(SimulatedCrash("abandoned"))
+
+    def crash_commits(self) -> None:
+        """Crash before and after each AWS request of a commit, each in turn, on the
+        processors in turn (each time a replacement takes over)."""
+        for i, crash in enumerate(COMMIT_CRASHES):
+            processor = self.processors[i % PROCESSORS]
+            deadline = time.monotonic() + 8
+            while crash not in self.fired and time.monotonic() < deadline:
+                processor.crash = crash
+                time.sleep(0.1)
+            processor.crash = None
+            time.sleep(0.5)
+
+    def wait_processed(self, timeout: float) -> bool:
+        engine = self.platform.engine()
+        ends = {p: engine.watermarks(self.input, p)[1] for p in range(PARTITIONS)}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.committed(engine) == ends:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def final(self, reader: Reader, started: float) -> Outcome:
+        engine = self.platform.engine()
+        inputs = [Input(p, r.offset, (r.key or b"").decode(), (r.value or b"").decode())
+                  for p in range(PARTITIONS)
+                  for r in drain_records(engine, (self.input, p), "read_committed")]
+        listed = {(t.transactional_id, t.epoch, t.number): t
+                  for t in engine.list_transactions(include_ended=True)
+                  if t.transactional_id.startswith(self.topic)}
+        return Outcome(self.history, inputs,
+                       {k: drain(engine, k, "read_committed") for k in self.outputs},
+                       {k: drain(engine, k, "read_uncommitted") for k in self.outputs},
+                       self.committed(engine), {k: t.status for k, t in listed.items()},
+                       {k: t.reason for k, t in listed.items()},
+                       [z for p in self.processors if (z := p.zombie) is not None],
+                       list(self.fired), self.counts, self._faults(),
+                       reader.observations, time.monotonic() - started,
+                       {k: round(v - started, 1) for k, v in self.phases.items()})
+
+    def _faults(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for plan in self.plans:
+            total.update(plan.counts())
+        return total
+
+
+def run_pipeline(platform: LocalPlatform, topic: str, seed: int) -> Outcome:
+    s = PipelineScenario(platform, topic, seed)
+    reader = Reader(s.reader_engine(), s.history, s.outputs, s.committed)
+    started = time.monotonic()
+    feeding = threading.Thread(target=s.feed, daemon=True)
+    reading = threading.Thread(target=reader.run, daemon=True)
+    for thread in (feeding, reading):
+        thread.start()
+    s.processors[0].start()
+    s.processors[1].start()
+    time.sleep(1.0)
+    s.processors[2].start()  # joins late: a rebalance
+    s.abandon(0)
+    s.crash_commits()
+    s.phases["crashed"] = time.monotonic()
+    s.processors[0].zombie = Zombie("send")
+    time.sleep(0.5)
+    s.processors[1].zombie = Zombie("commit")
+    s.abandon(1)
+    time.sleep(0.5)
+    s.processors[2].zombie = Zombie("send", replaced=False)
+    feeding.join(timeout=30)
+    s.phases["fed"] = time.monotonic()
+    processed = s.wait_processed(timeout=45)
+    s.phases["processed"] = time.monotonic()
+    s.count(unprocessed=0 if processed else 1)
+    time.sleep(0.5)  # a few more observations of the end state
+    s.stop.set()
+    for processor in s.processors:
+        for thread in processor.threads:
+            thread.join(timeout=20)
+    reader.stop.set()
+    reading.join(timeout=20)
+    s.phases["stopped"] = time.monotonic()
+    return s.final(reader, started)

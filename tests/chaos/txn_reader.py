@@ -15,8 +15,8 @@ from tests.harness.txn_history import OutKey, TxnHistory
 
 
 class Reader:
-    """Each observation: committed offsets, tail each output partition until a fetch
-    makes no progress, the log ends, committed offsets again."""
+    """Each observation: committed offsets, the log ends, tail each output partition
+    until a fetch makes no progress, committed offsets again."""
 
     def __init__(self, engine: Engine, history: TxnHistory, outputs: list[OutKey],
                  committed: Callable[[Engine], dict[int, int]]) -> None:
@@ -30,15 +30,18 @@ class Reader:
             rows: dict[OutKey, list[tuple[int, str]]] = {}
             try:
                 before = self.committed(self.engine)
+                ends_at = self.history.now()
+                ends = {key: self.engine.watermarks(*key)[1] for key in self.positions}
+                reached: dict[OutKey, float] = {}
                 for key in self.positions:
                     self._tail(key, rows.setdefault(key, []))
-                ends = {key: self.engine.watermarks(*key)[1] for key in self.positions}
+                    reached[key] = self.history.now()
                 after = self.committed(self.engine)
             except StreamletError:
                 self.history.read(rows)
                 continue  # a read failed past its retries: observe again
             self.history.read(rows)
-            self.history.observe(before, after, self.positions, ends)
+            self.history.observe(before, after, self.positions, ends, ends_at, reached)
             self.observations += 1
             time.sleep(0.05)
 

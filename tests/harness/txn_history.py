@@ -8,9 +8,9 @@ transactions that also commit the input offsets. Every output's value is an
 
 Recorded (:class:`TxnHistory`): ``init_transactions`` calls (epoch, when done), commit and
 abort calls (transaction, first invocation, outcome), the reads of a read_committed
-tailing reader, and its observations: the committed input offsets read before and after
-it tailed the outputs, with where it stopped in each output partition and the log end
-there. Checked (:func:`check_txn`) against the input log, a final read_committed drain of
+tailing reader, and its observations: the committed input offsets, the log end of each
+output partition, where the reader stopped tailing each, and the committed input offsets
+again. Checked (:func:`check_txn`) against the input log, a final read_committed drain of
 the outputs and the final committed offsets:
 
 - ``lost`` / ``duplicates``: an input whose output for a sink appears never / more than
@@ -23,12 +23,13 @@ the outputs and the final committed offsets:
 - ``output_without_input``: at an observation (or at the end), an output was visible whose
   input offset was not committed yet (read after the tail);
 - ``input_without_output``: at an observation, an input below the committed offset (read
-  before the tail) had no visible output in an output partition the reader had read to
-  its log end (where it waited behind an open transaction, its output may be behind it);
+  first) had no visible output in an output partition the reader then read up to the log
+  end it read after those offsets (where it waited behind an open transaction, the
+  output may be behind it);
 - ``out_of_order``: per sink and key, outputs in a different order than their inputs;
-- ``stalls``: the reader did not pass an output partition's log end, seen at some
-  observation, within ``stall_limit`` seconds (transaction_timeout_ms + slack: whatever
-  was below it then belonged to transactions begun before, all past their deadline by then);
+- ``stalls``: the reader did not reach an output partition's log end within
+  ``stall_limit`` seconds of reading it (transaction_timeout_ms + slack: whatever was
+  below it then belonged to transactions begun before, all past their deadline by then);
 - ``unexpected``: a read value that is no :class:`Output`, or names no known input.
 """
 
@@ -115,14 +116,16 @@ class Read:
 
 @dataclass(frozen=True)
 class Observation:
-    """Committed input offsets before and after tailing; per output partition, where the
-    reader stood after tailing and the log end read after that."""
+    """Committed input offsets read before (``before``) and after (``after``) the rest;
+    the log end of each output partition, read at ``time`` after ``before``; then where
+    the reader stood after tailing each one, and when it got there (``reached``)."""
 
     time: float
     before: Mapping[int, int]
     after: Mapping[int, int]
     positions: Mapping[OutKey, int]
     ends: Mapping[OutKey, int]
+    reached: Mapping[OutKey, float]
 
 
 Event = Read | Observation
@@ -157,11 +160,12 @@ class TxnHistory:
                                     {k: tuple(v) for k, v in rows.items() if v}))
 
     def observe(self, before: Mapping[int, int], after: Mapping[int, int],
-                positions: Mapping[OutKey, int], ends: Mapping[OutKey, int],
-                at: float | None = None) -> None:
+                positions: Mapping[OutKey, int], ends: Mapping[OutKey, int], ends_at: float,
+                reached: Mapping[OutKey, float]) -> None:
+        """One observation (see :class:`Observation`); ``ends_at``: when the ends were read."""
         with self._lock:
-            self.events.append(Observation(self.now() if at is None else at, dict(before),
-                                           dict(after), dict(positions), dict(ends)))
+            self.events.append(Observation(ends_at, dict(before), dict(after),
+                                           dict(positions), dict(ends), dict(reached)))
 
 
 @dataclass
@@ -358,7 +362,7 @@ def _observations(model: _Model, history: TxnHistory, report: TxnReport) -> None
                     reported.add(((partition, offset), sink))
                     report.output_without_input.append((observations, (partition, offset),
                                                         sink))
-        at_end = {k for k, p in event.positions.items() if event.ends.get(k) == p}
+        at_end = {k for k, p in event.positions.items() if p >= event.ends.get(k, p + 1)}
         report.strict_observations += len(at_end)
         for partition, ids in by_partition.items():
             while settled[partition] < len(ids) and all(
@@ -385,24 +389,23 @@ def _sourced(rows: Rows) -> Iterable[Output]:
 
 
 def _stalls(history: TxnHistory, limit: float, report: TxnReport) -> None:
-    """Two pointers per output partition: for each observation, the first later one
-    whose position reached the log end it saw."""
+    """Two pointers per output partition: for each observation, the first one (itself or
+    later) whose reader reached the log end it saw: the wait is from reading that end to
+    reaching it."""
     observations = [e for e in history.events if isinstance(e, Observation)]
     keys = {k for o in observations for k in o.ends}
     for key in sorted(keys):
-        samples = [(o.time, o.positions.get(key, 0), o.ends[key])
+        samples = [(o.time, o.ends[key], o.reached.get(key, o.time), o.positions.get(key, 0))
                    for o in observations if key in o.ends]
-        j, episode_end = 0, -1.0
-        longest = 0.0
-        for t, position, end in samples:
-            if position >= end:
-                continue
-            while j < len(samples) and (samples[j][0] <= t or samples[j][1] < end):
+        j, episode_end, longest = 0, -1.0, 0.0
+        for i, (seen, end, _, _) in enumerate(samples):
+            j = max(j, i)
+            while j < len(samples) and samples[j][3] < end:
                 j += 1
-            reached = samples[j][0] if j < len(samples) else None
-            waited = (reached if reached is not None else samples[-1][0]) - t
+            reached = samples[j][2] if j < len(samples) else None
+            waited = (reached if reached is not None else samples[-1][2]) - seen
             longest = max(longest, waited)
-            if waited > limit and t > episode_end:
-                report.stalls.append((key, t, waited))
+            if waited > limit and seen > episode_end:
+                report.stalls.append((key, seen, waited))
                 episode_end = reached if reached is not None else float("inf")
         report.longest_wait[key] = longest

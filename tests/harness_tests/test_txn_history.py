@@ -82,8 +82,10 @@ class Sim:
         self.h.ended(txn, "commit", invoked, outcome)
 
     def observe(self) -> None:
-        """The reader: committed offsets, tail every output partition, committed again."""
+        """The reader: committed offsets, log ends, tail every output partition, committed
+        offsets again."""
         before = dict(self.committed)
+        ends = {k: len(v) for k, v in self.log.items()}
         rows: dict[OutKey, list[tuple[int, str]]] = defaultdict(list)
         for key, entries in self.log.items():
             while self.pos[key] < len(entries) and entries[self.pos[key]][0] != "open":
@@ -93,8 +95,8 @@ class Sim:
                 self.pos[key] += 1
         at = self.tick()
         self.h.read(rows, at=at)
-        self.h.observe(before, dict(self.committed), dict(self.pos),
-                       {k: len(v) for k, v in self.log.items()}, at=at)
+        self.h.observe(before, dict(self.committed), dict(self.pos), ends, at,
+                       dict.fromkeys(self.pos, at))
 
     def drain(self) -> dict[OutKey, list[tuple[int, str]]]:
         return {key: [(o, v) for o, (s, v) in enumerate(entries) if s == "visible"]

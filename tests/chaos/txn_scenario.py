@@ -5,16 +5,16 @@ An input topic of 4 partitions is fed while 3 processors of one consumer group r
 ``streamlet.processing.run``: every input writes one output to sink ``a`` and, for even
 offsets, one to sink ``b`` (2 partitions each), keyed by the input's key, in one
 transaction per poll with the input offsets. Every AWS request of a processor may be
-throttled, dropped, applied with its reply lost, or applied and answered 500. A
-processor "process" crashes (nothing more leaves it: no abort, no close, no heartbeat)
-before and after each AWS call of a commit in turn; a replacement with the same
-transactional id takes over. A third processor joins late (a rebalance). Two zombies:
-one paused inside its transaction, one paused just before sending its commit, both past
-their session and while a replacement with their transactional id takes over; both
-resume. Two transactions are abandoned on purpose in every output partition (never
-committed, never aborted, ids never reused): only their timeout ends them. A
-read_committed reader tails the outputs and records, around each tail, the committed
-input offsets, and where it stopped against each partition's log end.
+throttled, dropped, applied with its reply lost, applied and answered 500, or (rarely)
+crash the process; and the processes crash before and after each AWS request of a
+commit in turn. A crashed process sends nothing more (no abort, no close, no
+heartbeat); a replacement with the same transactional id takes over. A third processor
+joins late (a rebalance). Pauses (:class:`Pause`): two zombies replaced under their
+transactional id (one paused inside its transaction, one just before sending its
+commit), one whose partitions only move in the group, and a function slower than
+transaction_timeout_ms. Two transactions are abandoned on purpose in every output
+partition (never committed, never aborted, ids never reused): only their timeout ends
+them. A read_committed reader tails the outputs (:mod:`tests.chaos.txn_reader`).
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ PARTITIONS, SINK_PARTITIONS, RECORDS, KEYS = 4, 2, 400, 16
 PROCESSORS = 3
 TIMEOUT_MS, SESSION_MS = 2000, 1500
 STALL_LIMIT = TIMEOUT_MS / 1000 + 3.0
-PAUSE_S = 2.5 * SESSION_MS / 1000
-LEASE_ZOMBIE_TIMEOUT_MS = 15_000
+MOVED_ZOMBIE_TIMEOUT_MS = 15_000
 """The last processor's: its zombie (paused before it sent anything in its transaction,
 so it blocks no reader) resumes while its transaction is still open, and its commit
 meets the moved leases, not the timeout."""
@@ -164,22 +163,31 @@ class RecordingEngine(Engine):
 
 
 @dataclass
-class Zombie:
-    """A pause to play once: ``where`` is "send" (inside the transaction, between two
-    records) or "commit" (just before the commit is sent)."""
+class Pause:
+    """A pause to play once, by the next process of a slot that gets there: ``where`` is
+    "send" (before any record's outputs), "first" (before a transaction's first record's:
+    nothing of it is in any log yet) or "commit" (before the commit is sent). ``kind``:
+
+    - "replaced": a zombie; its heartbeats stop, a replacement with the same
+      transactional id starts and inits, then it resumes (its transaction was aborted by
+      that init: its sends and commit meet ProducerFenced);
+    - "moved": a zombie whose partitions only move in the group: it resumes once none is
+      its own, before its transaction times out (CommitFailed on the leases);
+    - "slow": heartbeats go on, the function is slower than transaction_timeout_ms (the
+      commit is refused, TransactionAborted, and the poll is processed again).
+    """
 
     where: str
-    replaced: bool = True
-    """A replacement with the same transactional id starts during the pause (else only
-    the group moves its partitions: its commit fails on the leases, CommitFailed)."""
+    kind: str
     thread: int | None = None
     """The paused process's thread (set when the pause begins)."""
     txn: TxnId | None = None
     """The transaction it was in when paused."""
     resumed: bool = False
     outcome: str = ""
+    """How that transaction's commit ended for it: committed, aborted, fenced."""
     late_sends: list[str] = field(default_factory=list)
-    """Outputs the zombie sent after it resumed (none may ever be stored)."""
+    """Outputs a replaced zombie sent after it resumed (none may ever be stored)."""
 
 
 class Processor:
@@ -188,12 +196,11 @@ class Processor:
     def __init__(self, scenario: PipelineScenario, slot: int) -> None:
         self.s, self.slot = scenario, slot
         self.tid = f"{scenario.topic}-p{slot}"
-        self.timeout_ms = TIMEOUT_MS if slot < PROCESSORS - 1 else LEASE_ZOMBIE_TIMEOUT_MS
+        self.timeout_ms = TIMEOUT_MS if slot < PROCESSORS - 1 else MOVED_ZOMBIE_TIMEOUT_MS
         self.incarnations = itertools.count()
         self.crash: tuple[int, Fault] | None = None
-        self.zombie: Zombie | None = None
+        self.pauses: list[Pause] = []
         self.threads: list[threading.Thread] = []
-        self.crashes = 0
 
     def start(self) -> None:
         thread = threading.Thread(target=self.loop, daemon=True, name=self.tid)
@@ -222,13 +229,13 @@ class Processor:
             producer = Producer(transport=engine, transactional_id=self.tid, linger_ms=2,
                                 transaction_timeout_ms=self.timeout_ms, retry_backoff_ms=10,
                                 delivery_timeout_ms=10_000)
-            stats = processing.run(consumer, producer, self._fn(consumer, producer, engine),
+            stats = processing.run(consumer, producer, self._fn(consumer, producer),
                                    poll_timeout=0.1, stop=self.s.stop)
             self.s.count(retried=stats.retried, committed=stats.committed)
         except ProducerFenced:
-            zombie = self.zombie
-            if zombie is not None and zombie.thread == threading.get_ident():
-                zombie.outcome = "fenced"
+            mine = self._mine()
+            if mine is not None:
+                mine.outcome = "fenced"
                 _close(consumer, producer)  # it exits: its replacement runs meanwhile
                 return False
             self.s.count(fenced_unexpectedly=1)
@@ -247,65 +254,77 @@ class Processor:
             consumer._group._stop.set()
         if producer is not None:
             producer._die(SimulatedCrash("the process died"))
-        self.crashes += 1
         return True
 
-    def _fn(self, consumer: Consumer, producer: Producer, engine: RecordingEngine
-            ) -> Callable[[Record], list[Out]]:
+    def _mine(self) -> Pause | None:
+        """The replaced zombie this thread plays, if any."""
+        me = threading.get_ident()
+        return next((p for p in self.pauses if p.thread == me and p.kind == "replaced"),
+                    None)
+
+    def _pending(self, *where: str) -> Pause | None:
+        return next((p for p in self.pauses if p.thread is None and p.where in where), None)
+
+    def _fn(self, consumer: Consumer, producer: Producer) -> Callable[[Record], list[Out]]:
+        last: list[TxnId] = []
+
         def transform(record: Record) -> list[Out]:
-            zombie = self.zombie
             txn = producer._txn
             assert txn is not None and txn.who is not None
-            if zombie is not None and zombie.where == "send":
-                self._pause(consumer, (self.tid, txn.who.epoch, txn.number), zombie)
             tag = (self.tid, txn.who.epoch, txn.number)
+            pause = self._pending("send", "first") if last[-1:] != [tag] \
+                else self._pending("send")
+            last[:] = [tag]
+            if pause is not None:
+                self._pause(consumer, tag, pause)
             key = (record.key or b"").decode()
             outs = [Out(f"{self.s.topic}-{sink}", Output(tag, sink, (record.partition,
                                                                      record.offset),
                                                          key).encode(), key)
                     for sink in expected(Input(record.partition, record.offset, key, ""))]
-            if zombie is not None and zombie.thread == threading.get_ident() \
-                    and not zombie.outcome:
+            zombie = self._mine()
+            if zombie is not None and not zombie.outcome:
                 zombie.late_sends += [str(o.value) for o in outs]
             return outs
         return transform
 
     def _before_commit(self, engine: RecordingEngine, txn: TxnId) -> None:
-        zombie = self.zombie
-        if zombie is not None and zombie.where == "commit":
-            self._pause(engine.consumer, txn, zombie)
+        pause = self._pending("commit")
+        if pause is not None:
+            self._pause(engine.consumer, txn, pause)
         crash, self.crash = self.crash, None
         if crash is not None and isinstance(engine.plan, ProcessPlan):
             engine.plan.arm(*crash)
 
     def _after_commit(self, txn: TxnId, outcome: str) -> None:
-        zombie = self.zombie
-        if zombie is not None and zombie.txn == txn and not zombie.outcome:
-            zombie.outcome = outcome
+        for pause in self.pauses:
+            if pause.txn == txn and not pause.outcome:
+                pause.outcome = outcome
 
-    def _pause(self, consumer: Consumer | None, txn: TxnId, zombie: Zombie) -> None:
-        """Once: stop beating past the session, until a replacement took the id over
-        (``replaced``) or the group moved every partition this member held."""
+    def _pause(self, consumer: Consumer | None, txn: TxnId, pause: Pause) -> None:
         with self.s.lock:
-            if zombie.thread is not None:
-                return
-            zombie.thread, zombie.txn = threading.get_ident(), txn
-        epoch = txn[1]
+            if pause.thread is not None:
+                return  # another process of this slot got there first
+            pause.thread, pause.txn = threading.get_ident(), txn
         group = consumer._group if consumer is not None else None
+        if pause.kind == "slow":
+            time.sleep(self.timeout_ms / 1000 + 0.5)
+            pause.resumed = True
+            return
         if group is not None:
             group._suspend_heartbeats(True)
-        if zombie.replaced:
+        if pause.kind == "replaced":
             self.start()  # the supervisor's replacement, same transactional id
-        time.sleep(PAUSE_S)
-        deadline = time.monotonic() + 15
-        while not self._taken_over(group, epoch, zombie) and time.monotonic() < deadline:
+        time.sleep(1.5 * SESSION_MS / 1000)
+        deadline = time.monotonic() + 10
+        while not self._taken_over(group, txn[1], pause) and time.monotonic() < deadline:
             time.sleep(0.1)
-        zombie.resumed = True
+        pause.resumed = True
         if group is not None:
             group._suspend_heartbeats(False)
 
-    def _taken_over(self, group: Membership | None, epoch: int, zombie: Zombie) -> bool:
-        if zombie.replaced:
+    def _taken_over(self, group: Membership | None, epoch: int, pause: Pause) -> bool:
+        if pause.kind == "replaced":
             return any(i.tid == self.tid and i.epoch > epoch for i in self.s.history.inits)
         assert group is not None
         leases = self.s.platform.engine().groups.snapshot(self.s.group).leases.values()
@@ -329,7 +348,7 @@ class Outcome:
     committed: dict[int, int]
     statuses: dict[TxnId, str]
     reasons: dict[TxnId, str]
-    zombies: list[Zombie]
+    pauses: list[Pause]
     fired: list[tuple[int, Fault]]
     counts: Counter[str]
     faults: Counter[str]
@@ -350,6 +369,7 @@ class PipelineScenario:
         self.fired: list[tuple[int, Fault]] = []
         self.counts: Counter[str] = Counter()
         self.phases: dict[str, float] = {}
+        self.pauses: list[Pause] = []
         self.read_plan = FaultPlan(seed=seed * 1000 + 999, rates=READ_FAULTS)
         self.plans: list[FaultPlan] = [self.read_plan]
         self.processors = [Processor(self, slot) for slot in range(PROCESSORS)]
@@ -357,6 +377,10 @@ class PipelineScenario:
         engine.create_topic(self.input, PARTITIONS)
         for sink in ("a", "b"):
             engine.create_topic(f"{topic}-{sink}", SINK_PARTITIONS)
+
+    def pause(self, slot: int, pause: Pause) -> None:
+        self.pauses.append(pause)
+        self.processors[slot].pauses.append(pause)
 
     def reader_engine(self) -> Engine:
         return Engine(install(self.platform.client("dynamodb"), self.read_plan),
@@ -430,7 +454,7 @@ class PipelineScenario:
                        {k: drain(engine, k, "read_uncommitted") for k in self.outputs},
                        self.committed(engine), {k: t.status for k, t in listed.items()},
                        {k: t.reason for k, t in listed.items()},
-                       [z for p in self.processors if (z := p.zombie) is not None],
+                       self.pauses,
                        list(self.fired), self.counts, self._faults(),
                        reader.observations, time.monotonic() - started,
                        {k: round(v - started, 1) for k, v in self.phases.items()})
@@ -457,12 +481,13 @@ def run_pipeline(platform: LocalPlatform, topic: str, seed: int) -> Outcome:
     s.abandon(0)
     s.crash_commits()
     s.phases["crashed"] = time.monotonic()
-    s.processors[0].zombie = Zombie("send")
+    s.pause(0, Pause("send", "replaced"))
     time.sleep(0.5)
-    s.processors[1].zombie = Zombie("commit")
+    s.pause(1, Pause("commit", "replaced"))
     s.abandon(1)
     time.sleep(0.5)
-    s.processors[2].zombie = Zombie("send", replaced=False)
+    s.pause(2, Pause("first", "moved"))
+    s.pause(0, Pause("first", "slow"))
     feeding.join(timeout=30)
     s.phases["fed"] = time.monotonic()
     processed = s.wait_processed(timeout=45)

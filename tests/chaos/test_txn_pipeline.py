@@ -50,8 +50,9 @@ def test_pipeline_outputs_exactly_once_under_faults(live_platform: LocalPlatform
               if (o := Output.decode(v)) is not None and o.txn in aborted]
     assert stored
 
-    # zombies replaced under their transactional id were fenced, and nothing they sent
-    # after resuming was even stored; the one whose partitions only moved in the group
+    # zombies replaced under their transactional id were fenced (the one paused past its
+    # session and the one whose commit was sent after the epoch bump), and nothing they
+    # sent after resuming was even stored; the one whose partitions only moved in the group
     # had its transaction (outputs and offsets) aborted by the leases; the slow one's
     # timed out (its late sends, or else its commit, were refused)
     assert [p.outcome for p in out.pauses[:3]] == ["fenced", "fenced", "aborted"]

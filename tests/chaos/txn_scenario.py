@@ -9,12 +9,13 @@ throttled, dropped, applied with its reply lost, applied and answered 500, or (r
 crash the process; and the processes crash before and after each AWS request of a
 commit in turn. A crashed process sends nothing more (no abort, no close, no
 heartbeat); a replacement with the same transactional id takes over. A third processor
-joins late (a rebalance). Pauses (:class:`Pause`): two zombies replaced under their
-transactional id (one paused inside its transaction, one just before sending its
-commit), one whose partitions only move in the group, and a function slower than
-transaction_timeout_ms. Two transactions are abandoned on purpose in every output
-partition (never committed, never aborted, ids never reused): only their timeout ends
-them. A read_committed reader tails the outputs (:mod:`tests.chaos.txn_reader`).
+joins late (a rebalance). Pauses (:class:`Pause`): a zombie paused inside its
+transaction past its session while a replacement takes over its transactional id, a
+zombie whose commit is delayed across the epoch bump of a replacement, a zombie whose
+partitions only move in the group, and a function slower than transaction_timeout_ms.
+Two transactions are abandoned on purpose in every output partition (never committed,
+never aborted, ids never reused): only their timeout ends them. A read_committed reader
+tails the outputs (:mod:`tests.chaos.txn_reader`).
 """
 
 from __future__ import annotations
@@ -171,6 +172,9 @@ class Pause:
     - "replaced": a zombie; its heartbeats stop, a replacement with the same
       transactional id starts and inits, then it resumes (its transaction was aborted by
       that init: its sends and commit meet ProducerFenced);
+    - "bumped": a zombie whose commit is delayed across an epoch bump: it goes on
+      beating (its leases stay its own) and sends its commit as soon as a replacement's
+      ``init_transactions`` returned, before that replacement begins anything;
     - "moved": a zombie whose partitions only move in the group: it resumes once none is
       its own, before its transaction times out (CommitFailed on the leases);
     - "slow": heartbeats go on, the function is slower than transaction_timeout_ms (the
@@ -221,14 +225,15 @@ class Processor:
         consumer: Consumer | None = None
         producer: Producer | None = None
         try:
+            producer = Producer(transport=engine, transactional_id=self.tid, linger_ms=2,
+                                transaction_timeout_ms=self.timeout_ms, retry_backoff_ms=10,
+                                delivery_timeout_ms=10_000)
+            producer.init_transactions()  # first thing: older instances are fenced at once
             consumer = Consumer(self.s.input, transport=engine, group_id=self.s.group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 session_timeout_ms=SESSION_MS, max_poll_records=8,
                                 fetch_max_wait_ms=50, isolation_level="read_committed")
             engine.consumer, engine.after_commit = consumer, self._after_commit
-            producer = Producer(transport=engine, transactional_id=self.tid, linger_ms=2,
-                                transaction_timeout_ms=self.timeout_ms, retry_backoff_ms=10,
-                                delivery_timeout_ms=10_000)
             stats = processing.run(consumer, producer, self._fn(consumer, producer),
                                    poll_timeout=0.1, stop=self.s.stop)
             self.s.count(retried=stats.retried, committed=stats.committed)
@@ -259,8 +264,8 @@ class Processor:
     def _mine(self) -> Pause | None:
         """The replaced zombie this thread plays, if any."""
         me = threading.get_ident()
-        return next((p for p in self.pauses if p.thread == me and p.kind == "replaced"),
-                    None)
+        return next((p for p in self.pauses
+                     if p.thread == me and p.kind in ("replaced", "bumped")), None)
 
     def _pending(self, *where: str) -> Pause | None:
         return next((p for p in self.pauses if p.thread is None and p.where in where), None)
@@ -311,11 +316,12 @@ class Processor:
             time.sleep(self.timeout_ms / 1000 + 0.5)
             pause.resumed = True
             return
-        if group is not None:
+        if group is not None and pause.kind != "bumped":
             group._suspend_heartbeats(True)
-        if pause.kind == "replaced":
+        if pause.kind in ("replaced", "bumped"):
             self.start()  # the supervisor's replacement, same transactional id
-        time.sleep(1.5 * SESSION_MS / 1000)
+        if pause.kind != "bumped":
+            time.sleep(1.5 * SESSION_MS / 1000)
         deadline = time.monotonic() + 10
         while not self._taken_over(group, txn[1], pause) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -324,7 +330,7 @@ class Processor:
             group._suspend_heartbeats(False)
 
     def _taken_over(self, group: Membership | None, epoch: int, pause: Pause) -> bool:
-        if pause.kind == "replaced":
+        if pause.kind in ("replaced", "bumped"):
             return any(i.tid == self.tid and i.epoch > epoch for i in self.s.history.inits)
         assert group is not None
         leases = self.s.platform.engine().groups.snapshot(self.s.group).leases.values()
@@ -483,7 +489,7 @@ def run_pipeline(platform: LocalPlatform, topic: str, seed: int) -> Outcome:
     s.phases["crashed"] = time.monotonic()
     s.pause(0, Pause("send", "replaced"))
     time.sleep(0.5)
-    s.pause(1, Pause("commit", "replaced"))
+    s.pause(1, Pause("commit", "bumped"))
     s.abandon(1)
     time.sleep(0.5)
     s.pause(2, Pause("first", "moved"))

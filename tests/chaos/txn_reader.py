@@ -32,27 +32,26 @@ class Reader:
                 before = self.committed(self.engine)
                 ends_at = self.history.now()
                 ends = {key: self.engine.watermarks(*key)[1] for key in self.positions}
-                reached: dict[OutKey, float] = {}
-                for key in self.positions:
-                    self._tail(key, rows.setdefault(key, []))
-                    reached[key] = self.history.now()
+                fetched = {key: self._tail(key, rows.setdefault(key, []))
+                           for key in self.positions}
                 after = self.committed(self.engine)
             except StreamletError:
                 self.history.read(rows)
                 continue  # a read failed past its retries: observe again
             self.history.read(rows)
-            self.history.observe(before, after, self.positions, ends, ends_at, reached)
+            self.history.observe(before, after, self.positions, ends, ends_at, fetched)
             self.observations += 1
             time.sleep(0.05)
 
-    def _tail(self, key: OutKey, rows: list[tuple[int, str]]) -> None:
+    def _tail(self, key: OutKey, rows: list[tuple[int, str]]) -> float:
+        """Fetch until a fetch makes no progress; returns when that last fetch began."""
         while True:
-            at = self.positions[key]
+            at, began = self.positions[key], self.history.now()
             result = self.engine.fetch(*key, at, isolation_level="read_committed")
             rows += [(r.offset, _text(r)) for r in _decoded(key, result.batches, at)]
             self.positions[key] = result.high_watermark
             if result.high_watermark == at:
-                return
+                return began
 
 
 def _text(record: Record) -> str:

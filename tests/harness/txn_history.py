@@ -27,9 +27,10 @@ the outputs and the final committed offsets:
   end it read after those offsets (where it waited behind an open transaction, the
   output may be behind it);
 - ``out_of_order``: per sink and key, outputs in a different order than their inputs;
-- ``stalls``: the reader did not reach an output partition's log end within
-  ``stall_limit`` seconds of reading it (transaction_timeout_ms + slack: whatever was
-  below it then belonged to transactions begun before, all past their deadline by then);
+- ``stalls``: a fetch that began more than ``stall_limit`` seconds after the reader read
+  an output partition's log end still stopped before it (transaction_timeout_ms + slack:
+  whatever was below that end belonged to transactions begun before, all past their
+  deadline by then);
 - ``unexpected``: a read value that is no :class:`Output`, or names no known input.
 """
 
@@ -118,14 +119,15 @@ class Read:
 class Observation:
     """Committed input offsets read before (``before``) and after (``after``) the rest;
     the log end of each output partition, read at ``time`` after ``before``; then where
-    the reader stood after tailing each one, and when it got there (``reached``)."""
+    the reader stood after tailing each one, and when the fetch that left it there (the
+    last one, which made no progress) began (``fetched``)."""
 
     time: float
     before: Mapping[int, int]
     after: Mapping[int, int]
     positions: Mapping[OutKey, int]
     ends: Mapping[OutKey, int]
-    reached: Mapping[OutKey, float]
+    fetched: Mapping[OutKey, float]
 
 
 Event = Read | Observation
@@ -161,11 +163,11 @@ class TxnHistory:
 
     def observe(self, before: Mapping[int, int], after: Mapping[int, int],
                 positions: Mapping[OutKey, int], ends: Mapping[OutKey, int], ends_at: float,
-                reached: Mapping[OutKey, float]) -> None:
+                fetched: Mapping[OutKey, float]) -> None:
         """One observation (see :class:`Observation`); ``ends_at``: when the ends were read."""
         with self._lock:
             self.events.append(Observation(ends_at, dict(before), dict(after),
-                                           dict(positions), dict(ends), dict(reached)))
+                                           dict(positions), dict(ends), dict(fetched)))
 
 
 @dataclass
@@ -184,7 +186,8 @@ class TxnReport:
     strict_observations: int = 0
     """Info: (observation, output partition) pairs checked with the reader at the log end."""
     longest_wait: dict[OutKey, float] = field(default_factory=dict)
-    """Info: per output partition, the longest the reader took to pass a log end it saw."""
+    """Info: per output partition, the longest the reader was held before a log end it
+    saw (from reading it to the start of the last fetch that stopped before it)."""
 
     INFO = ("strict_observations", "longest_wait")
 
@@ -389,23 +392,23 @@ def _sourced(rows: Rows) -> Iterable[Output]:
 
 
 def _stalls(history: TxnHistory, limit: float, report: TxnReport) -> None:
-    """Two pointers per output partition: for each observation, the first one (itself or
-    later) whose reader reached the log end it saw: the wait is from reading that end to
-    reaching it."""
+    """Per output partition and observation: how long after reading a log end a fetch
+    still began that stopped before it (the last such fetch; two pointers, positions and
+    ends never decrease). A slow reader is not a stalled one: a fetch is judged by when
+    it began, not by how long it took."""
     observations = [e for e in history.events if isinstance(e, Observation)]
     keys = {k for o in observations for k in o.ends}
     for key in sorted(keys):
-        samples = [(o.time, o.ends[key], o.reached.get(key, o.time), o.positions.get(key, 0))
+        samples = [(o.time, o.ends[key], o.fetched.get(key, o.time), o.positions.get(key, 0))
                    for o in observations if key in o.ends]
         j, episode_end, longest = 0, -1.0, 0.0
         for i, (seen, end, _, _) in enumerate(samples):
             j = max(j, i)
             while j < len(samples) and samples[j][3] < end:
                 j += 1
-            reached = samples[j][2] if j < len(samples) else None
-            waited = (reached if reached is not None else samples[-1][2]) - seen
+            waited = samples[j - 1][2] - seen if j > i else 0.0
             longest = max(longest, waited)
             if waited > limit and seen > episode_end:
                 report.stalls.append((key, seen, waited))
-                episode_end = reached if reached is not None else float("inf")
+                episode_end = samples[j - 1][2]
         report.longest_wait[key] = longest

@@ -147,9 +147,10 @@ def test_a_reader_behind_an_open_transaction_is_not_blamed_for_what_is_behind_it
     blocker = sim.write(("slow", 0, 0), [sim.input(0, 0), sim.input(0, 1)])
     sim.txn(("fast", 0, 0), [sim.input(1, o) for o in range(6)])
     sim.observe()
+    sim.tick(2.0)
+    sim.observe()  # still held: 2 s after it read those ends
     sim.mark(blocker, "skipped")
     sim.h.ended(("slow", 0, 0), "abort", sim.t, "aborted")
-    sim.tick(2.0)
     sim.observe()
     sim.txn(("slow", 0, 1), [sim.input(0, o) for o in range(6)])
     sim.observe()

@@ -35,7 +35,7 @@ def test_pipeline_outputs_exactly_once_under_faults(live_platform: LocalPlatform
     # the faults and crashes really happened
     assert all(out.faults[f] > 0 for f in ("throttle", "lost_ack", "ambiguous_500",
                                           "timeout_before")), out.faults
-    assert sorted(out.fired) == sorted(COMMIT_CRASHES)
+    assert set(out.fired) == set(COMMIT_CRASHES)
     assert out.counts["SimulatedCrash"] >= len(COMMIT_CRASHES)
     assert outcomes["aborted"] > 0 and outcomes["open"] == 0
     # aborted transactions left their outputs in the log, never readable

@@ -133,16 +133,24 @@ class PipelineScenario:
         producer._die(SimulatedCrash("abandoned"))
 
     def crash_commits(self) -> None:
-        """Crash before and after each AWS request of a commit, each in turn, on the
-        processors in turn (each time a replacement takes over)."""
-        for i, crash in enumerate(COMMIT_CRASHES):
-            processor = self.processors[i % PROCESSORS]
-            deadline = time.monotonic() + 8
+        """Crash before and after each AWS request of a commit, each in turn, in the next
+        processor to commit (each time a replacement takes over)."""
+        for crash in COMMIT_CRASHES:
+            deadline = time.monotonic() + 10
             while crash not in self.fired and time.monotonic() < deadline:
-                processor.crash = crash
-                time.sleep(0.1)
-            processor.crash = None
+                for processor in self.processors:
+                    processor.crash = crash
+                time.sleep(0.05)
+            for processor in self.processors:
+                processor.crash = None
             time.sleep(0.5)
+
+    def settle(self) -> None:
+        """What a supervisor restarting each processor once more does first: init its
+        transactional id, which aborts a transaction a crash left open just now."""
+        for processor in self.processors:
+            engine = RecordingEngine(self.platform, FaultPlan(), self.history)
+            engine.init_transactions(processor.tid, processor.timeout_ms)
 
     def wait_processed(self, timeout: float) -> bool:
         engine = self.platform.engine()
@@ -206,11 +214,12 @@ def run_pipeline(platform: LocalPlatform, topic: str, seed: int) -> Outcome:
     processed = s.wait_processed(timeout=45)
     s.phases["processed"] = time.monotonic()
     s.count(unprocessed=0 if processed else 1)
-    time.sleep(0.5)  # a few more observations of the end state
     s.stop.set()
     for processor in s.processors:
         for thread in processor.threads:
             thread.join(timeout=20)
+    s.settle()
+    time.sleep(0.5)  # the reader sees the end
     reader.stop.set()
     reading.join(timeout=20)
     s.phases["stopped"] = time.monotonic()

@@ -21,6 +21,7 @@ from streamlet.engine import Engine, schema
 from streamlet.engine.log import CACHE_SECONDS, batch_from_item
 from streamlet.engine.topics import TRUST_MARGIN_MS
 from streamlet.errors import (
+    AppendOutcomeUnknown,
     InvalidTopicName,
     TailUnverified,
     TopicNotFound,
@@ -394,3 +395,24 @@ def test_names_that_collide_after_dots_become_underscores_are_refused(engine: En
 
 def test_trust_margin_is_minutes_not_hours() -> None:
     assert 60_000 <= TRUST_MARGIN_MS <= 600_000
+
+
+def test_a_retry_behind_more_than_4_mib_of_appends_is_unknown_not_written(
+        engine: Engine, clock: ManualClock) -> None:
+    """A retry that says its first attempt was sent at ``since_ms`` looks back over what
+    was appended since; past LOOKBACK_MAX_BYTES it cannot tell whether that attempt
+    landed, so it answers AppendOutcomeUnknown and writes nothing (never a possible
+    second copy)."""
+    engine.create_topic("busy", 1)
+    first_sent = int(clock.time() * 1000)
+    for i in range(5):  # ~0.9 MB each (S3 pointers): 4.5 MB appended after the first send
+        engine.append("busy", 0, make_batch([random.randbytes(900_000)], pid=50 + i))
+    ours = make_batch([b"ours"], pid=7, seq=0)
+    with pytest.raises(AppendOutcomeUnknown, match=r"more than 4194304 bytes"):
+        engine.append("busy", 0, ours, since_ms=first_sent)
+    assert engine.watermarks("busy", 0) == (0, 5)  # nothing written
+    # once the rivals are older than the first send (and the clock margin), a retry
+    # writes its batch once, and a retry of that finds it
+    clock.advance(TRUST_MARGIN_MS / 1000 + 1)
+    assert engine.append("busy", 0, ours, since_ms=int(clock.time() * 1000)).base_offset == 5
+    assert engine.append("busy", 0, ours, since_ms=int(clock.time() * 1000)).duplicate

@@ -124,9 +124,10 @@ class Engine:
     # ---- log ------------------------------------------------------------------------
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None, since_ms: int | None = None
-               ) -> AppendResult:
-        return self.log.append(topic, partition, batch, expected_offset, since_ms)
+               expected_offset: int | None = None, since_ms: int | None = None, *,
+               deadline_ms: int | None = None) -> AppendResult:
+        return self.log.append(topic, partition, batch, expected_offset, since_ms,
+                               deadline_ms=deadline_ms)
 
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,

@@ -157,6 +157,42 @@ def test_offsets_of_an_aborted_transaction_are_not_committed(
     consumer.close()
 
 
+def test_a_rebalance_before_the_commit_aborts_the_whole_transaction(
+        bootstrap: str, live_platform: LocalPlatform, topics: list[str]) -> None:
+    """Offsets sent at generation g, the group at g+1 by EndTxn: nothing is committed,
+    commit_transaction is an abortable error, and the producer goes on after aborting."""
+    source, sink = topics
+    seed = _producer(bootstrap, f"{source}-seed")
+    seed.begin_transaction()
+    seed.produce(source, b"in", partition=0)
+    seed.commit_transaction(20)
+    group = f"rebalanced-{source}"
+    consumer = _consumer(bootstrap, group)
+    consumer.subscribe([source])
+    assert len(_drain(consumer, 1, settle=0.2)) == 1
+    producer = _producer(bootstrap, f"{source}-rebalanced")
+    producer.begin_transaction()
+    producer.produce(sink, b"lost", partition=0)
+    producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
+                                         consumer.consumer_group_metadata(), 20)
+    store = live_platform.engine().kafka_groups
+    moved = store.load(group)
+    assert moved is not None
+    moved.generation += 1  # what a rebalance completing meanwhile does
+    assert store.save(moved)
+    with pytest.raises(KafkaException) as raised:
+        producer.commit_transaction(20)
+    assert raised.value.args[0].txn_requires_abort()
+    producer.abort_transaction(20)
+    producer.begin_transaction()
+    producer.produce(sink, b"after", partition=1)
+    producer.commit_transaction(20)
+    consumer.close()
+    assert _values(bootstrap, [sink], 1, "read_committed") == [b"after"]
+    leases = live_platform.engine().groups.snapshot(group).leases
+    assert [lease.committed for lease in leases.values() if lease.committed is not None] == []
+
+
 def test_a_second_producer_with_the_same_id_fences_the_first(
         bootstrap: str, topics: list[str]) -> None:
     tid = f"{topics[0]}-fenced"

@@ -135,20 +135,28 @@ def test_consume_transform_produce_commits_the_group_offsets_with_the_output(
         sorted(f"order-{n}-enriched".encode() for n in range(6))
 
 
-def test_offsets_of_an_aborted_transaction_are_not_committed(
-        bootstrap: str, topics: list[str]) -> None:
-    source = topics[0]
-    seed = _producer(bootstrap, f"{source}-seed")
+def _member_and_producer(bootstrap: str, source: str, group: str, sink: str
+                         ) -> tuple[Consumer, Producer]:
+    """A member of ``group`` that read one record of ``source``, and a transactional
+    producer inside a transaction that wrote one record to ``sink``."""
+    seed = _producer(bootstrap, f"{group}-seed")
     seed.begin_transaction()
     seed.produce(source, b"in", partition=0)
     seed.commit_transaction(20)
-    group = f"aborting-{source}"
     consumer = _consumer(bootstrap, group)
     consumer.subscribe([source])
     assert len(_drain(consumer, 1, settle=0.2)) == 1
-    producer = _producer(bootstrap, f"{source}-aborting")
+    producer = _producer(bootstrap, f"{group}-producer")
     producer.begin_transaction()
-    producer.produce(topics[1], b"out", partition=0)
+    producer.produce(sink, b"out", partition=0)
+    return consumer, producer
+
+
+def test_offsets_of_an_aborted_transaction_are_not_committed(
+        bootstrap: str, topics: list[str]) -> None:
+    source = topics[0]
+    group = f"aborting-{source}"
+    consumer, producer = _member_and_producer(bootstrap, source, group, topics[1])
     producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
                                          consumer.consumer_group_metadata(), 20)
     producer.abort_transaction(20)
@@ -162,17 +170,8 @@ def test_a_rebalance_before_the_commit_aborts_the_whole_transaction(
     """Offsets sent at generation g, the group at g+1 by EndTxn: nothing is committed,
     commit_transaction is an abortable error, and the producer goes on after aborting."""
     source, sink = topics
-    seed = _producer(bootstrap, f"{source}-seed")
-    seed.begin_transaction()
-    seed.produce(source, b"in", partition=0)
-    seed.commit_transaction(20)
     group = f"rebalanced-{source}"
-    consumer = _consumer(bootstrap, group)
-    consumer.subscribe([source])
-    assert len(_drain(consumer, 1, settle=0.2)) == 1
-    producer = _producer(bootstrap, f"{source}-rebalanced")
-    producer.begin_transaction()
-    producer.produce(sink, b"lost", partition=0)
+    consumer, producer = _member_and_producer(bootstrap, source, group, sink)
     producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
                                          consumer.consumer_group_metadata(), 20)
     store = live_platform.engine().kafka_groups

@@ -192,6 +192,24 @@ def test_a_rebalance_before_the_commit_aborts_the_whole_transaction(
     assert [lease.committed for lease in leases.values() if lease.committed is not None] == []
 
 
+def test_a_transaction_that_outlived_its_timeout_is_aborted_and_the_producer_goes_on(
+        bootstrap: str, topics: list[str]) -> None:
+    producer = _producer(bootstrap, f"{topics[0]}-slow", **{"transaction.timeout.ms": 1000})
+    producer.begin_transaction()
+    producer.produce(topics[0], b"too-late", partition=0)
+    producer.flush(10)
+    time.sleep(1.5)
+    with pytest.raises(KafkaException) as raised:
+        producer.commit_transaction(10)
+    error: KafkaError = raised.value.args[0]
+    assert error.code() == KafkaError.TRANSACTION_ABORTABLE and error.txn_requires_abort()
+    producer.abort_transaction(10)
+    producer.begin_transaction()
+    producer.produce(topics[0], b"in-time", partition=1)
+    producer.commit_transaction(10)
+    assert _values(bootstrap, [topics[0]], 1, "read_committed") == [b"in-time"]
+
+
 def test_a_second_producer_with_the_same_id_fences_the_first(
         bootstrap: str, topics: list[str]) -> None:
     tid = f"{topics[0]}-fenced"

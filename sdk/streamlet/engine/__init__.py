@@ -36,6 +36,7 @@ from .blobs import BlobStore
 from .groups import GroupStore
 from .instances import ConsumerInstances
 from .kafka_groups import KafkaGroupStore
+from .kafka_txn import KafkaTransactions
 from .log import PartitionLog
 from .manifest import Manifest
 from .reads import LogReader
@@ -67,6 +68,8 @@ class Engine:
         self.groups = GroupStore(dynamodb, self.names, clock)
         self.transactions = TransactionStore(dynamodb, self.names, self.topics, self.groups,
                                              clock)
+        self.kafka_transactions = KafkaTransactions(dynamodb, self.names, self.transactions)
+        """Kafka clients' transactions (the Kafka gateway)."""
         self.reader = LogReader(self.log, manifest, self.segments, self.transactions)
         self.archiver = Archiver(dynamodb, self.names, self.topics, self.log, manifest,
                                  self.segments, self.blobs, self.transactions, clock)

@@ -59,6 +59,7 @@ from ..clock import SYSTEM, Clock
 from ..codec import (
     HEADER_SIZE,
     RECORD_COUNT_OFFSET,
+    TRANSACTIONAL_BIT,
     BatchHeader,
     parse_header,
     with_base_offset,
@@ -67,6 +68,7 @@ from ..codec import (
 from ..errors import (
     AppendConflict,
     AppendOutcomeUnknown,
+    InvalidRecord,
     OffsetMismatch,
     RequestTimedOut,
     StreamletError,
@@ -250,6 +252,9 @@ class PartitionLog:
         """
         meta = self.meta(topic, partition)
         header = self._validate(meta, partition, batch)
+        if header.attributes & TRANSACTIONAL_BIT and txn is None:
+            raise InvalidRecord("A transactional batch (attribute bit 4) is appended only "
+                                "inside its transaction.")
         ref = meta.ref(partition)
         earlier, checked = self._earlier_attempt(meta, ref, header, batch, since_ms)
         if earlier is not None:

@@ -9,6 +9,7 @@ checked here for a reason and a line in docs/security.md.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import re
@@ -99,14 +100,17 @@ def checkov(request: pytest.FixtureRequest) -> Path:
     digest = hashlib.sha256(CHECKOV_REQUIREMENTS.read_bytes()).hexdigest()[:12]
     venv = request.config.cache.mkdir(f"checkov-{digest}")
     executable, done = venv / "bin" / "checkov", venv / "installed"
-    if not done.exists():  # a fresh machine, or an earlier install that did not finish
-        shutil.rmtree(venv)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet",
-                              "-r", str(CHECKOV_REQUIREMENTS)],
-                             check=False, capture_output=True, text=True, timeout=240)
-        assert pip.returncode == 0, f"installing checkov failed:\n{pip.stderr[-3000:]}"
-        done.touch()
+    # two test workers may both need it: one installs, the other waits on the lock
+    with open(venv.parent / f"checkov-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():  # a fresh machine, or an earlier install that did not finish
+            shutil.rmtree(venv)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet",
+                                  "-r", str(CHECKOV_REQUIREMENTS)],
+                                 check=False, capture_output=True, text=True, timeout=240)
+            assert pip.returncode == 0, f"installing checkov failed:\n{pip.stderr[-3000:]}"
+            done.touch()
     return executable
 
 

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from .common import CliError, stderr, stdout
+from .triggers import parse_triggers, start_triggers
 
 if TYPE_CHECKING:
     from ..local import LocalPlatform
@@ -84,6 +85,13 @@ def local(
              "key NAME, a random secret printed at start; e.g. a grant's policy to test "
              "its scope. The default credentials stay an administrator.",
     )] = None,
+    trigger: Annotated[list[str] | None, typer.Option(
+        "--trigger", metavar="TOPIC=MODULE:FUNCTION[?SETTING=VALUE&...]",
+        help="Invoke this Python handler with the topic's new records, as a Lambda trigger "
+             "would (repeatable): the same Kafka event, batching, retries and commits to "
+             "the trigger's consumer group; settings as in StreamletPlatform.add_trigger, "
+             "e.g. ?batch_size=10&starting_position=TRIM_HORIZON.",
+    )] = None,
 ) -> None:
     """Run a local Streamlet platform (moto + the HTTP API) until Ctrl-C.
 
@@ -91,10 +99,12 @@ def local(
     SDK, the CLI and AWS tools at it. Its state lives in memory and ends with it.
     """
     principals = _principals(principal or [])
+    triggers = parse_triggers(trigger or [])
     _check_port(host, port)
     if api_port:
         _check_port(host, api_port)
     platform = _start(port, host)
+    runner = None
     try:
         with _interruptible():
             for name, value in platform.env().items():
@@ -106,10 +116,13 @@ def local(
             _announce_api(platform, api_port, principals)
             if archive_interval:
                 platform.start_archiver(archive_interval)
+            runner = start_triggers(platform, triggers) if triggers else None
             platform.serve_forever()
     except KeyboardInterrupt:
         stderr().print("Stopped.")
     finally:
+        if runner is not None:
+            runner.stop()
         platform.stop()
 
 

@@ -56,6 +56,9 @@ WAKEUP_QUEUE_ENV = "STREAMLET_WAKEUP_QUEUE"
 MAX_DELAY_S = 900  # SQS DelaySeconds
 MARGIN_MS = 20_000
 """Kept back from the function's remaining time: sessions end, commit and release."""
+SESSION_BUDGET_S = 10.0
+"""A session hands over (a wake-up at once) after this long, so one busy partition never
+holds a stream shard's invocation (and the other partitions' signals) for minutes."""
 WORKERS = 8
 Work = dict[tuple[str, int], int | None]
 """(trigger name, partition) -> the lowest base offset signalled (None: none)."""
@@ -157,7 +160,8 @@ def run(work: Work, token: str, remaining_ms: int) -> list[Result]:
     if not work:
         return []
     chosen = dispatcher(token)
-    deadline = chosen.clock.monotonic() + max(1.0, (remaining_ms - MARGIN_MS) / 1000)
+    budget = min(SESSION_BUDGET_S, max(1.0, (remaining_ms - MARGIN_MS) / 1000))
+    deadline = chosen.clock.monotonic() + budget
     known = {k: v for k, v in work.items() if k[0] in chosen.triggers}
     with ThreadPoolExecutor(min(WORKERS, len(known) or 1)) as pool:
         results = list(pool.map(lambda item: chosen.dispatch(

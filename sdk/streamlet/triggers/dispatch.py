@@ -87,6 +87,8 @@ class Result:
     """Not finished: run another session after this long."""
     position: int = -1
     error: str = ""
+    elapsed_ms: float = 0.0
+    """How long the session took (the dispatcher's billed time, on AWS)."""
 
 
 def _metadata(plan: Plan) -> str:
@@ -166,6 +168,7 @@ class Dispatcher:
         deadline = deadline if deadline is not None else \
             self.clock.monotonic() + DEFAULT_BUDGET_S
         session = _Session(self, trigger, partition, deadline)
+        started = self.clock.monotonic()
         try:
             session.run(hint, force)
         except CommitFailed as error:
@@ -173,6 +176,7 @@ class Dispatcher:
         except (TopicNotFound, PartitionNotFound, DataUnavailable) as error:
             session.result.error = f"{type(error).__name__}: {error}"
             log.error("trigger %s partition %d stopped: %s", name, partition, error)
+        session.result.elapsed_ms = (self.clock.monotonic() - started) * 1000
         return session.result
 
     def activate(self, name: str) -> list[int]:
@@ -362,6 +366,7 @@ class _Session:
         if answer.ok:
             self.result.delivered += len(step.records) - len(delivered.rejected)
             self._commit(step.commit)
+            self.plan.stale()  # read again before giving the claim up: a steady flow keeps it
             return True
         self.result.failed_invocations += 1
         log.warning("trigger %s: %s partition %d batch %d..%d failed: %s", self.trigger.name,

@@ -118,6 +118,10 @@ class LocalTriggers:
         self._shards: list[_Shards] = []
         self.results: list[Result] = []
         """Every session's result, in the order they ended (tests read it)."""
+        self.polls = 0
+        """Stream reads so far (Lambda's own, on AWS: not billed)."""
+        self.wakes = 0
+        """Reads that started sessions: what would each be a dispatcher invocation on AWS."""
 
     @classmethod
     def in_process(cls, engine: Engine, region: str = "us-east-1", **kwargs: Any) -> Self:
@@ -238,6 +242,8 @@ class LocalTriggers:
             self._submit(key, hint)
         with self._lock:
             self._quiet = 0 if work else self._quiet + 1
+            self.polls += 1
+            self.wakes += bool(work)
             self._lock.notify_all()
         return len(work)
 

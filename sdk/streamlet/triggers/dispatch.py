@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -42,6 +43,7 @@ from ..errors import (
     DataUnavailable,
     PartitionNotFound,
     RetriableError,
+    StreamletError,
     TopicNotFound,
 )
 from ..fetching import fetch_records
@@ -221,6 +223,7 @@ class _Session:
         self.result = Result(trigger.name, partition)
         self.target = dispatcher.targets[trigger.name]
         self.lease: Lease | None = None
+        self.held = False
         self.plan: Plan | None = None
 
     # ---- the claim ------------------------------------------------------------------------
@@ -231,7 +234,8 @@ class _Session:
         self.lease = claims.acquire(self.d.transport.groups, self.trigger.group, self.tp,
                                     self.d.token, until, self.d.now_ms(), force)
         self.result.busy = self.lease is None
-        return self.lease is not None
+        self.held = self.lease is not None
+        return self.held
 
     def _commit(self, offset: int) -> None:
         assert self.lease is not None and self.plan is not None
@@ -255,19 +259,20 @@ class _Session:
     # ---- the session ----------------------------------------------------------------------
 
     def run(self, hint: int | None, force: bool) -> None:
-        if not self._start(hint, force):
-            return
-        while True:
-            try:
+        try:
+            if not self._start(hint, force):
+                return
+            while True:
                 if not self._deliver():
                     return  # ended early: wake_after_ms says when to go on
-            except RetriableError as error:  # storage or target unavailable: later
-                self.result.error = f"{type(error).__name__}: {error}"
-                self.result.wake_after_ms = self._backoff(1)
-                self._release()
-                return
-            if not self._release() or not self._more() or not self._acquire(False):
-                return
+                if not self._release() or not self._more() or not self._acquire(False):
+                    return
+        except RetriableError as error:  # storage or target unavailable: later
+            self.result.error = f"{type(error).__name__}: {error}"
+            self.result.wake_after_ms = max(self._backoff(1), 10)
+            if self.held:
+                with contextlib.suppress(StreamletError):
+                    self._release()
 
     def _start(self, hint: int | None, force: bool) -> bool:
         """Claim the partition and know where to start (committing the starting position
@@ -291,6 +296,7 @@ class _Session:
 
     def _release(self) -> bool:
         assert self.lease is not None
+        self.held = False
         released = claims.release(self.d.transport.groups, self.trigger.group, self.lease)
         return released is not None
 

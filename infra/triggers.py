@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -247,7 +248,9 @@ class StreamletTriggers(Construct):
                     pattern=stack.to_json_string(pattern))])
         log = self.log_mapping.node.default_child
         assert isinstance(log, lambda_.CfnEventSourceMapping)
-        log.maximum_batching_window_in_seconds = min(self._windows) // 1000
+        # the smallest window, rounded up: the mapping gathers the signals, so sessions
+        # find batches already old enough and the dispatcher is not billed for waiting
+        log.maximum_batching_window_in_seconds = min(300, math.ceil(min(self._windows) / 1000))
         self.activation.node.default_child.add_property_override(  # type: ignore[union-attr]
             "Version", hashlib.sha256(str(self.settings).encode()).hexdigest()[:16])
 

@@ -163,8 +163,8 @@ def test_mappings_are_filtered_to_triggered_topics_and_trigger_groups(
     for props in streams:
         assert props["StartingPosition"] == "LATEST" and props["ParallelizationFactor"] == 1
         assert "OnFailure" in props["DestinationConfig"]
-    # the smallest trigger window (500 ms) rounds down: new batches wake it at once
-    assert {p.get("MaximumBatchingWindowInSeconds") for p in streams} == {0, None}
+    # the smallest trigger window (500 ms), rounded up: the mapping gathers the signals
+    assert {p.get("MaximumBatchingWindowInSeconds") for p in streams} == {1, None}
 
 
 def test_the_dispatcher_may_invoke_exactly_the_bound_functions(triggered: Triggered) -> None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ..clock import SYSTEM, Clock
 from ..engine import Engine
-from ..engine.streams import enable_streams, redrive, signal
+from ..engine.streams import Signal, enable_streams, redrive, signal
 from ..errors import StreamletError
 from .config import QueueDestination, TopicDestination, Trigger
 from .dispatch import Dispatcher, Result
@@ -90,6 +90,9 @@ class LocalTriggers:
             4 times a second, free of charge).
         workers: partitions delivered at once.
         backoff_ms: first and largest pause between retries of a failing batch.
+        batching_window_s: gather signals this long before starting sessions, as the
+            deployed stream mapping does (``MaximumBatchingWindowInSeconds``: the smallest
+            trigger window, rounded up to a second); 0 starts them at once.
     """
 
     def __init__(self, engine: Engine, dynamodb: DynamoDBClient,
@@ -97,7 +100,7 @@ class LocalTriggers:
                  client_factory: Callable[[str], Any] | None = None,
                  poll_interval_s: float = 0.1, workers: int = 4,
                  backoff_ms: tuple[int, int] = (100, 5000), clock: Clock = SYSTEM,
-                 bootstrap_servers: str | None = None) -> None:
+                 bootstrap_servers: str | None = None, batching_window_s: float = 0.0) -> None:
         self.engine = engine
         self._ddb, self._streams = dynamodb, streams
         self._clients = dict(clients or {})
@@ -116,6 +119,9 @@ class LocalTriggers:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._shards: list[_Shards] = []
+        self.batching_window_s = batching_window_s
+        self._gathered: dict[Key, int | None] = {}
+        self._gathered_since = 0.0
         self.results: list[Result] = []
         """Every session's result, in the order they ended (tests read it)."""
         self.polls = 0
@@ -223,14 +229,8 @@ class LocalTriggers:
     def poll(self) -> int:
         """Read both streams once and start what they signal (and what is due); how many
         sessions it started."""
-        work: dict[Key, int | None] = {}
-        signals = [s for s in map(signal, self._shards[0].read() if self._shards else [])
-                   if s is not None]
-        for found in signals:
-            for trigger in self.dispatcher.for_topic(found.topic):
-                key = (trigger.name, found.partition)
-                hint = work.get(key)
-                work[key] = found.base_offset if hint is None else min(hint, found.base_offset)
+        work = self._gather([s for s in map(signal, self._shards[0].read()
+                                            if self._shards else []) if s is not None])
         resets = [r for r in map(redrive, self._shards[1].read() if self._shards else [])
                   if r is not None]
         for reset in resets:
@@ -246,6 +246,23 @@ class LocalTriggers:
             self.wakes += bool(work)
             self._lock.notify_all()
         return len(work)
+
+    def _gather(self, signals: list[Signal]) -> dict[Key, int | None]:
+        """Signals held for the batching window (from the first one), then released."""
+        now = self._clock.monotonic()
+        with self._lock:
+            if signals and not self._gathered:
+                self._gathered_since = now
+            for found in signals:
+                for trigger in self.dispatcher.for_topic(found.topic):
+                    key = (trigger.name, found.partition)
+                    hint = self._gathered.get(key)
+                    self._gathered[key] = found.base_offset if hint is None else \
+                        min(hint, found.base_offset)
+            if not self._gathered or now - self._gathered_since < self.batching_window_s:
+                return {}
+            work, self._gathered = self._gathered, {}
+            return work
 
     def _due(self) -> list[Key]:
         now, out = self._clock.monotonic(), []
@@ -293,7 +310,7 @@ class LocalTriggers:
         """No session running or scheduled, and the streams read empty since."""
         with self._lock:
             return not self._running and not self._dirty and not self._wakeups and \
-                self._quiet >= 2
+                not self._gathered and self._quiet >= 2
 
     def drain(self, timeout: float = 10.0) -> None:
         """Block until :meth:`idle` (every signalled record handled); TimeoutError after
@@ -302,7 +319,7 @@ class LocalTriggers:
         with self._lock:
             self._quiet = 0
             while not (not self._running and not self._dirty and not self._wakeups
-                       and self._quiet >= 2):
+                       and not self._gathered and self._quiet >= 2):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"triggers still busy after {timeout} s: running "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shlex
 import signal
@@ -11,13 +12,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 from typer.testing import CliRunner
 
 from streamlet import Admin, Producer
 from streamlet.cli import app
 from streamlet.cli.common import CliError
-from streamlet.cli.triggers import parse_trigger, parse_triggers
+from streamlet.cli.triggers import parse_sink, parse_trigger, parse_triggers
 from streamlet.triggers import TopicDestination
 
 HANDLER = textwrap.dedent("""
@@ -54,6 +56,17 @@ def test_bad_specs_are_one_clear_error(spec: str, needle: str) -> None:
     assert result.exit_code == 1 and needle in result.stderr
 
 
+def test_sink_specs_become_sink_triggers() -> None:
+    trigger = parse_sink("orders=sqs:http://127.0.0.1:4566/000000000000/q.fifo?body=value"
+                         "&batch_size=10&on_failure=orders.dlq")
+    assert trigger.sink == {"kind": "sqs", "queue_url": "http://127.0.0.1:4566/000000000000/"
+                            "q.fifo", "body": "value"}
+    assert (trigger.name, trigger.batch_size, trigger.starting_position) == \
+        ("orders.sqs", 10, "TRIM_HORIZON")
+    with pytest.raises(CliError, match="KIND one of"):
+        parse_sink("orders=ftp:x")
+
+
 def test_two_specs_cannot_make_one_name() -> None:
     with pytest.raises(CliError, match="same trigger name"):
         parse_triggers(["orders=m:f", "orders=m:f"])
@@ -65,13 +78,18 @@ def test_local_runs_a_handler_module_from_the_working_directory(tmp_path: Path) 
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlet.cli", "local", "--port", "0", "--api-port", "0",
          "--archive-interval", "0", "--trigger",
-         "orders=handlers:handle?starting_position=TRIM_HORIZON&batch_size=2"],
+         "orders=handlers:handle?starting_position=TRIM_HORIZON&batch_size=2",
+         "--sink", "orders=s3:lake-bucket?prefix=raw/"],
         cwd=tmp_path, env={**_env(), "TRIGGER_OUT": str(out)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         exports = dict(shlex.split(proc.stdout.readline())[1].split("=", 1)  # type: ignore[union-attr]
                        for _ in range(5))
         endpoint = exports["STREAMLET_ENDPOINT"]
+        s3 = boto3.client("s3", endpoint_url=exports["AWS_ENDPOINT_URL"],
+                          region_name="us-east-1", aws_access_key_id="streamlet-local",
+                          aws_secret_access_key="streamlet-local")
+        s3.create_bucket(Bucket="lake-bucket")
         Admin(endpoint).create_topic("orders", 1)  # created after the trigger started
         with Producer(endpoint, linger_ms=0) as producer:
             for i in range(5):
@@ -87,11 +105,21 @@ def test_local_runs_a_handler_module_from_the_working_directory(tmp_path: Path) 
         assert {(g[0], g[1]) for g in got} == {("SelfManagedKafka", "orders-0")}
         (row,) = Admin(endpoint).describe_group("orders.handlers.handle")
         assert (row.current_offset, row.lag) == (5, 0)
+        while time.monotonic() < deadline and not s3.list_objects_v2(
+                Bucket="lake-bucket").get("KeyCount"):
+            time.sleep(0.1)
+        (item,) = s3.list_objects_v2(Bucket="lake-bucket")["Contents"]
+        body = gzip.decompress(s3.get_object(Bucket="lake-bucket", Key=item["Key"])["Body"]
+                               .read())
+        assert [json.loads(line)["value"] for line in body.splitlines()] == \
+            [f"v{i}" for i in range(5)]
+        assert item["Key"].startswith("raw/orders/dt=")
     finally:
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert "Trigger orders.handlers.handle: orders -> handlers:handle" in stderr
+    assert "Trigger orders.s3: orders -> s3 sink" in stderr
     assert "Traceback" not in stderr
 
 

@@ -92,6 +92,11 @@ def local(
              "the trigger's consumer group; settings as in StreamletPlatform.add_trigger, "
              "e.g. ?batch_size=10&starting_position=TRIM_HORIZON.",
     )] = None,
+    sink: Annotated[list[str] | None, typer.Option(
+        "--sink", metavar="TOPIC=KIND:TARGET[?SETTING=VALUE&...]",
+        help="Deliver the topic into s3:BUCKET, firehose:STREAM, eventbridge:BUS or "
+             "sqs:QUEUE_URL of this platform (repeatable), e.g. orders=s3:lake?prefix=raw/.",
+    )] = None,
 ) -> None:
     """Run a local Streamlet platform (moto + the HTTP API) until Ctrl-C.
 
@@ -99,7 +104,7 @@ def local(
     SDK, the CLI and AWS tools at it. Its state lives in memory and ends with it.
     """
     principals = _principals(principal or [])
-    triggers = parse_triggers(trigger or [])
+    triggers = parse_triggers(trigger or [], sink)
     _check_port(host, port)
     if api_port:
         _check_port(host, api_port)

@@ -1,5 +1,8 @@
 """``streamlet local --trigger TOPIC=module:function[?setting=value&...]``: run local
-Python handlers as the topic's trigger, with the events they will get from Lambda.
+Python handlers as the topic's trigger, with the events they will get from Lambda; and
+``--sink TOPIC=KIND:TARGET[?setting=value&...]`` (``s3:BUCKET``, ``firehose:STREAM``,
+``eventbridge:BUS``, ``sqs:QUEUE_URL``) to deliver a topic into the local platform's
+emulated services.
 
 Settings are :class:`~streamlet.triggers.Trigger`'s (``batch_size``,
 ``maximum_batching_window_ms``, ``starting_position``, ``bisect_batch_on_function_error``,
@@ -67,8 +70,40 @@ def parse_trigger(spec: str) -> Trigger:
         raise CliError(f"--trigger {spec}: {error}") from None
 
 
-def parse_triggers(specs: list[str]) -> list[Trigger]:
-    triggers = [parse_trigger(spec) for spec in specs]
+_SINK_TARGETS = {"s3": "bucket", "firehose": "delivery_stream", "eventbridge": "event_bus",
+                 "sqs": "queue_url"}
+_SINK_SETTINGS = {"prefix", "source", "detail_type", "body"}
+
+
+def parse_sink(spec: str) -> Trigger:
+    """``TOPIC=KIND:TARGET[?setting=value&...]`` -> a sink trigger (CliError if bad).
+
+    Example:
+        >>> parse_sink("orders=s3:lake?prefix=raw/").sink
+        {'kind': 's3', 'bucket': 'lake', 'prefix': 'raw/'}
+    """
+    topic, equals, rest = spec.partition("=")
+    kind, colon, target_query = rest.partition(":")
+    target, _, query = target_query.partition("?")
+    if not equals or not colon or kind not in _SINK_TARGETS or not target:
+        raise CliError(f"--sink takes TOPIC=KIND:TARGET with KIND one of "
+                       f"{', '.join(_SINK_TARGETS)}, not {spec!r}.")
+    sink: dict[str, str] = {"kind": kind, _SINK_TARGETS[kind]: target}
+    settings: dict[str, Any] = {"starting_position": "TRIM_HORIZON"}
+    for name, text in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if name in _SINK_SETTINGS:
+            sink[name] = text
+        else:
+            settings[name] = _value(name, text)
+    name = settings.pop("name", None) or re.sub(r"[^A-Za-z0-9._-]", "-", f"{topic}.{kind}")
+    try:
+        return Trigger(name[:64], topic, sink=sink, **settings)
+    except (InvalidConfig, InvalidRequest, ValueError) as error:
+        raise CliError(f"--sink {spec}: {error}") from None
+
+
+def parse_triggers(specs: list[str], sinks: list[str] | None = None) -> list[Trigger]:
+    triggers = [parse_trigger(spec) for spec in specs] + [parse_sink(s) for s in sinks or []]
     if len({t.name for t in triggers}) != len(triggers):
         raise CliError("Two --trigger options make the same trigger name: add ?name=... .")
     return triggers
@@ -84,12 +119,17 @@ def start_triggers(platform: LocalPlatform, triggers: list[Trigger]) -> LocalTri
     runner = LocalTriggers(platform.engine(), platform.client("dynamodb"),
                            platform.client("dynamodbstreams"), client_factory=platform.client)
     for trigger in triggers:
-        try:
-            handler = load_handler(trigger.function or "")
-        except (ImportError, AttributeError, ValueError) as error:
-            raise CliError(f"--trigger {trigger.topic}={trigger.function}: cannot load the "
-                           f"handler ({type(error).__name__}: {error}).") from None
-        runner.add(trigger, handler=handler)
-        stderr().print(f"Trigger {trigger.name}: {trigger.topic} -> {trigger.function} "
+        if trigger.sink is not None:
+            runner.add(trigger)
+            target = f"{trigger.sink['kind']} sink"
+        else:
+            try:
+                handler = load_handler(trigger.function or "")
+            except (ImportError, AttributeError, ValueError) as error:
+                raise CliError(f"--trigger {trigger.topic}={trigger.function}: cannot load "
+                               f"the handler ({type(error).__name__}: {error}).") from None
+            runner.add(trigger, handler=handler)
+            target = trigger.function or ""
+        stderr().print(f"Trigger {trigger.name}: {trigger.topic} -> {target} "
                        f"(group {trigger.group}, {trigger.starting_position})", markup=False)
     return runner.start()

@@ -6,6 +6,9 @@ Context (`-c key=value`):
   removal=destroy      throwaway dev stacks: tables, buckets and logs go with the stack
   alarm_email=ADDRESS  subscribe ADDRESS to the encrypted alarm topic
   bundle=false         skip building the Lambda asset (template checks only; not deployable)
+  kafka=true           add the Kafka gateway (ECS Fargate behind an NLB; its image is built
+                       by `cdk deploy` with Docker from infra/kafka.Dockerfile)
+  kafka_certificate=ARN  an ACM certificate: the gateway's listener is TLS
 
 Synthesis makes no AWS calls. Building the Lambda asset runs pip against PyPI (no Docker).
 """
@@ -36,6 +39,8 @@ def main() -> None:
     StreamletStack(
         app, "Streamlet", prefix=app.node.try_get_context("prefix") or "streamlet",
         removal_policy=removal, alarm_email=app.node.try_get_context("alarm_email"),
+        kafka=str(app.node.try_get_context("kafka")).lower() == "true",
+        kafka_certificate_arn=app.node.try_get_context("kafka_certificate"),
         description="Streamlet: Kafka's model on DynamoDB, S3, Lambda and API Gateway",
         env=cdk.Environment(account=os.getenv("CDK_DEFAULT_ACCOUNT"),
                             region=os.getenv("CDK_DEFAULT_REGION")),

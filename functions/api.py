@@ -40,6 +40,7 @@ from . import (
     v2,
     v2_subscriptions,
     v3_admin,
+    v3_configs,
     v3_groups,
     v3_produce,
 )
@@ -61,7 +62,7 @@ def _app(*routers: Any) -> StreamletResolver:
     return app
 
 
-admin_app = _app(v3_admin.router, v3_groups.router, native_groups.admin_router)
+admin_app = _app(v3_configs.router, v3_admin.router, v3_groups.router, native_groups.admin_router)
 produce_app = _app(v3_produce.router, native.produce_router)
 consume_app = _app(native.consume_router, native_groups.consume_router, v2.router,
                    v2_subscriptions.router)

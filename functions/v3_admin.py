@@ -1,21 +1,29 @@
-"""Confluent REST Proxy v3 administration: clusters, topics, partitions and configs.
+"""Confluent REST Proxy v3 administration: clusters, topics and partitions (topic configs:
+:mod:`functions.v3_configs`).
 
 One fixed cluster, ``streamlet``. Resources carry REST Proxy's ``kind``, ``metadata.self``
 and ``metadata.resource_name``; partitions add ``log_start_offset`` and
-``high_watermark`` (a Streamlet extension REST Proxy clients ignore).
+``high_watermark`` (a Streamlet extension REST Proxy clients ignore), and
+``.../partitions/{p}/offset`` answers both watermarks as REST Proxy's
+``earliest_offset`` / ``latest_offset``.
+
+A serverless cluster has no brokers, replicas, reassignments or Kafka ACLs (IAM authorizes
+every route). The relationships REST Proxy's document requires for them point at
+collections that exist and are always empty: ``brokers``, ``broker-configs``, ``acls``,
+``.../partitions/-/reassignment`` and ``.../partitions/{p}/replicas`` (docs/rest-v3.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from streamlet.errors import TopicExists, TopicNotFound
+from streamlet.errors import PartitionNotFound, TopicExists, TopicNotFound
 from streamlet.records import TopicDescription
 from streamlet.topicconfig import (
-    CONFIG_KEYS,
     validate_config,
     validate_partitions,
     validate_topic_name,
@@ -27,7 +35,11 @@ from ._shared import ClusterId, check_cluster, listing, new_router, related, res
 from .models import CreateTopic, UpdateTopic
 
 router = new_router()
-TOPICS = "/v3/clusters/<cluster_id>/topics"
+CLUSTER = "/v3/clusters/<cluster_id>"
+TOPICS = f"{CLUSTER}/topics"
+ALL_TOPICS = "-"
+"""``topics/-/...``: REST Proxy's name for every topic of the cluster."""
+OffsetType = Literal["earliest", "latest", "earliest_and_latest"]
 
 
 def _meta(path: str, crn: str) -> dict[str, Any]:
@@ -38,29 +50,43 @@ def _related(path: str) -> dict[str, str]:
     return related(router.current_event, path)
 
 
+def _topic_path(topic: str) -> str:
+    return f"/v3/clusters/{CLUSTER_ID}/topics/{topic}"
+
+
 def cluster_resource() -> dict[str, Any]:
+    """The cluster; no ``controller`` (there is no broker), the broker-level relationships
+    lead to empty collections."""
     path = f"/v3/clusters/{CLUSTER_ID}"
+    links = {name: _related(f"{path}/{suffix}") for name, suffix in (
+        ("acls", "acls"), ("brokers", "brokers"), ("broker_configs", "broker-configs"),
+        ("consumer_groups", "consumer-groups"), ("topics", "topics"),
+        ("partition_reassignments", "topics/-/partitions/-/reassignment"))}
     return {"kind": "KafkaCluster", "metadata": _meta(path, ""), "cluster_id": CLUSTER_ID,
-            "controller": None, "topics": _related(f"{path}/topics")}
+            **links}
 
 
 def topic_resource(topic: TopicDescription) -> dict[str, Any]:
-    path = f"/v3/clusters/{CLUSTER_ID}/topics/{topic.name}"
+    path = _topic_path(topic.name)
     return {
         "kind": "KafkaTopic", "metadata": _meta(path, f"/topic={topic.name}"),
         "cluster_id": CLUSTER_ID, "topic_name": topic.name, "topic_id": topic.topic_id,
         "is_internal": False, "replication_factor": 3, "partitions_count": topic.partitions,
         "partitions": _related(f"{path}/partitions"), "configs": _related(f"{path}/configs"),
+        "partition_reassignments": _related(f"{path}/partitions/-/reassignment"),
         "authorized_operations": [],
     }
 
 
 def partition_resource(topic: str, partition: int, low: int, high: int) -> dict[str, Any]:
-    path = f"/v3/clusters/{CLUSTER_ID}/topics/{topic}/partitions/{partition}"
+    """A partition; no ``leader`` (no broker leads it), ``replicas`` and ``reassignment``
+    lead to empty collections."""
+    path = f"{_topic_path(topic)}/partitions/{partition}"
     return {"kind": "KafkaPartition",
             "metadata": _meta(path, f"/topic={topic}/partition={partition}"),
             "cluster_id": CLUSTER_ID, "topic_name": topic, "partition_id": partition,
-            "leader": None, "replicas": _related(f"{path}/replicas"),
+            "replicas": _related(f"{path}/replicas"),
+            "reassignment": _related(f"{_topic_path(topic)}/partitions/-/reassignment"),
             "log_start_offset": low, "high_watermark": high}
 
 
@@ -157,22 +183,65 @@ def get_partition(cluster_id: ClusterId, topic: str, partition: int) -> dict[str
     return partition_resource(unquoted(topic), partition, low, high)
 
 
-@router.get(f"{TOPICS}/<topic>/configs")
-def list_configs(cluster_id: ClusterId, topic: str) -> dict[str, Any]:
-    """Every config of a topic; ``is_default`` tells overrides from defaults."""
+@router.get(f"{TOPICS}/<topic>/partitions/<partition>/offset")
+def get_partition_offsets(cluster_id: ClusterId, topic: str, partition: int,
+                          offset_type: Annotated[OffsetType, Query()] = "earliest_and_latest"
+                          ) -> dict[str, Any]:
+    """The partition's log start (``earliest_offset``) and high watermark
+    (``latest_offset``); both are answered whatever ``offset_type`` asks for."""
     check_cluster(cluster_id)
-    meta = engine().describe_topic(unquoted(topic))
-    path = f"/v3/clusters/{CLUSTER_ID}/topics/{meta.name}/configs"
-    data = [_config_resource(meta.name, path, name, value)
-            for name, value in meta.config.items()]
-    return _listing("KafkaTopicConfigList", path, data)
+    name = unquoted(topic)
+    low, high = engine().watermarks(name, partition)
+    path = f"{_topic_path(name)}/partitions/{partition}/offset"
+    crn = f"/topic={name}/partition={partition}/offset_type={offset_type}"
+    return {"kind": "KafkaPartitionWithOffsets", "metadata": _meta(path, crn),
+            "cluster_id": CLUSTER_ID, "topic_name": name, "partition_id": partition,
+            "earliest_offset": low, "latest_offset": high}
 
 
-def _config_resource(topic: str, path: str, name: str, value: str) -> dict[str, Any]:
-    spec = CONFIG_KEYS.get(name)
-    default = spec is not None and spec.default == value
-    return {"kind": "KafkaTopicConfig",
-            "metadata": _meta(f"{path}/{name}", f"/topic={topic}/config={name}"),
-            "cluster_id": CLUSTER_ID, "topic_name": topic, "name": name, "value": value,
-            "is_default": default, "is_read_only": False, "is_sensitive": False,
-            "source": "DEFAULT_CONFIG" if default else "DYNAMIC_TOPIC_CONFIG", "synonyms": []}
+# ---- broker-level collections: served, always empty ----------------------------------------
+
+
+def _empty(kind: str, path: str) -> dict[str, Any]:
+    return _listing(kind, path, [])
+
+
+@router.get(f"{CLUSTER}/brokers")
+def list_brokers(cluster_id: ClusterId) -> dict[str, Any]:
+    """No brokers: DynamoDB, S3 and Lambda serve the cluster (always an empty list)."""
+    check_cluster(cluster_id)
+    return _empty("KafkaBrokerList", f"/v3/clusters/{CLUSTER_ID}/brokers")
+
+
+@router.get(f"{CLUSTER}/broker-configs")
+def list_cluster_configs(cluster_id: ClusterId) -> dict[str, Any]:
+    """No broker configs: settings are per topic (always an empty list)."""
+    check_cluster(cluster_id)
+    return _empty("KafkaClusterConfigList", f"/v3/clusters/{CLUSTER_ID}/broker-configs")
+
+
+@router.get(f"{CLUSTER}/acls")
+def search_acls(cluster_id: ClusterId) -> dict[str, Any]:
+    """No Kafka ACLs: IAM authorizes every route (always an empty list; docs/security.md)."""
+    check_cluster(cluster_id)
+    return _empty("KafkaAclList", f"/v3/clusters/{CLUSTER_ID}/acls")
+
+
+@router.get(f"{TOPICS}/<topic>/partitions/-/reassignment")
+def list_reassignments(cluster_id: ClusterId, topic: str) -> dict[str, Any]:
+    """No replica reassignments, ever; ``topic`` ``-`` is every topic (an empty list)."""
+    check_cluster(cluster_id)
+    name = unquoted(topic)
+    if name != ALL_TOPICS:
+        name = engine().topic_metadata(name).name  # 404 for an unknown topic
+    return _empty("KafkaReassignmentList", f"{_topic_path(name)}/partitions/-/reassignment")
+
+
+@router.get(f"{TOPICS}/<topic>/partitions/<partition>/replicas")
+def list_replicas(cluster_id: ClusterId, topic: str, partition: int) -> dict[str, Any]:
+    """No broker replicas: DynamoDB and S3 replicate across zones (an empty list)."""
+    check_cluster(cluster_id)
+    meta = engine().topic_metadata(unquoted(topic))
+    if not 0 <= partition < meta.partitions:
+        raise PartitionNotFound(meta.name, partition, meta.partitions)
+    return _empty("KafkaReplicaList", f"{_topic_path(meta.name)}/partitions/{partition}/replicas")

@@ -49,9 +49,12 @@ REQUIREMENTS = (
 )
 # The SDK's local emulator and CLI need moto/typer, which Lambda neither has nor needs;
 # of local/ only the credentials constants (the transports' loopback fallback) and the
-# package's lazy __init__ go in.
-SDK_SUBPACKAGES_LEFT_OUT = frozenset({"local", "cli"})
+# package's lazy __init__ go in. The Kafka gateway runs in its own container image
+# (infra/kafka.Dockerfile); the serializers (orjson, fastavro) and the pytest plugin are
+# for users' programs and tests. No handler imports any of them (tests/infra/test_bundling).
+SDK_SUBPACKAGES_LEFT_OUT = frozenset({"local", "cli", "kafka"})
 SDK_FILES_KEPT = frozenset({"local/__init__.py", "local/credentials.py"})
+SDK_FILES_LEFT_OUT = frozenset({"serializers.py", "testing.py"})
 PIP_TIMEOUT_S = 600
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -61,12 +64,21 @@ class BundlingError(RuntimeError):
     """The Lambda asset could not be built locally (CDK will not try Docker)."""
 
 
+def sdk_file_bundled(relative: Path) -> bool:
+    """Whether the SDK file at ``relative`` (to the package directory) joins the asset."""
+    if len(relative.parts) == 1:
+        return relative.as_posix() not in SDK_FILES_LEFT_OUT
+    return (relative.parts[0] not in SDK_SUBPACKAGES_LEFT_OUT
+            or relative.as_posix() in SDK_FILES_KEPT)
+
+
 def _ignore(root: Path) -> Callable[[str, list[str]], set[str]]:
     def ignore(directory: str, names: list[str]) -> set[str]:
         skipped = {n for n in names if n in {"__pycache__", ".mypy_cache"} or n.endswith(".pyc")}
-        relative = Path(directory).relative_to(root)
-        if relative.parts and relative.parts[0] in SDK_SUBPACKAGES_LEFT_OUT:
-            skipped |= {n for n in names if (relative / n).as_posix() not in SDK_FILES_KEPT}
+        if root == SDK_PACKAGE_DIR:
+            relative = Path(directory).relative_to(root)
+            skipped |= {n for n in names if (Path(directory) / n).is_file()
+                        and not sdk_file_bundled(relative / n)}
         return skipped
     return ignore
 

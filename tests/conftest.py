@@ -15,6 +15,30 @@ from streamlet.local import LocalPlatform, serialized_moto
 
 _names = itertools.count()
 
+WORKERS = 2
+"""CI's machine has two cores: the suite runs on two pytest-xdist workers by default."""
+DIST = "loadfile"
+"""Each test file runs whole on one worker (module fixtures and caches are built once)."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Iterator[object]:
+    """Default to ``-n 2 --dist loadfile`` when pytest-xdist is loaded.
+
+    Not in ``addopts``: there ``-p no:xdist`` would fail on the unknown ``-n``. An explicit
+    ``-n`` (``-n 0``: serial) wins; so does ``-p no:xdist``. ``-s`` (output shown live,
+    e.g. to watch a chaos run) and ``--pdb``/``--trace`` run serially, since workers cannot
+    show output or stop in a debugger.
+    """
+    option = config.option
+    if (config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
+            and getattr(option, "numprocesses", 0) is None
+            and option.capture != "no" and not option.usepdb and not option.trace):
+        option.numprocesses = WORKERS
+        if option.dist == "no" and not option.distload:
+            option.dist = DIST
+    return (yield)
+
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:

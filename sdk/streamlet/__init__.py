@@ -9,12 +9,14 @@ Example:
     ...     print([r.value for r in c.poll(timeout=2)])
 """
 
-from .admin import Admin, GroupPartition
+from .admin import Admin, ConfigEntry, GroupPartition, NewTopic
 from .consumer import Consumer
 from .errors import (
     AccessDenied,
     AppendConflict,
+    BufferExhausted,
     CommitFailed,
+    ConfigNotFound,
     DataUnavailable,
     GroupActive,
     GroupNotFound,
@@ -36,6 +38,7 @@ from .errors import (
     TopicExists,
     TopicNotFound,
 )
+from .futures import RecordFuture
 from .producer import Producer
 from .records import (
     ArchiveReport,
@@ -52,14 +55,19 @@ from .records import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AccessDenied", "Admin", "AppendConflict", "ArchiveReport", "CommitFailed", "Consumer",
+    "AccessDenied", "Admin", "AppendConflict", "ArchiveReport", "BufferExhausted",
+    "CommitFailed", "ConfigEntry", "ConfigNotFound", "Consumer",
     "DataUnavailable",
     "GroupActive", "GroupNotFound",
     "GroupPartition", "InvalidConfig", "InvalidPartitions",
-    "InvalidRecord", "InvalidRequest", "InvalidTopicName", "OffsetMismatch", "OffsetOutOfRange",
+    "InvalidRecord", "InvalidRequest", "InvalidTopicName", "NewTopic", "OffsetMismatch",
+    "OffsetOutOfRange",
     "OutOfOrderSequence", "PartitionInfo", "PartitionNotFound", "Producer", "ProducerFenced",
-    "Record", "RecordMetadata", "RecordTooLarge", "RequestTimedOut", "RetentionReport",
-    "RetriableError", "SegmentInfo",
+    "Record", "RecordFuture", "RecordMetadata", "RecordTooLarge", "RequestTimedOut",
+    "RetentionReport", "RetriableError", "SegmentInfo",
     "StreamletError", "Throttled", "TimestampType", "TopicDescription", "TopicExists",
     "TopicNotFound", "TopicPartition",
 ]
+from .records import ConsumerRecords, OffsetAndMetadata, OffsetAndTimestamp
+
+__all__ += ["ConsumerRecords", "OffsetAndMetadata", "OffsetAndTimestamp"]

@@ -1,26 +1,33 @@
-"""Topic administration and offset queries."""
+"""Topic administration, configs and offset queries (kafka-python's KafkaAdminClient names
+beside Streamlet's own)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
+from ._admin_inputs import config_resource, offset_of, operations, settled
 from ._values import is_int
 from .errors import (
     GroupActive,
     GroupNotFound,
     InvalidRequest,
     PartitionNotFound,
+    StreamletError,
+    TopicExists,
     TopicNotFound,
 )
 from .groups.leases import GroupSnapshot
 from .records import ArchiveReport, RetentionReport, TopicDescription, TopicPartition
+from .topicconfig import CONFIG_KEYS, validate_config, validate_partitions, validate_topic_name
 from .transport import Transport, connect
 
 MAX_LIVENESS_WAIT_S = 10.0
+DEFAULT_CONFIG, TOPIC_CONFIG = "DEFAULT_CONFIG", "DYNAMIC_TOPIC_CONFIG"
+"""Where a config value comes from (Kafka's ConfigSource names)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,37 @@ class GroupPartition:
     host: str | None
     client_id: str | None
     lease_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewTopic:
+    """A topic for :meth:`Admin.create_topics` (kafka-python's ``NewTopic``).
+
+    ``num_partitions=-1`` means the default (1). ``replication_factor`` is accepted and
+    not used: DynamoDB and S3 keep every write in three availability zones.
+    """
+
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    replica_assignments: Mapping[int, Sequence[int]] = field(default_factory=dict)
+    topic_configs: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One topic config as :meth:`Admin.describe_configs` reports it."""
+
+    name: str
+    value: str
+    source: str
+    """``DYNAMIC_TOPIC_CONFIG`` (set on the topic) or ``DEFAULT_CONFIG``."""
+    is_read_only: bool = False
+    is_sensitive: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self.source == DEFAULT_CONFIG
 
 
 class Admin:
@@ -73,6 +111,112 @@ class Admin:
     def create_partitions(self, name: str, total: int) -> TopicDescription:
         """Grow ``name`` to ``total`` partitions (keys may then map elsewhere, as in Kafka)."""
         return self._transport.create_partitions(name, total)
+
+    # ---- kafka-python's KafkaAdminClient: topics and configs ---------------------------
+
+    def create_topics(self, new_topics: Iterable[NewTopic | str],
+                      timeout_ms: int | None = None, validate_only: bool = False,
+                      raise_errors: bool = True
+                      ) -> dict[str, TopicDescription | StreamletError]:
+        """Create several topics: ``NewTopic`` objects (or names, with the defaults).
+
+        Every name, partition count and config is checked before any topic is created;
+        then each is created on its own, as Kafka does, so one that exists does not stop
+        the others. Returns each topic's description, or (``raise_errors=False``) the
+        error that refused it; with ``raise_errors`` the first error is raised once every
+        topic was tried. ``validate_only`` checks everything (existence too), creates
+        nothing. ``timeout_ms`` is accepted for kafka-python's signature (creation is
+        synchronous).
+
+        Example:
+            >>> admin.create_topics([NewTopic("orders", 6, topic_configs={  # doctest: +SKIP
+            ...     "retention.ms": 86400000})])
+        """
+        wanted = [_checked(NewTopic(t) if isinstance(t, str) else t) for t in new_topics]
+        if len({t.name for t in wanted}) != len(wanted):
+            raise InvalidRequest("create_topics names a topic twice.")
+        existing = set(self._transport.list_topics()) if validate_only else set()
+        results: dict[str, TopicDescription | StreamletError] = {}
+        for topic in wanted:
+            partitions = max(topic.num_partitions, 1)
+            try:
+                if not validate_only:
+                    results[topic.name] = self._transport.create_topic(
+                        topic.name, partitions, topic.topic_configs)
+                elif topic.name in existing:
+                    raise TopicExists(topic.name)
+                else:
+                    results[topic.name] = TopicDescription(
+                        topic.name, "", partitions, validate_config(topic.topic_configs), [],
+                        frozenset(topic.topic_configs))
+            except StreamletError as error:
+                results[topic.name] = error
+        return settled(results, raise_errors)
+
+    def delete_topics(self, topics: Iterable[str], timeout_ms: int | None = None,
+                      raise_errors: bool = True) -> dict[str, StreamletError | None]:
+        """Delete several topics, each on its own; ``{name: None}`` for each deleted (or,
+        with ``raise_errors=False``, the error that refused it). With ``raise_errors``
+        the first error is raised once every topic was tried."""
+        if isinstance(topics, str):
+            raise InvalidRequest("delete_topics takes a list of topic names, not one name.")
+        results: dict[str, StreamletError | None] = {}
+        for name in topics:
+            try:
+                self._transport.delete_topic(name)
+                results[name] = None
+            except StreamletError as error:
+                results[name] = error
+        return settled(results, raise_errors)
+
+    def describe_configs(self, resources: Iterable[object]) -> dict[str, dict[str, ConfigEntry]]:
+        """Each topic's configs with their sources: ``{topic: {key: ConfigEntry}}``.
+
+        ``resources`` are topic names, or objects with ``name`` and ``configs`` (the keys
+        wanted, None for all) such as kafka-python's ``ConfigResource`` for a topic.
+        ``source`` is ``DYNAMIC_TOPIC_CONFIG`` for a key set on the topic (even to the
+        default value), else ``DEFAULT_CONFIG``.
+        """
+        out: dict[str, dict[str, ConfigEntry]] = {}
+        for resource in resources:
+            name, keys = config_resource(resource)
+            topic = self._transport.describe_topic(name)
+            out[name] = {key: ConfigEntry(key, value, TOPIC_CONFIG if key in topic.overrides
+                                          else DEFAULT_CONFIG)
+                         for key, value in sorted(topic.config.items())
+                         if keys is None or key in keys}
+        return out
+
+    def alter_configs(self, configs: Mapping[str, Mapping[str, object]],
+                      validate_only: bool = False) -> dict[str, TopicDescription]:
+        """Kafka's (non-incremental) AlterConfigs: ``{topic: {key: value}}`` becomes each
+        topic's whole set of overrides; every key not given returns to its default.
+        Every topic is validated before any is changed."""
+        return self._alter({name: (dict(given), [k for k in CONFIG_KEYS if k not in given])
+                            for name, given in configs.items()}, validate_only)
+
+    def incremental_alter_configs(self, changes: Mapping[str, Mapping[str, object]],
+                                  validate_only: bool = False) -> dict[str, TopicDescription]:
+        """Kafka's IncrementalAlterConfigs: ``{topic: {key: ("SET", value) or
+        ("DELETE", None)}}``; keys not named keep their values. Every topic is validated
+        before any is changed (APPEND and SUBTRACT are for list configs: topics have none).
+
+        Example:
+            >>> admin.incremental_alter_configs({"orders": {                # doctest: +SKIP
+            ...     "retention.ms": ("SET", 3600000), "segment.ms": ("DELETE", None)}})
+        """
+        return self._alter({name: operations(name, ops) for name, ops in changes.items()},
+                           validate_only)
+
+    def _alter(self, plans: Mapping[str, tuple[dict[str, object], list[str]]],
+               validate_only: bool) -> dict[str, TopicDescription]:
+        for name, (updates, deletes) in plans.items():
+            self._transport.alter_topic_config(name, updates, deletes, validate_only=True)
+        if validate_only:
+            return {name: self._transport.alter_topic_config(name, u, d, validate_only=True)
+                    for name, (u, d) in plans.items()}
+        return {name: self._transport.alter_topic_config(name, updates, deletes)
+                for name, (updates, deletes) in plans.items()}
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         """(log start offset, high watermark) of one partition."""
@@ -194,6 +338,34 @@ class Admin:
             raise GroupActive(group, live)
         self._transport.groups.delete(group)
 
+    def list_consumer_group_offsets(self, group_id: str,
+                                    partitions: Iterable[TopicPartition] | None = None
+                                    ) -> dict[TopicPartition, int]:
+        """The group's committed offsets (the next offset each partition reads), for
+        every partition with one or only ``partitions``. ``GroupNotFound``."""
+        wanted = None if partitions is None else set(partitions)
+        return {tp: lease.committed for tp, lease in sorted(self._snapshot(group_id)
+                                                                .leases.items())
+                if lease.committed is not None and (wanted is None or tp in wanted)}
+
+    def alter_consumer_group_offsets(self, group_id: str, offsets: Mapping[TopicPartition, object]
+                                     ) -> dict[TopicPartition, int]:
+        """Set the group's committed offsets to exactly these (backwards too, as Kafka's
+        AlterConsumerGroupOffsets; values are ints or objects with an ``offset``, such
+        as OffsetAndMetadata). Refused while the group has live members (``GroupActive``),
+        as Kafka refuses a non-empty group; a group with no state yet is created. Each
+        partition's lease epoch moves, so an old owner cannot commit over it."""
+        wanted = {tp: offset_of(tp, value) for tp, value in offsets.items()}
+        if not wanted:
+            raise InvalidRequest("alter_consumer_group_offsets needs at least one offset.")
+        snap = self._transport.groups.snapshot(group_id)
+        live = self.live_members(group_id) if snap.members else []
+        if live:
+            raise GroupActive(group_id, live)
+        self._transport.groups.reset(group_id, wanted, {tp: snap.leases[tp] for tp in wanted
+                                                        if tp in snap.leases})
+        return wanted
+
     def _snapshot(self, group: str) -> GroupSnapshot:
         snap = self._transport.groups.snapshot(group)
         if not snap.leases and not snap.members:
@@ -227,3 +399,19 @@ def _one_spec(to_earliest: bool, to_latest: bool, to_offset: int | None,
             raise InvalidRequest(f"{name} must be a non-negative integer, got {value!r}.")
     if shift_by is not None and not is_int(shift_by):
         raise InvalidRequest(f"shift_by must be an integer, got {shift_by!r}.")
+
+
+def _checked(topic: NewTopic) -> NewTopic:
+    """A NewTopic's name, partitions and configs, checked before anything is created."""
+    validate_topic_name(topic.name)
+    if topic.num_partitions != -1:
+        validate_partitions(topic.name, topic.num_partitions)
+    if not is_int(topic.replication_factor) or topic.replication_factor in (0,) \
+            or topic.replication_factor < -1:
+        raise InvalidRequest(f"replication_factor for '{topic.name}' must be -1 or positive, "
+                             f"got {topic.replication_factor!r}.")
+    if topic.replica_assignments:
+        raise InvalidRequest(f"replica_assignments for '{topic.name}': Streamlet places "
+                             "partitions itself (there are no brokers to assign).")
+    validate_config(topic.topic_configs)
+    return topic

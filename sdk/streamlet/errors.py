@@ -355,6 +355,15 @@ class ClusterNotFound(StreamletError):
         self.cluster = cluster
 
 
+class ResourceNotFound(StreamletError):
+    """A REST Proxy v3 resource that does not exist: a group's consumer, a consumer's
+    assignment, a partition's lag before any commit (REST Proxy v3's 404 body)."""
+
+    code = "resource_not_found"
+    status = 404
+    error_code = 404
+
+
 class RecordNotJson(StreamletError):
     """A ``json`` consumer instance met a record whose key or value is not JSON."""
 
@@ -457,6 +466,39 @@ class InvalidTimestamp(_BatchRefused):
     records' largest (Kafka's INVALID_TIMESTAMP)."""
 
     code = "invalid_timestamp"
+
+
+class BufferExhausted(StreamletError):
+    """``Producer.send`` waited ``max_block_ms`` for room in its ``buffer_memory`` and got
+    none: the records queued before it are still unacknowledged (a slow or failing
+    deployment). Nothing was queued; sending again later may succeed (Kafka's
+    BufferExhaustedException, a TimeoutException). Raised by the SDK only, never sent."""
+
+    code = "buffer_exhausted"
+    status = 503
+    error_code = 50305
+    retriable = True
+
+    def __init__(self, size: int, buffer_memory: int, max_block_ms: float) -> None:
+        super().__init__(
+            f"Could not queue a record of {size} bytes: the producer's buffer_memory="
+            f"{buffer_memory} bytes stayed full for max_block_ms={max_block_ms:g} (records "
+            "sent earlier are still waiting for the deployment). Slow down, or raise "
+            "buffer_memory or max_block_ms.")
+        self.size, self.buffer_memory, self.max_block_ms = size, buffer_memory, max_block_ms
+
+
+class ConfigNotFound(InvalidConfig):
+    """A topic config named in a path (``.../configs/{name}``) that topics do not have
+    (REST Proxy v3 answers 404)."""
+
+    code = "config_not_found"
+    status = 404
+    error_code = 40405
+
+    def __init__(self, topic: str, name: str) -> None:
+        super().__init__(f"Config '{name}' cannot be found for topic '{topic}'.")
+        self.topic, self.name = topic, name
 
 
 def _class_for_status(status: int) -> type[StreamletError]:

@@ -14,16 +14,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from ._values import is_int
 from .codec import batch_span
 from .errors import InvalidRequest, OffsetOutOfRange
-from .records import Record, TopicPartition
+from .records import OffsetAndTimestamp, Record, TopicPartition
 from .transport.base import Transport
 from .validation import decode_records
 
 RESET_POLICIES = ("earliest", "latest", "none")
+Deserializer = Callable[[bytes], Any]
 
 
 def check_reset_policy(policy: str) -> str:
@@ -58,6 +62,9 @@ class Fetched:
     """The offset after the last batch read (-1 if none): once every record is taken, the
     next position ends a batch, which makes the next fetch cheaper (``boundary_of``)."""
     topic_id: str = ""
+    high_watermark: int = -1
+    """The end of the log as far as this fetch read it (-1 if it read nothing): the high
+    watermark when the fetch reached the tail, else a lower bound."""
 
 
 def fetch_records(transport: Transport, tp: TopicPartition, position: int, policy: str,
@@ -80,7 +87,7 @@ def fetch_records(transport: Transport, tp: TopicPartition, position: int, polic
             return Fetched(position)
     records, complete = records_from(tp, result.batches, position, max_bytes)
     end = batch_span(result.batches[-1])[1] + 1 if result.batches and complete else -1
-    return Fetched(position, records, end, result.topic_id)
+    return Fetched(position, records, end, result.topic_id, result.high_watermark)
 
 
 def records_from(tp: TopicPartition, batches: Iterable[bytes], position: int,
@@ -91,13 +98,84 @@ def records_from(tp: TopicPartition, batches: Iterable[bytes], position: int,
     out: list[Record] = []
     budget = max_bytes
     for batch in batches:
-        records, more = decode_records(tp.topic, tp.partition, batch, max(budget, 1))
-        taken = [r for r in records if r.offset >= position]
+        taken, more = _decode_from(tp, batch, position, max(budget, 1))
         out += taken
         budget -= sum(record_size(r) for r in taken)
         if more or (budget <= 0 and taken):
             return out, False
     return out, True
+
+
+def _decode_from(tp: TopicPartition, batch: bytes, position: int, budget: int
+                 ) -> tuple[list[Record], bool]:
+    """The records of one batch at or after ``position``, about ``budget`` bytes of them,
+    and whether the batch has more. Decoding starts at the batch's first record, so the
+    records before ``position`` (a position inside a batch) widen the bound: doubling it
+    keeps the work within twice one decode of what is needed."""
+    limit = budget
+    while True:
+        records, more = decode_records(tp.topic, tp.partition, batch, limit)
+        taken = [r for r in records if r.offset >= position]
+        if not more or taken:
+            return taken, more
+        skipped = sum(record_size(r) for r in records)
+        limit = max(2 * limit, skipped + budget)
+
+
+def offsets_for_times(transport: Transport, timestamps: Mapping[TopicPartition, int],
+                      max_bytes: int) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+    """For each partition, the first offset whose record timestamp is >= the given ms, with
+    that record's timestamp (one more fetch of its batch); None where there is none.
+    InvalidRequest for a key that is not a TopicPartition or a timestamp below 0."""
+    for tp, ts in timestamps.items():
+        if not isinstance(tp, TopicPartition) or not is_int(ts) or ts < 0:
+            raise InvalidRequest(f"offsets_for_times takes {{TopicPartition: ms >= 0}}, "
+                                 f"got {tp!r}: {ts!r}.")
+    return {tp: _offset_and_timestamp(transport, tp, ts, max_bytes)
+            for tp, ts in timestamps.items()}
+
+
+def _offset_and_timestamp(transport: Transport, tp: TopicPartition, timestamp: int,
+                          max_bytes: int) -> OffsetAndTimestamp | None:
+    offset = transport.offset_for_time(tp.topic, tp.partition, timestamp)
+    if offset is None:
+        return None
+    try:
+        result = transport.fetch(tp.topic, tp.partition, offset, max_bytes, 1)
+    except OffsetOutOfRange:  # retention passed it meanwhile: look again
+        offset = transport.offset_for_time(tp.topic, tp.partition, timestamp)
+        return None if offset is None else OffsetAndTimestamp(offset, timestamp)
+    records, _ = records_from(tp, result.batches[:1], offset, 1)
+    return OffsetAndTimestamp(offset, records[0].timestamp if records else timestamp)
+
+
+def deserialized(record: Record, keys: Deserializer | None, values: Deserializer | None
+                 ) -> Record:
+    """``record`` with its key and value passed through the deserializers (kafka-python's
+    ``key_deserializer`` / ``value_deserializer``); a None key or value stays None. A
+    failure keeps its own type, with a note naming the record.
+
+    Example:
+        >>> deserialized(Record("t", 0, 5, None, b"[1]"), None, bytes.decode).value
+        '[1]'
+    """
+    if keys is None and values is None:
+        return record
+    return dataclasses.replace(record, key=_apply(keys, record, "key", record.key),
+                               value=_apply(values, record, "value", record.value))
+
+
+def _apply(deserializer: Deserializer | None, record: Record, what: str,
+           data: bytes | None) -> Any:
+    if deserializer is None or data is None:
+        return data
+    try:
+        return deserializer(data)
+    except Exception as error:
+        error.add_note(f"Deserializing the {what} of {record.topic} partition "
+                       f"{record.partition} offset {record.offset} failed; the consumer's "
+                       "position stays at this record (seek past it to skip it).")
+        raise
 
 
 def record_size(record: Record) -> int:

@@ -9,10 +9,46 @@ is sent, then another.
 from __future__ import annotations
 
 import random
+import struct
 import threading
 from typing import Protocol
 
-from aiokafka.partitioner import murmur2
+_SEED, _M, _MASK = 0x9747B28C, 0x5BD1E995, 0xFFFFFFFF
+_WORDS: dict[int, struct.Struct] = {}
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 of ``data`` as an unsigned 32-bit int (Java's ``Utils.murmur2``).
+
+    The same values as aiokafka's and kafka-python's pure-Python versions, about twice
+    as fast: the 4-byte words are unpacked at once and the masking is minimal.
+
+    Example:
+        >>> murmur2(b"21") - (1 << 32)      # Java: -973932308
+        -973932308
+    """
+    length = len(data)
+    h = _SEED ^ length
+    words = length >> 2
+    if words:
+        unpack = _WORDS.get(words)
+        if unpack is None:
+            unpack = _WORDS.setdefault(words, struct.Struct(f"<{words}I"))
+        for word in unpack.unpack_from(data):
+            k = (word * _M) & _MASK
+            k ^= k >> 24
+            h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    tail = length & 3
+    if tail:
+        i = length - tail
+        if tail == 3:
+            h ^= data[i + 2] << 16
+        if tail >= 2:
+            h ^= data[i + 1] << 8
+        h = ((h ^ data[i]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 def murmur2_partition(key: bytes, num_partitions: int) -> int:
@@ -22,7 +58,7 @@ def murmur2_partition(key: bytes, num_partitions: int) -> int:
         >>> murmur2_partition(b"foobar", 12)
         6
     """
-    return (int(murmur2(key)) & 0x7FFFFFFF) % num_partitions
+    return (murmur2(key) & 0x7FFFFFFF) % num_partitions
 
 
 class Partitioner(Protocol):

@@ -2,6 +2,13 @@
 
 Idempotence is on by default: every batch carries the producer id, epoch and a
 per-partition sequence, so a retried batch is written once however often it is sent.
+
+``send`` does little per record: serialize, pick a partition, append to the partition's
+open batch under one lock, and return a :class:`~streamlet.futures.RecordFuture` (three
+slots over the batch's shared result). The sender thread is woken only when a batch is
+opened or fills, not per record. Queued records are bounded by ``buffer_memory``: a
+``send`` that finds it full makes every lingering batch sendable (as Kafka's accumulator
+does) and blocks up to ``max_block_ms`` for room, then raises ``BufferExhausted``.
 """
 
 from __future__ import annotations
@@ -12,74 +19,125 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self, TypeVar
 
+from ._metrics import ProducerMetrics
 from ._values import HeadersIn, is_int, to_bytes, to_headers, to_timestamp
 from .codec import COMPRESSION_CODES, BatchBuilder, estimate_record_size, increment_sequence
-from .errors import InvalidRequest, PartitionNotFound, RecordTooLarge, StreamletError
+from .errors import (
+    BufferExhausted,
+    InvalidRequest,
+    PartitionNotFound,
+    RecordTooLarge,
+    StreamletError,
+)
+from .futures import BatchResult, RecordFuture
 from .partitioner import DefaultPartitioner, Partitioner
-from .records import AppendResult, RecordMetadata, TimestampType, TopicDescription, TopicPartition
+from .records import AppendResult, TopicDescription, TopicPartition
 from .topicconfig import config_int, config_str, validate_topic_name
 from .transport import Transport, connect
 
 METADATA_MAX_AGE_S = 30.0
+IDLE_WAIT_S = 1.0
+"""The sender re-checks at least this often with nothing lingering."""
 T = TypeVar("T")
+Serializer = Callable[[object], object]
 
 
-@dataclass
+def batch_cap(max_message_bytes: int) -> int:
+    """The largest batch (uncompressed) the producer builds for a topic: its
+    max.message.bytes less room for the worst compression overhead (zstd, lz4 and gzip
+    add at most ~0.4% plus a frame header to incompressible data), since the log
+    refuses batches above the limit both as sent and decompressed.
+
+    Example:
+        >>> batch_cap(1048576)
+        1040256
+    """
+    return max(1, max_message_bytes - max_message_bytes // 128 - 128)
+
+
+@dataclass(slots=True)
 class _Batch:
+    key: tuple[str, int]
+    """(topic, partition): the accumulator's key (a tuple hashes in C, faster than a
+    TopicPartition on the per-record path)."""
     tp: TopicPartition
     builder: BatchBuilder
     created: float
-    futures: list[Future[RecordMetadata]] = field(default_factory=list)
+    result: BatchResult
+    reserved: int = 0
+    """Bytes of buffer_memory its records hold until the batch is resolved."""
     closed: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Topic:
     description: TopicDescription
     fetched: float
+    max_bytes: int
+    cap: int
+    codec: str
 
 
 class Producer:
     """Sends records to Streamlet topics.
 
+    Keyword options carry Kafka's names (kafka-python's spelling): ``key_serializer`` and
+    ``value_serializer`` (callables from the object to bytes, called for every key and
+    value, ``None`` included, as kafka-python does; see :mod:`streamlet.serializers`),
+    ``linger_ms``, ``batch_size`` (capped by each topic's max.message.bytes),
+    ``buffer_memory`` and ``max_block_ms``, ``compression_type``, ``enable_idempotence``,
+    ``delivery_timeout_ms``, ``retry_backoff_ms``.
+
     Example:
-        >>> with Producer("direct+http://127.0.0.1:4566") as producer:  # doctest: +SKIP
-        ...     future = producer.send("orders", b'{"id": 1}', key=b"customer-7")
-        ...     producer.flush()
-        ...     future.result().offset
+        >>> from streamlet.serializers import json_serializer
+        >>> producer = Producer("direct+http://127.0.0.1:4566",            # doctest: +SKIP
+        ...                     value_serializer=json_serializer)
+        >>> future = producer.send("orders", {"id": 1}, key=b"customer-7")  # doctest: +SKIP
+        >>> future.add_callback(print).add_errback(print)                   # doctest: +SKIP
+        >>> future.get(timeout=10).offset                                   # doctest: +SKIP
         0
     """
 
-    def __init__(self, endpoint: str | None = None, *, linger_ms: float = 5,
-                 batch_size: int = 256 * 1024, compression_type: str | None = None,
+    def __init__(self, endpoint: str | None = None, *, key_serializer: Serializer | None = None,
+                 value_serializer: Serializer | None = None, linger_ms: float = 5,
+                 batch_size: int = 256 * 1024, buffer_memory: int = 32 * 1024 * 1024,
+                 max_block_ms: float = 60_000, compression_type: str | None = None,
                  enable_idempotence: bool = True, partitioner: Partitioner | None = None,
                  delivery_timeout_ms: int = 120_000, retry_backoff_ms: int = 50,
                  max_in_flight: int = 4, transport: Transport | None = None) -> None:
         _check_options(linger_ms, batch_size, compression_type, max_in_flight)
+        _check_buffer(buffer_memory, max_block_ms, key_serializer, value_serializer)
         self._owns_transport = transport is None
         self._transport = transport or connect(endpoint)
+        self._key_serializer, self._value_serializer = key_serializer, value_serializer
         self._linger = linger_ms / 1000
         self._batch_size = batch_size
+        self._buffer_memory = buffer_memory
+        self._max_block_ms = max_block_ms
         self._compression = compression_type
         self._idempotent = enable_idempotence
         self._partitioner = partitioner or DefaultPartitioner()
         self._delivery_timeout = delivery_timeout_ms / 1000
         self._backoff = retry_backoff_ms / 1000
         self._topics: dict[str, _Topic] = {}
-        self._batches: dict[TopicPartition, deque[_Batch]] = {}
-        self._in_flight: set[TopicPartition] = set()
+        self._batches: dict[tuple[str, int], deque[_Batch]] = {}
+        self._in_flight: set[tuple[str, int]] = set()
+        self._buffered = 0
+        self._waiting_for_memory = 0
         self._sequences: dict[tuple[int, TopicPartition], int] = {}
         self._producer_id: int | None = None
         self._pid_lock = threading.Lock()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._flushing = 0
         self._closed = False
         self._fatal: BaseException | None = None
+        self._metrics = ProducerMetrics()
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="streamlet-send")
         self._sender = threading.Thread(target=self._run, name="streamlet-sender", daemon=True)
         self._sender.start()
@@ -88,23 +146,44 @@ class Producer:
 
     def send(self, topic: str, value: object = None, key: object = None,
              headers: HeadersIn = None, partition: int | None = None,
-             timestamp_ms: int | None = None) -> Future[RecordMetadata]:
+             timestamp_ms: int | None = None) -> RecordFuture:
         """Queue one record; the future resolves once it is durably written.
 
-        Bad input (types, unknown topic or partition, oversized record) raises here.
+        Bad input (types, unknown topic or partition, oversized record) raises here, and
+        so does ``BufferExhausted`` after ``max_block_ms`` with the buffer full.
         """
-        validate_topic_name(topic)
-        value_b, key_b = to_bytes("value", value, topic), to_bytes("key", key, topic)
-        header_list = to_headers(headers, topic)
-        ts = to_timestamp(timestamp_ms, topic)
-        meta = self._metadata(topic)
-        tp = TopicPartition(topic, self._choose(meta, key_b, partition))
+        if self._value_serializer is not None:
+            value = self._value_serializer(value)
+        if self._key_serializer is not None:
+            key = self._key_serializer(key)
+        value_b = value if value is None or type(value) is bytes else to_bytes(
+            "value", value, topic)
+        key_b = key if key is None or type(key) is bytes else to_bytes("key", key, topic)
+        header_list = to_headers(headers, topic) if headers is not None else []
+        checked = to_timestamp(timestamp_ms, topic)
+        ts = int(time.time() * 1000) if checked is None else checked
+        cached = self._topic(topic)
+        chosen = self._choose(cached.description, key_b, partition)
         size = estimate_record_size(key_b, value_b, header_list)
-        limit = config_int(meta.config, "max.message.bytes")
-        if size > limit:
-            raise RecordTooLarge(topic, size, limit)
-        ts = int(time.time() * 1000) if ts is None else ts
-        return self._enqueue(meta, tp, key_b, value_b, header_list, ts)
+        if size > cached.max_bytes:
+            raise RecordTooLarge(topic, size, cached.max_bytes)
+        return self._append(cached, (topic, chosen), key_b, value_b, header_list, ts, size)
+
+    def partitions_for(self, topic: str) -> set[int]:
+        """The topic's partition ids (kafka-python's ``partitions_for``)."""
+        return set(range(self._topic(topic).description.partitions))
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """``{"producer-metrics": {name: value}}`` with kafka-python's metric names:
+        record-send-rate, byte-rate, batch-size-avg/max, records-per-request-avg,
+        request-latency-avg/max, record-queue-time-avg/max, record-retry-rate,
+        record-error-rate, their ``*-total`` counters, requests-in-flight and the
+        buffer's total and available bytes. Rates cover the last 30 s."""
+        with self._cond:
+            available = self._buffer_memory - self._buffered
+            in_flight = len(self._in_flight)
+        return {"producer-metrics": self._metrics.snapshot(self._buffer_memory, available,
+                                                           in_flight)}
 
     def flush(self, timeout: float | None = None) -> None:
         """Send everything queued and wait until each record is acknowledged or failed."""
@@ -147,49 +226,77 @@ class Producer:
 
     # ---- queueing --------------------------------------------------------------------------
 
-    def _metadata(self, topic: str) -> TopicDescription:
-        cached = self._topics.get(topic)
+    def _topic(self, topic: str) -> _Topic:
+        cached = self._topics.get(topic) if type(topic) is str else None
         if cached is None or time.monotonic() - cached.fetched > METADATA_MAX_AGE_S:
-            cached = _Topic(self._transport.topic_metadata(topic), time.monotonic())
+            meta = self._transport.topic_metadata(validate_topic_name(topic))
+            limit = config_int(meta.config, "max.message.bytes")
+            cached = _Topic(meta, time.monotonic(), limit,
+                            min(self._batch_size, batch_cap(limit)), self._codec(meta))
             self._topics[topic] = cached
-        return cached.description
+        return cached
 
     def _choose(self, meta: TopicDescription, key: bytes | None, partition: int | None) -> int:
         if partition is None:
             return self._partitioner.partition(meta.name, key, meta.partitions)
         if not is_int(partition) \
                 or not 0 <= partition < meta.partitions:
-            meta = self._refresh(meta.name)
+            self._topics.pop(meta.name, None)
+            meta = self._topic(meta.name).description
             if not is_int(partition) \
                     or not 0 <= partition < meta.partitions:
                 raise PartitionNotFound(meta.name, partition, meta.partitions)
         return partition
 
-    def _refresh(self, topic: str) -> TopicDescription:
-        self._topics.pop(topic, None)
-        return self._metadata(topic)
-
-    def _enqueue(self, meta: TopicDescription, tp: TopicPartition, key: bytes | None,
-                 value: bytes | None, headers: list[tuple[str, bytes | None]],
-                 ts: int) -> Future[RecordMetadata]:
-        future: Future[RecordMetadata] = Future()
-        with self._cond:
+    def _append(self, topic: _Topic, at: tuple[str, int], key: bytes | None,
+                value: bytes | None, headers: list[tuple[str, bytes | None]], ts: int,
+                size: int) -> RecordFuture:
+        with self._lock:  # the condition's lock: acquired in C, unlike `with self._cond`
             if self._closed or self._fatal is not None:
                 raise StreamletError("The producer is closed; create a new one.")
-            queue = self._batches.setdefault(tp, deque())
+            if self._buffered + size > self._buffer_memory:
+                self._wait_for_memory(size)
+            queue = self._batches.get(at)
+            if queue is None:
+                queue = self._batches[at] = deque()
             batch = queue[-1] if queue and not queue[-1].closed else None
             if batch is None or not batch.builder.append(key, value, headers, ts):
+                # No open batch, or it is full (the builder refuses a record that would
+                # take it past the cap): start one and let the sender time its linger
+                # and send the full one.
                 if batch is not None:
-                    self._close_batch(batch, meta.partitions)
-                batch = _Batch(tp, BatchBuilder(self._codec(meta), self._batch_size),
-                               time.monotonic())
+                    self._close_batch(batch, topic.description.partitions)
+                tp = TopicPartition(*at)
+                batch = _Batch(at, tp, BatchBuilder(topic.codec, topic.cap),
+                               time.monotonic(), BatchResult(tp))
                 batch.builder.append(key, value, headers, ts)
                 queue.append(batch)
-            batch.futures.append(future)
-            if batch.builder.size_in_bytes() >= self._batch_size:
-                self._close_batch(batch, meta.partitions)
-            self._cond.notify_all()
-        return future
+                self._cond.notify_all()
+            self._buffered += size
+            batch.reserved += size
+            return RecordFuture(batch.result, batch.builder.count - 1, ts)
+
+    def _wait_for_memory(self, size: int) -> None:
+        """With the lock held: block until ``size`` bytes fit in the buffer."""
+        if size > self._buffer_memory:
+            raise InvalidRequest(f"A record of {size} bytes cannot fit in buffer_memory="
+                                 f"{self._buffer_memory}; raise buffer_memory.")
+        deadline = time.monotonic() + self._max_block_ms / 1000
+        self._waiting_for_memory += 1
+        self._cond.notify_all()  # lingering batches become sendable
+        try:
+            while True:
+                if self._closed or self._fatal is not None:
+                    raise StreamletError("The producer is closed; create a new one.")
+                if self._buffered + size <= self._buffer_memory:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._metrics.exhausted()
+                    raise BufferExhausted(size, self._buffer_memory, self._max_block_ms)
+                self._cond.wait(remaining)
+        finally:
+            self._waiting_for_memory -= 1
 
     def _close_batch(self, batch: _Batch, partitions: int) -> None:
         if not batch.closed:
@@ -209,69 +316,81 @@ class Producer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                ready = self._ready()
+                ready, wait = self._ready()
                 if not ready:
                     if self._closed and not self._batches and not self._in_flight:
                         return
-                    self._cond.wait(self._linger or 0.05)
+                    self._cond.wait(wait)
                     continue
             for batch in ready:
                 self._pool.submit(self._deliver, batch)
 
-    def _ready(self) -> list[_Batch]:
-        """Pop the first batch of every idle partition that is full or has lingered."""
+    def _ready(self) -> tuple[list[_Batch], float]:
+        """Pop the first batch of every idle partition that is full or has lingered; and
+        how long until the next lingering batch is due."""
         now = time.monotonic()
-        urgent = self._flushing > 0 or self._closed
-        ready = []
-        for tp, queue in list(self._batches.items()):
-            if tp in self._in_flight or not queue:
+        urgent = self._flushing > 0 or self._closed or self._waiting_for_memory > 0
+        ready, wait = [], IDLE_WAIT_S
+        for at, queue in list(self._batches.items()):
+            if at in self._in_flight or not queue:
                 continue
             batch = queue[0]
-            if batch.closed or urgent or now - batch.created >= self._linger:
+            due = batch.created + self._linger - now
+            if batch.closed or urgent or due <= 0:
                 queue.popleft()
                 if not queue:
-                    del self._batches[tp]
-                meta = self._topics.get(tp.topic)
-                self._close_batch(batch, meta.description.partitions if meta else 1)
-                self._in_flight.add(tp)
+                    del self._batches[at]
+                cached = self._topics.get(batch.tp.topic)
+                self._close_batch(batch, cached.description.partitions if cached else 1)
+                self._in_flight.add(at)
                 ready.append(batch)
-        return ready
+            else:
+                wait = min(wait, due)
+        return ready, wait
 
     def _deliver(self, batch: _Batch) -> None:
+        """Append one batch; free its buffer memory, then resolve its records (so a
+        callback that sends finds room), then let its partition send again."""
+        result: AppendResult | BaseException
         try:
-            self._deliver_batch(batch)
+            result = self._deliver_batch(batch)
         except Exception as error:
-            _fail(batch, error)
+            self._metrics.failed(batch.builder.count)
+            result = error
         except BaseException as crash:  # a crash stops the producer and fails every future
             self._die(crash)
-            _fail(batch, crash)
+            result = crash
+        with self._cond:
+            self._buffered -= batch.reserved
+            self._cond.notify_all()
+        try:
+            if isinstance(result, BaseException):
+                batch.result.fail(result)
+            else:
+                batch.result.succeed(result.base_offset, result.log_append_time)
         finally:
             with self._cond:
-                self._in_flight.discard(batch.tp)
+                self._in_flight.discard(batch.key)
                 self._cond.notify_all()
 
-    def _deliver_batch(self, batch: _Batch) -> None:
+    def _deliver_batch(self, batch: _Batch) -> AppendResult:
         pid, seq = self._producer_state(batch.tp)
         data = batch.builder.build(pid, 0 if pid >= 0 else -1, seq)
+        sent = time.monotonic()
         try:
-            result = self._append_with_retry(batch.tp, data)
-        except StreamletError as error:
+            result = self._append_with_retry(batch, data)
+        except StreamletError:
             if self._idempotent:
                 # Any attempt may have landed (a lost reply, then throttles until the
                 # deadline): reusing its sequence would make the next batch look like a
                 # retry of it and vanish. Continue under a fresh producer id instead.
                 self._new_producer_id()
-            _fail(batch, error)
-            return
+            raise
         if pid >= 0:
             self._sequences[(pid, batch.tp)] = increment_sequence(seq, batch.builder.count)
-        ts_type = TimestampType.LOG_APPEND_TIME if result.log_append_time >= 0 \
-            else TimestampType.CREATE_TIME
-        for i, future in enumerate(batch.futures):
-            ts = result.log_append_time if result.log_append_time >= 0 \
-                else batch.builder.timestamps[i]
-            future.set_result(RecordMetadata(batch.tp.topic, batch.tp.partition,
-                                             result.base_offset + i, ts, ts_type))
+        self._metrics.batch_sent(batch.builder.count, len(data), time.monotonic() - sent,
+                                 sent - batch.created)
+        return result
 
     def _producer_state(self, tp: TopicPartition) -> tuple[int, int]:
         """(producer id, next sequence for ``tp``), allocating an id on first use."""
@@ -287,14 +406,18 @@ class Producer:
         with self._pid_lock:
             self._producer_id = None
 
-    def _append_with_retry(self, tp: TopicPartition, data: bytes) -> AppendResult:
+    def _append_with_retry(self, batch: _Batch, data: bytes) -> AppendResult:
         """Append, retrying retriable errors; every retry says when the first attempt was
         sent, so the log finds that attempt if it landed (idempotent batches)."""
         first_ms = int(time.time() * 1000)
         attempts = itertools.count()
+        tp = batch.tp
 
         def attempt() -> AppendResult:
-            since = None if next(attempts) == 0 else first_ms
+            since = None
+            if next(attempts) > 0:
+                since = first_ms
+                self._metrics.retried(batch.builder.count)
             return self._transport.append(tp.topic, tp.partition, data, since_ms=since)
 
         return self._with_retry(attempt)
@@ -317,15 +440,10 @@ class Producer:
             self._closed = True
             pending = [b for q in self._batches.values() for b in q]
             self._batches.clear()
+            self._buffered -= sum(b.reserved for b in pending)
             self._cond.notify_all()
         for batch in pending:
-            _fail(batch, crash)
-
-
-def _fail(batch: _Batch, error: BaseException) -> None:
-    for future in batch.futures:
-        if not future.done():
-            future.set_exception(error)
+            batch.result.fail(crash)
 
 
 def _check_options(linger_ms: float, batch_size: int, compression_type: str | None,
@@ -340,3 +458,17 @@ def _check_options(linger_ms: float, batch_size: int, compression_type: str | No
         raise InvalidRequest(f"batch_size must be >= 1, got {batch_size}.")
     if max_in_flight < 1:
         raise InvalidRequest(f"max_in_flight must be >= 1, got {max_in_flight}.")
+
+
+def _check_buffer(buffer_memory: int, max_block_ms: float, key_serializer: object,
+                  value_serializer: object) -> None:
+    if not is_int(buffer_memory) or buffer_memory < 1:
+        raise InvalidRequest(f"buffer_memory must be a positive int of bytes, "
+                             f"got {buffer_memory!r}.")
+    if max_block_ms < 0:
+        raise InvalidRequest(f"max_block_ms must be >= 0, got {max_block_ms}.")
+    for name, given in (("key_serializer", key_serializer),
+                        ("value_serializer", value_serializer)):
+        if given is not None and not callable(given):
+            raise InvalidRequest(f"{name} must be a callable (object -> bytes), got "
+                                 f"{type(given).__name__}.")

@@ -170,3 +170,103 @@ class RetentionReport:
     log_start_before: int
     log_start_after: int
     segments_deleted: int = 0
+
+
+# ---- the consumer's types: what poll returns, what commit and offsets_for_times carry ----
+# (one block, imports included, so that it merges beside other additions to this module)
+
+from collections.abc import ItemsView, KeysView, ValuesView  # noqa: E402
+from typing import NamedTuple, SupportsIndex, overload  # noqa: E402
+
+
+class OffsetAndMetadata(NamedTuple):
+    """An offset to commit (the next record to read) and a metadata string, as
+    kafka-python's ``OffsetAndMetadata`` (``leader_epoch`` is accepted and ignored).
+
+    Example:
+        >>> OffsetAndMetadata(42, "batch 7")
+        OffsetAndMetadata(offset=42, metadata='batch 7', leader_epoch=-1)
+    """
+
+    offset: int
+    metadata: str = ""
+    leader_epoch: int = -1
+
+
+class OffsetAndTimestamp(NamedTuple):
+    """What ``offsets_for_times`` finds: the first offset whose record timestamp is at or
+    after the time asked for, and that record's timestamp (ms)."""
+
+    offset: int
+    timestamp: int
+    leader_epoch: int = -1
+
+
+class ConsumerRecords(list[Record]):
+    """What ``Consumer.poll`` returns: the records in the order polled, and by partition.
+
+    It is a list of records (iterate, ``len``, truth, index, slice, ``+`` and ``== []``
+    work as on the plain list poll used to return) that also maps each TopicPartition to
+    that partition's records, like kafka-python's dict and Java's ConsumerRecords:
+    ``items()``, ``keys()``, ``values()``, ``polled[tp]``, ``tp in polled``,
+    ``get(tp)``, ``dict(polled)``. Where the two habits differ, the list wins: ``len``
+    counts records and iterating yields records (kafka-python's dict yields partitions:
+    iterate ``keys()`` or ``items()`` for those).
+
+    Example:
+        >>> a = Record("orders", 0, 7, None, b"x")
+        >>> polled = ConsumerRecords([a, Record("orders", 1, 3, None, b"y")])
+        >>> len(polled), polled[0].offset, [r.offset for r in polled[TopicPartition("orders", 0)]]
+        (2, 7, [7])
+        >>> sorted(tp.partition for tp in polled.keys()), TopicPartition("orders", 2) in polled
+        ([0, 1], False)
+    """
+
+    __slots__ = ()
+
+    def by_partition(self) -> dict[TopicPartition, list[Record]]:
+        """``{tp: records of tp in order}``, partitions in the order they first appear."""
+        out: dict[TopicPartition, list[Record]] = {}
+        for record in self:
+            out.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
+        return out
+
+    def keys(self) -> KeysView[TopicPartition]:
+        return self.by_partition().keys()
+
+    def values(self) -> ValuesView[list[Record]]:
+        return self.by_partition().values()
+
+    def items(self) -> ItemsView[TopicPartition, list[Record]]:
+        return self.by_partition().items()
+
+    def get(self, tp: TopicPartition, default: list[Record] | None = None
+            ) -> list[Record] | None:
+        return self.by_partition().get(tp, default)
+
+    def partitions(self) -> set[TopicPartition]:
+        """The partitions with records in this poll (Java's ``partitions()``)."""
+        return set(self.by_partition())
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> Record: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> list[Record]: ...
+
+    @overload
+    def __getitem__(self, key: TopicPartition) -> list[Record]: ...
+
+    def __getitem__(self, key: SupportsIndex | slice | TopicPartition
+                    ) -> Record | list[Record]:
+        if isinstance(key, TopicPartition):
+            found = [r for r in self if r.topic == key.topic and r.partition == key.partition]
+            if not found:
+                raise KeyError(key)
+            return found
+        return super().__getitem__(key)
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, TopicPartition):
+            return any(r.topic == item.topic and r.partition == item.partition for r in self)
+        return super().__contains__(item)

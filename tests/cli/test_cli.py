@@ -66,7 +66,7 @@ def test_topics_round_trip(cli: Run, topic: str) -> None:
 
     described = cli("topics", "describe", topic)
     assert described.exit_code == 0, described.output
-    summary, *table = described.stdout.splitlines()
+    summary, *table = described.stdout.split("\n\n")[0].splitlines()  # then the configs
     assert summary.startswith(f"Topic: {topic}\t")
     assert "PartitionCount: 3" in summary
     assert "Configs: max.message.bytes=2048,retention.ms=60000" in summary
@@ -83,7 +83,7 @@ def test_topics_round_trip(cli: Run, topic: str) -> None:
 
 def test_describe_counts_messages(cli: Run, endpoint: str, topic: str) -> None:
     produce_numbered(endpoint, topic, 5, partitions=2)
-    rows = cli("topics", "describe", topic).stdout.splitlines()[2:]
+    rows = cli("topics", "describe", topic).stdout.split("\n\n")[0].splitlines()[2:]
     assert [row.split() for row in rows] == [["0", "0", "3", "3"], ["1", "0", "2", "2"]]
 
 

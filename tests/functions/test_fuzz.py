@@ -159,17 +159,59 @@ def _principal(arn: str) -> str:
     return principal_key(arn)
 
 
+V3_QUERY = st.dictionaries(
+    st.sampled_from(["offset_type", "include_authorized_operations"]),
+    st.one_of(st.sampled_from(["earliest", "latest", "earliest_and_latest", "", "LATEST"]),
+              st.text(max_size=6)), max_size=2)
+
+
 @FUZZ
 @given(method=st.sampled_from(["GET", "POST", "PATCH", "DELETE"]), cluster=st.one_of(
-    st.just("streamlet"), SEGMENT), topic=SEGMENT, body=st.one_of(TOPIC_BODY, JSON),
-    suffix=st.sampled_from(["", "/partitions", "/configs", "/partitions/0"]))
+    st.just("streamlet"), SEGMENT), topic=st.one_of(st.sampled_from(["orders", "-"]), SEGMENT),
+    body=st.one_of(TOPIC_BODY, JSON), query=V3_QUERY,
+    suffix=st.sampled_from(["", "/partitions", "/configs", "/partitions/0",
+                            "/partitions/P/offset", "/partitions/P/replicas",
+                            "/partitions/-/reassignment"]),
+    partition=st.one_of(st.sampled_from(["0", "1", "2", "-1"]), NUMBER_SEGMENT))
 def test_admin(aws: Engine, method: str, cluster: str, topic: str, body: Any,
-               suffix: str) -> None:
+               query: dict[str, str], suffix: str, partition: str) -> None:
     engine = prepared(aws)
     if method == "DELETE" and topic == "orders":
         topic = "nope"
+    suffix = suffix.replace("/P/", f"/{partition}/")
     path = f"/v3/clusters/{cluster}/topics" + ("" if method == "POST" else f"/{topic}{suffix}")
-    run(engine, method, path, body if method in ("POST", "PATCH") else None)
+    run(engine, method, path, body if method in ("POST", "PATCH") else None, query=query)
+
+
+@FUZZ
+@given(method=st.sampled_from(["GET", "GET", "GET", "POST", "DELETE"]),
+       cluster=st.one_of(st.just("streamlet"), SEGMENT),
+       group=st.one_of(st.just("g"), SEGMENT), consumer=st.one_of(st.just("m"), SEGMENT),
+       topic=st.one_of(st.just("orders"), SEGMENT),
+       partition=st.one_of(st.sampled_from(["0", "1", "9", "-1"]), NUMBER_SEGMENT),
+       suffix=st.sampled_from(["", "/consumers", "/consumers/C", "/consumers/C/assignments",
+                               "/consumers/C/assignments/T/partitions/P", "/lags",
+                               "/lags/T/partitions/P", "/lag-summary"]),
+       body=st.one_of(st.none(), JSON), caller=CALLERS)
+def test_v3_groups(aws: Engine, method: str, cluster: str, group: str, consumer: str,
+                   topic: str, partition: str, suffix: str, body: Any,
+                   caller: str | None) -> None:
+    suffix = suffix.replace("/C", f"/{consumer}").replace("/T/", f"/{topic}/")
+    path = f"/v3/clusters/{cluster}/consumer-groups/{group}" + suffix.replace(
+        "/P", f"/{partition}")
+    run(prepared(aws), method, path, body if method == "POST" else None, caller=caller)
+
+
+@FUZZ
+@given(method=st.sampled_from(["GET", "GET", "POST", "PUT", "DELETE"]),
+       cluster=st.one_of(st.just("streamlet"), SEGMENT),
+       suffix=st.sampled_from(["", "/brokers", "/broker-configs", "/acls", "/consumer-groups",
+                               "/topics/-/partitions/-/reassignment", "/brokers/1"]),
+       body=st.one_of(st.none(), JSON), query=V3_QUERY)
+def test_v3_cluster(aws: Engine, method: str, cluster: str, suffix: str, body: Any,
+                    query: dict[str, str]) -> None:
+    path = f"/v3/clusters/{cluster}{suffix}"
+    run(prepared(aws), method, path, body if method in ("POST", "PUT") else None, query=query)
 
 
 @FUZZ

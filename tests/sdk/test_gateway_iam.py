@@ -45,11 +45,18 @@ PRINCIPALS = [_principal("billing", Grant.produce("billing"), Grant.consume("bil
 
 
 @pytest.fixture(scope="module")
-def gateway(platform: LocalPlatform) -> Iterator[Gateway]:
+def module_gateway(platform: LocalPlatform) -> Iterator[Gateway]:
     """A gateway of its own over the session platform, with the three principals."""
     started = Gateway(platform.engine(), principals=PRINCIPALS).start()
     yield started
     started.stop()
+
+
+@pytest.fixture
+def gateway(module_gateway: Gateway, live_platform: LocalPlatform) -> Gateway:
+    """The module's gateway, its storage present (an in-process moto test run earlier in
+    this process, e.g. on the same xdist worker, leaves the platform's tables gone)."""
+    return module_gateway
 
 
 @pytest.fixture
@@ -226,13 +233,14 @@ def test_another_principals_member_is_refused_over_raw_signed_requests(
         f"billing-m-{billing}", TopicPartition(billing, 0)).committed == 1  # type: ignore[union-attr]
 
 
-def test_an_explicit_deny_wins_and_is_named(platform: LocalPlatform, topic: str) -> None:
+def test_an_explicit_deny_wins_and_is_named(live_platform: LocalPlatform, topic: str
+                                          ) -> None:
     policy = Policy.from_json({"Version": "2012-10-17", "Statement": [
         {"Sid": "Everything", "Effect": "Allow", "Action": "execute-api:Invoke",
          "Resource": "*"},
         {"Sid": "NoTopicAdmin", "Effect": "Deny", "Action": "execute-api:Invoke",
          "Resource": f"{LOCAL_API}/*/POST/v3/clusters/*/topics"}]}, "ops")
-    ops = Gateway(platform.engine(),
+    ops = Gateway(live_platform.engine(),
                   principals=[Principal("ops", "ops", "ops-secret", (policy,))]).start()
     try:
         url = f"{ops.url}/v3/clusters/streamlet/topics"

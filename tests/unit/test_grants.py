@@ -66,6 +66,31 @@ def test_http_produce_and_admin_grants() -> None:
     assert http(Grant.admin(), "DELETE", "/v3/clusters/streamlet/topics/payroll")
 
 
+V3_READS = ["/v3/clusters/streamlet/consumer-groups/billing-app/consumers/m-1",
+            "/v3/clusters/streamlet/consumer-groups/billing-app/consumers/m-1/assignments",
+            "/v3/clusters/streamlet/consumer-groups/billing-app/consumers/m-1/assignments/"
+            "billing/partitions/0",
+            "/v3/clusters/streamlet/consumer-groups/billing-app/lags/billing/partitions/0",
+            "/v3/clusters/streamlet/consumer-groups/billing-app/lags/payroll/partitions/0",
+            "/v3/clusters/streamlet/topics/billing/partitions/0/offset",
+            "/v3/clusters/streamlet/topics/billing/partitions/0/replicas",
+            "/v3/clusters/streamlet/topics/billing/partitions/-/reassignment",
+            "/v3/clusters/streamlet/brokers", "/v3/clusters/streamlet/acls"]
+
+
+def test_http_v3_reads_are_the_admin_grants_only() -> None:
+    """REST v3 group and partition reads stay administration, as the other v3 routes: a
+    consume grant reads the same through /v1 (offsets, its group's snapshot), and a
+    group-prefix pattern on v3 paths would reach every topic's lag under the group (IAM's
+    ``*`` crosses ``/``)."""
+    consume, produce = Grant.consume("billing", "billing"), Grant.produce("billing")
+    for path in V3_READS:
+        assert http(Grant.admin(), "GET", path), path
+        assert not http(consume, "GET", path) and not http(produce, "GET", path), path
+    assert http(consume, "GET", "/v1/topics/billing/partitions/0/offsets")
+    assert http(consume, "GET", "/v1/groups/billing-app")
+
+
 def test_grants_encode_compactly_and_refuse_widening_patterns() -> None:
     assert Grant.consume("orders.", "billing").encode() == "consume:orders.*:billing*"
     assert Grant.decode("admin:*:*") == Grant.admin()

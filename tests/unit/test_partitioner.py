@@ -8,6 +8,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from streamlet.partitioner import DefaultPartitioner, murmur2_partition
+from streamlet.partitioner import murmur2 as streamlet_murmur2
 
 # org.apache.kafka.common.utils.UtilsTest#testMurmur2 (signed Java ints)
 JAVA_MURMUR2 = {
@@ -55,3 +56,11 @@ def test_keyless_records_spread_over_partitions() -> None:
         seen.add(part)
         p.on_new_batch("t", 4, part)
     assert seen == {0, 1, 2, 3}
+
+
+def test_streamlets_murmur2_is_aiokafkas() -> None:
+    """The faster murmur2 returns aiokafka's (and so Java's) values for any bytes."""
+    rng = random.Random(7)
+    for _ in range(5000):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64)))
+        assert streamlet_murmur2(data) == murmur2(data) & 0xFFFFFFFF, data

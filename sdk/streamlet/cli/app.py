@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from ..errors import StreamletError
 from ..transport import ENDPOINT_ENV
-from . import admin, groups, io, local, topics
+from . import admin, gateway, groups, io, local, topics
 
 DEBUG_ENV = "STREAMLET_DEBUG"
 
@@ -98,6 +98,7 @@ app.command("produce")(io.produce)
 app.command("consume")(io.consume)
 app.command("local")(local.local)
 app.command("demo")(local.demo)
+app.command("gateway")(gateway.gateway)
 
 
 def main() -> None:

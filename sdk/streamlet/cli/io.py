@@ -6,7 +6,6 @@ import base64
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from enum import StrEnum
 from pathlib import Path
@@ -25,8 +24,9 @@ from rich.progress import (
 
 from ..admin import Admin
 from ..consumer import Consumer
+from ..futures import RecordFuture
 from ..producer import Producer
-from ..records import Record, RecordMetadata, TimestampType, TopicPartition
+from ..records import Record, TimestampType, TopicPartition
 from ..transport import connect
 from .common import CliError, endpoint, key_values, stderr, unescape
 from .offsets import OFFSET_HELP, EndTracker, parse_offset, partitions_of, start_offsets
@@ -114,7 +114,7 @@ def _split(lines: Iterable[bytes], delimiter: bytes | None
             yield None, line
 
 
-def _summarize(topic: str, futures: list[Future[RecordMetadata]]) -> None:
+def _summarize(topic: str, futures: list[RecordFuture]) -> None:
     failures = [error for error in (f.exception() for f in futures) if error is not None]
     partitions = sorted({f.result().partition for f in futures if f.exception() is None})
     touched = ", ".join(map(str, partitions)) or "none"

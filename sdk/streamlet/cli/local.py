@@ -97,6 +97,11 @@ def local(
         help="Deliver the topic into s3:BUCKET, firehose:STREAM, eventbridge:BUS or "
              "sqs:QUEUE_URL of this platform (repeatable), e.g. orders=s3:lake?prefix=raw/.",
     )] = None,
+    kafka_port: Annotated[int | None, typer.Option(
+        "--kafka-port", min=0, max=65535,
+        help="Also serve the Kafka protocol on this port (0 picks a free one) and print "
+             "KAFKA_BOOTSTRAP_SERVERS; needs the kafka extra.",
+    )] = None,
 ) -> None:
     """Run a local Streamlet platform (moto + the HTTP API) until Ctrl-C.
 
@@ -110,9 +115,16 @@ def local(
         _check_port(host, api_port)
     platform = _start(port, host)
     runner = None
+    kafka = None
     try:
         with _interruptible():
-            for name, value in platform.env().items():
+            env = platform.env()
+            if kafka_port is not None:
+                from .gateway import start_local_kafka
+
+                kafka = start_local_kafka(platform, host, kafka_port, principals)
+                env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+            for name, value in env.items():
                 typer.echo(f"export {name}={shlex.quote(value)}")
             sys.stdout.flush()
             stderr().print(f"Streamlet local platform listening on "
@@ -128,6 +140,8 @@ def local(
     finally:
         if runner is not None:
             runner.stop()
+        if kafka is not None:
+            kafka.stop()
         platform.stop()
 
 

@@ -1,4 +1,4 @@
-"""``streamlet topics``: create, list, describe, delete and grow topics."""
+"""``streamlet topics``: create, list, describe, alter, delete and grow topics."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from rich.table import Table
 from ..admin import Admin
 from ..records import TopicDescription
 from ..topicconfig import CONFIG_KEYS
-from .common import endpoint, key_values, stderr, stdout
+from .common import CliError, endpoint, key_values, stderr, stdout
 
-app = typer.Typer(help="Create, list, describe, delete and grow topics.", no_args_is_help=True)
+app = typer.Typer(help="Create, list, describe, alter, delete and grow topics.",
+                  no_args_is_help=True)
 
 Name = Annotated[str, typer.Argument(help="Topic name.", show_default=False)]
 
@@ -43,23 +44,65 @@ def list_(ctx: typer.Context) -> None:
 
 @app.command("describe")
 def describe(ctx: typer.Context, name: Name) -> None:
-    """Show a topic's id, config overrides and each partition's LOW / HIGH / MESSAGES.
+    """Show a topic's id, config overrides, each partition's LOW / HIGH / MESSAGES, and
+    every config with its SOURCE (topic: set on the topic; default).
 
     LOW is the log start offset (the first readable offset), HIGH the high watermark
     (the offset the next record gets); MESSAGES = HIGH - LOW.
     """
     description = Admin(endpoint(ctx)).describe_topic(name)
     typer.echo(summary_line(description))
-    stdout().print(partition_table(description))
+    out = stdout()
+    out.print(partition_table(description))
+    out.print()
+    out.print(config_table(description))
 
 
 def summary_line(description: TopicDescription) -> str:
-    """Kafka's describe header: ``Topic: t  TopicId: ..  PartitionCount: 3  Configs: k=v``."""
+    """Kafka's describe header: ``Topic: t  TopicId: ..  PartitionCount: 3  Configs: k=v``
+    (the configs set on the topic)."""
     overrides = ",".join(f"{key}={value}" for key, value in sorted(description.config.items())
-                         if key not in CONFIG_KEYS or CONFIG_KEYS[key].default != value)
+                         if key in description.overrides or key not in CONFIG_KEYS)
     return (f"Topic: {description.name}\tTopicId: {description.topic_id}\t"
             f"PartitionCount: {description.partitions}\tReplicationFactor: 1\t"
             f"Configs: {overrides}")
+
+
+def config_table(description: TopicDescription) -> Table:
+    """CONFIG / VALUE / SOURCE, SOURCE being ``topic`` (an override) or ``default``."""
+    table = Table("CONFIG", "VALUE", "SOURCE", box=None, pad_edge=False)
+    for key, value in sorted(description.config.items()):
+        table.add_row(key, value, "topic" if key in description.overrides else "default")
+    return table
+
+
+@app.command("alter")
+def alter(
+    ctx: typer.Context,
+    name: Name,
+    config: Annotated[list[str] | None, typer.Option(
+        "--config", "-c", metavar="KEY=VALUE", help="Set a topic config, repeatable.",
+    )] = None,
+    delete_config: Annotated[list[str] | None, typer.Option(
+        "--delete-config", "-d", metavar="KEY",
+        help="Reset a topic config to its default, repeatable.",
+    )] = None,
+) -> None:
+    """Change topic configs in place, all or nothing, validated as at creation, e.g.
+    `streamlet topics alter orders -c retention.ms=3600000 --delete-config segment.ms`.
+    Appends, fetches and the archiver use the new values within seconds."""
+    sets = dict(key_values(config or [], "--config"))
+    resets = list(dict.fromkeys(delete_config or []))
+    if not sets and not resets:
+        raise CliError("Nothing to alter: give --config KEY=VALUE and/or --delete-config KEY.")
+    both = sorted(set(sets) & set(resets))
+    if both:
+        raise CliError(f"{', '.join(both)}: both set (--config) and reset (--delete-config).")
+    changes: dict[str, object] = {key: ("SET", value) for key, value in sets.items()}
+    changes.update({key: ("DELETE", None) for key in resets})
+    Admin(endpoint(ctx)).incremental_alter_configs({name: changes})
+    done = [f"set {k}={v}" for k, v in sets.items()] + [f"reset {k}" for k in resets]
+    stderr().print(f"Altered topic '{name}': {', '.join(done)}.")
 
 
 def partition_table(description: TopicDescription) -> Table:

@@ -30,6 +30,7 @@ from .aws import ensure_storage
 from .blobs import BlobStore
 from .groups import GroupStore
 from .instances import ConsumerInstances
+from .kafka_groups import KafkaGroupStore
 from .log import PartitionLog
 from .manifest import Manifest
 from .reads import LogReader
@@ -182,3 +183,8 @@ class Engine:
     def instances(self) -> ConsumerInstances:
         """REST Proxy v2 consumer instances, stored in the groups table."""
         return ConsumerInstances(self._ddb, self.names)
+
+    @property
+    def kafka_groups(self) -> KafkaGroupStore:
+        """Kafka clients' classic groups (the Kafka gateway), stored in the groups table."""
+        return KafkaGroupStore(self._ddb, self.names.groups_table)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import ClientError
 
 from ..clock import SYSTEM, Clock
-from ..errors import AccessDenied, CommitFailed, GroupNotFound, InvalidRequest
+from ..errors import AccessDenied, CommitFailed, GroupActive, GroupNotFound, InvalidRequest
 from ..groups.leases import GroupSnapshot, Lease, Member, check_member
 from ..groups.leases import validate_group as _validate_group
 from ..records import TopicPartition
@@ -187,7 +187,22 @@ class GroupStore:
             if error_code(e) != "ConditionalCheckFailedException":
                 raise
             raise _foreign("member", member.member_id, group) from None
-        return int(out["Attributes"]["beat"]["N"])
+        beat = int(out["Attributes"]["beat"]["N"])
+        if beat == 1:  # a new member: not beside Kafka clients (the Kafka gateway)
+            self._refuse_beside_kafka_clients(group, member.member_id)
+        return beat
+
+    def _refuse_beside_kafka_clients(self, group: str, member_id: str) -> None:
+        from .kafka_groups import KafkaGroupStore
+
+        live = KafkaGroupStore(self._ddb, self._table).live_members(
+            group, int(self._clock.time() * 1000))
+        if live:
+            with translated(f"leave group '{group}'"):
+                self._ddb.delete_item(TableName=self._table,
+                                      Key=self._key(group, schema.member_sk(member_id)))
+            raise GroupActive(group, [f"Kafka clients through the Kafka gateway: {m}"
+                                      for m in live])
 
     def _bound_condition(self, values: dict[str, Any], new: str) -> dict[str, Any]:
         """Bound: ``{ConditionExpression: the item is new (``new`` absent), ours, or from

@@ -276,3 +276,20 @@ def table_specs(names: Names) -> list[TableSpec]:
 # and instance requests (see GroupStore.bound and ConsumerInstances.bound).
 
 A_PRINCIPAL = "principal"
+
+
+# ---- Kafka classic consumer groups (the Kafka gateway: streamlet.kafka) ------------------
+# One item per group beside the SDK's member and lease items, holding the classic group
+# protocol's state (JoinGroup/SyncGroup) as JSON, compare-and-set on a version; member
+# heartbeats in a map updated without that version. Committed offsets go to the group's
+# lease items (A_COMMITTED...), so every tool sees one set of offsets.
+
+CLASSIC_SK = "kafka#classic"
+A_CLASSIC = "classic"
+A_CLASSIC_VERSION = "classic_version"
+A_GENERATION = "generation"
+A_BEATS = "beats"
+A_COMMITTED = "committed"
+A_COMMIT_METADATA = "metadata"
+A_COMMITTED_MS = "committed_ms"
+A_LEASE_EPOCH = "epoch"

@@ -96,11 +96,17 @@ class GroupMember:
         Raises CommitFailed (nothing written) for a partition it does not own, or no
         longer owns at its epoch.
         """
+        self.groups.commit(self.group, self.member_id, self.fenced(offsets))
+
+    def fenced(self, offsets: Mapping[TopicPartition, tuple[int, str]]
+               ) -> dict[TopicPartition, tuple[int, int, str]]:
+        """``{tp: (lease epoch, offset, metadata)}`` for a commit now or later (the epochs
+        are the ones held now); CommitFailed for a partition this member does not own."""
         not_owned = [tp for tp in offsets if tp not in self.owned]
         if not_owned:
             raise CommitFailed(self.group, not_owned)
-        self.groups.commit(self.group, self.member_id, {
-            tp: (self.owned[tp], offset, metadata) for tp, (offset, metadata) in offsets.items()})
+        return {tp: (self.owned[tp], offset, metadata)
+                for tp, (offset, metadata) in offsets.items()}
 
     def drop_lost(self) -> list[TopicPartition]:
         """Forget the partitions whose lease moved (owner or epoch); returns them."""
@@ -116,3 +122,47 @@ class GroupMember:
         """Release every lease and remove the member item: others take over at once."""
         self.release(list(self.owned))
         self.groups.remove_member(self.group, self.member_id)
+
+
+def commit_unowned(groups: GroupOps, group: str, member_id: str,
+                   offsets: Mapping[TopicPartition, tuple[int, str]]) -> None:
+    """Commit for a consumer that assigned itself partitions (no subscription): Kafka's
+    "simple consumer group", allowed only where no member of the group reads.
+
+    A partition qualifies when its lease is unowned, or held by an id without a member
+    item (a member that left or was removed as dead, or an earlier commit of this
+    consumer). Each lease is borrowed for the length of one commit: taken (bumping its
+    epoch, which fences any holder that comes back), committed as owners commit, released.
+    Raises CommitFailed, committing nothing, when a member holds one of the partitions or
+    takes one meanwhile.
+
+    Example:
+        >>> commit_unowned(store, "billing", "tool-1", {tp: (42, "")})  # doctest: +SKIP
+    """
+    if not offsets:
+        return
+    snapshot = groups.snapshot(group)
+    missing = [tp for tp in offsets if tp not in snapshot.leases]
+    if missing:
+        groups.ensure_leases(group, missing)
+        snapshot = groups.snapshot(group)
+    leases = snapshot.leases
+    held = [tp for tp in offsets if (owner := leases[tp].owner) not in (None, member_id)
+            and owner in snapshot.members]
+    if held:
+        raise CommitFailed(group, held, detail="a member of the group reads them; a consumer "
+                                               "using assign() commits only partitions no "
+                                               "member holds")
+    taken: dict[TopicPartition, int] = {}
+    try:
+        for tp in offsets:
+            got = groups.take(group, tp, member_id, leases[tp])
+            if got is None:
+                raise CommitFailed(group, [tp], detail="a member took it meanwhile")
+            taken[tp] = got.epoch
+        groups.commit(group, member_id, {tp: (taken[tp], offset, metadata)
+                                         for tp, (offset, metadata) in offsets.items()})
+    finally:
+        for tp, epoch in taken.items():
+            with contextlib.suppress(StreamletError):
+                groups.release(group, tp, member_id, epoch)

@@ -13,7 +13,7 @@ subclass) for malformed input, with nothing written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from ..groups.ops import GroupOps
@@ -62,6 +62,17 @@ class Transport(Protocol):
 
     def create_partitions(self, name: str, total: int) -> TopicDescription:
         """Grow ``name`` to ``total`` partitions. ``InvalidPartitions`` if not larger."""
+        ...
+
+    def alter_topic_config(self, name: str, updates: Mapping[str, object] | None = None,
+                           deletes: Iterable[str] = (), validate_only: bool = False
+                           ) -> TopicDescription:
+        """Set config keys and reset ``deletes`` to their defaults, all or nothing,
+        validated as at creation; returns the topic's config as it now is (with
+        ``validate_only``: as it would be, nothing written) and its ``overrides``.
+        Appends, fetches and the archiver pick the change up within seconds.
+        ``TopicNotFound``; ``InvalidConfig`` (unknown key, bad value, or a concurrent
+        alteration: retry)."""
         ...
 
     def append(self, topic: str, partition: int, batch: bytes,

@@ -6,6 +6,10 @@
     The same against an AWS-compatible endpoint, e.g. ``streamlet local``.
 ``https://API[/STAGE]`` or ``http://127.0.0.1:PORT``
     The HTTP API (API Gateway, or the local gateway), every request SigV4-signed.
+``memory://[NAME]``
+    The engine over in-process moto: no server, no port (tests; needs ``streamlet[local]``).
+    Clients in one process that name the same store share it
+    (:mod:`streamlet.local.memory`).
 
 Example:
     >>> resolve_endpoint("direct+http://127.0.0.1:4566")
@@ -45,6 +49,13 @@ def connect(endpoint: str | None = None) -> Transport:
         from .http import HttpTransport
 
         return HttpTransport(url.geturl())
+    if url.scheme == "memory":
+        if url.path.strip("/") or url.query:
+            raise InvalidRequest(f"Unsupported endpoint {url.geturl()!r}: expected "
+                                 "memory:// or memory://NAME.")
+        from ..local.memory import connect_memory
+
+        return connect_memory(url.netloc)
     raise InvalidRequest(
         f"Unsupported endpoint {url.geturl()!r}: expected direct://, direct+http://, "
-        "direct+https://, http:// or https://.")
+        "direct+https://, http://, https:// or memory://.")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -53,7 +53,7 @@ from ..records import (
     RetentionReport,
     TopicDescription,
 )
-from ..topicconfig import validate_partitions, validate_topic_name
+from ..topicconfig import validate_config, validate_partitions, validate_topic_name
 from .http_groups import HttpGroups
 
 __all__ = ["HttpTransport", "error_from_reply", "split_batches"]
@@ -226,7 +226,9 @@ class HttpTransport:
         name = str(topic["topic_name"])
         configs = self._request("GET", self._topic_path(name, "/configs")).json()["data"]
         return TopicDescription(name, str(topic["topic_id"]), int(topic["partitions_count"]),
-                                {str(c["name"]): str(c["value"]) for c in configs}, info)
+                                {str(c["name"]): str(c["value"]) for c in configs}, info,
+                                frozenset(str(c["name"]) for c in configs
+                                          if c.get("source") == "DYNAMIC_TOPIC_CONFIG"))
 
     def topic_metadata(self, name: str) -> TopicDescription:
         """``GET /v1/topics/{topic}``: partitions and config, no watermarks."""
@@ -245,6 +247,25 @@ class HttpTransport:
         topic = self._request("PATCH", self._topic_path(name),
                               json_body={"partitions_count": total}).json()
         return self._description(topic, [])
+
+    def alter_topic_config(self, name: str, updates: Mapping[str, object] | None = None,
+                           deletes: Iterable[str] = (), validate_only: bool = False
+                           ) -> TopicDescription:
+        """``POST /v3/clusters/{c}/topics/{topic}/configs:alter`` (SET and DELETE entries,
+        applied all or nothing), then the topic as it now is."""
+        data = [{**entry, "operation": "SET"} for entry in _json_config(updates)]
+        data += [{"name": str(key), "operation": "DELETE"} for key in deletes]
+        self._request("POST", self._topic_path(name, "/configs:alter"),
+                      json_body={"data": data, "validate_only": validate_only})
+        current = self._description(self._request("GET", self._topic_path(name)).json(), [])
+        if not validate_only:
+            return current
+        overrides: dict[str, object] = {k: current.config[k] for k in current.overrides}
+        for key in deletes:
+            overrides.pop(key, None)
+        overrides.update(updates or {})
+        return TopicDescription(current.name, current.topic_id, current.partitions,
+                                validate_config(overrides), [], frozenset(overrides))
 
     # ---- the log (native /v1) ---------------------------------------------------------
 

@@ -1,0 +1,102 @@
+"""The Kafka gateway's pure parts: which produced batches may be retries, the group state
+machine's steps, error codes, and tokens' shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamlet.engine.kafka_groups import ClassicGroup, ClassicMember
+from streamlet.errors import AppendConflict, CorruptRecord, TopicNotFound
+from streamlet.kafka import codes
+from streamlet.kafka.auth import Authenticator, PlainVerifier, oauth_token
+from streamlet.kafka.coordinator import (
+    COMPLETING,
+    EMPTY,
+    PREPARING,
+    Coordinator,
+    _common_protocol,
+)
+from streamlet.kafka.data import ProducerMemory, _Appended
+from streamlet.records import AppendResult
+
+
+def _appended(epoch: int, sequence: int, count: int, base: int) -> _Appended:
+    return _Appended(epoch, sequence, count, AppendResult(base, base + count - 1, -1, 0))
+
+
+def test_producer_memory_tells_duplicates_next_batches_and_unknowns_apart() -> None:
+    memory, key = ProducerMemory(), (7, "orders", 0)
+    assert memory.classify(key, 0, 0) is False  # never seen: may be a retry (look back)
+    memory.record(key, _appended(0, 0, 10, 100))
+    memory.record(key, _appended(0, 10, 5, 110))
+    assert memory.classify(key, 0, 15) is True  # the next one: append as is
+    duplicate = memory.classify(key, 0, 0)
+    assert isinstance(duplicate, AppendResult) and duplicate.base_offset == 100
+    assert memory.classify(key, 0, 40) is False  # a gap: look back
+    assert memory.classify(key, 1, 0) is False  # a new epoch
+    memory.record(key, _appended(1, 0, 1, 200))
+    assert memory.classify(key, 0, 0) is False  # the old epoch is forgotten
+
+
+def test_errors_map_to_kafka_codes_clients_understand() -> None:
+    assert codes.code_for(TopicNotFound("t")) == codes.UNKNOWN_TOPIC_OR_PARTITION
+    assert codes.code_for(AppendConflict("busy")) == codes.REQUEST_TIMED_OUT  # retriable
+    assert codes.code_for(CorruptRecord("t", 0, "bad")) == codes.CORRUPT_MESSAGE
+
+
+def _member(member_id: str, joined: int, protocols: tuple[str, ...] = ("range",),
+            beat: int = 0) -> ClassicMember:
+    return ClassicMember(member_id, protocols=[(p, "") for p in protocols], joined=joined,
+                         beat_ms=beat, rebalance_ms=5000)
+
+
+def _coordinator() -> Coordinator:
+    class Host:
+        engine: Any = type("E", (), {"kafka_groups": None})()
+        auth: Any = None
+        node_id = 0
+        advertised = ("h", 1)
+
+    return Coordinator(Host(), initial_delay_ms=0)  # type: ignore[arg-type]
+
+
+def test_a_generation_forms_when_every_member_rejoined_or_the_deadline_passed() -> None:
+    coordinator = _coordinator()
+    group = ClassicGroup("g", state=EMPTY)
+    group.members = {"a": _member("a", 0, beat=1000), "b": _member("b", 0, beat=1000)}
+    coordinator._start_rebalance(group, now=1000)
+    assert (group.state, group.round) == (PREPARING, 1)
+    group.members["a"].joined = 1
+    coordinator._try_complete(group, now=2000)
+    assert group.state == PREPARING  # b has not rejoined yet
+    coordinator._try_complete(group, now=group.deadline_ms)
+    assert group.state == COMPLETING and list(group.members) == ["a"]  # b dropped
+    assert (group.generation, group.leader) == (1, "a")
+
+
+def test_silent_members_expire_and_start_a_rebalance() -> None:
+    coordinator = _coordinator()
+    group = ClassicGroup("g", state="Stable", generation=3)
+    group.members = {"a": _member("a", 1, beat=10_000), "b": _member("b", 1, beat=1_000)}
+    coordinator._expire(group, now=12_000)  # b silent for 11 s > its 10 s session
+    assert list(group.members) == ["a"] and group.state == PREPARING
+
+
+def test_the_common_protocol_is_the_first_everyone_supports() -> None:
+    members = [_member("a", 0, ("cooperative-sticky", "range")), _member("b", 0, ("range",))]
+    assert _common_protocol(members) == "range"
+    assert _common_protocol([_member("a", 0, ("x",)), _member("b", 0, ("y",))]) is None
+
+
+def test_sasl_messages_and_plain_credentials() -> None:
+    assert oauth_token(b"n,,\x01auth=Bearer abc-_.\x01\x01") == "abc-_."
+    auth = Authenticator({"PLAIN": PlainVerifier({"key": ("secret", "arn:aws:iam::1:user/u")})})
+    session = auth.new_session("peer")
+    assert auth.gate(session, 3) == codes.SASL_AUTHENTICATION_FAILED  # Metadata first: no
+    session = auth.new_session("peer")
+    assert auth.handshake(session, "PLAIN") == codes.NONE
+    assert auth.authenticate(session, b"\x00key\x00secret")[0] == codes.NONE
+    assert session.principal == "arn:aws:iam::1:user/u" and auth.gate(session, 3) is None
+    other = auth.new_session("peer")
+    auth.handshake(other, "PLAIN")
+    assert auth.authenticate(other, b"\x00key\x00wrong")[0] == codes.SASL_AUTHENTICATION_FAILED

@@ -204,7 +204,8 @@ def idle(lp: LocalPlatform) -> dict[str, float]:
 def main() -> None:
     print("python -m bench.bench_triggers")
     print(f"machine: {cpu_model()} x{os.cpu_count()}, "
-          f"Python {pyplatform.python_version()}, local moto server")
+          f"Python {pyplatform.python_version()}, local moto server; load average at start "
+          f"{_load()}")
     started = time.monotonic()
     with LocalPlatform() as lp:
         lat = [latency(lp, poll) for poll in (0.05, 0.25)]
@@ -220,18 +221,24 @@ def main() -> None:
           "window 500 ms, stream read every 0.25 s, signals gathered 1 s), dispatcher at "
           "1,024 MB arm64")
     print(f"{'batch':>6} {'dispatcher':>11} {'sessions':>9} {'fn invokes':>11} "
-          f"{'RRU':>10} {'WRU':>10} {'S3 GET':>7} {'GB-s':>9} {'$ dispatch':>11} "
-          f"{'$ DynamoDB':>11} {'$ fn reqs':>10}")
+          f"{'rec/invoke':>10} {'DDB reqs':>10} {'RRU':>10} {'WRU':>10} {'S3 GET':>7} "
+          f"{'GB-s':>9} {'$ dispatch':>11} {'$ DynamoDB':>11} {'$ fn reqs':>10} {'$ total':>8}")
     for r in costs:
+        total = r["usd_dispatcher"] + r["usd_storage"] + r["usd_function"]
         print(f"{r['batch_size']:>6.0f} {r['wakes']:>11,.0f} {r['sessions']:>9,.0f} "
-              f"{r['invocations']:>11,.0f} {r['rru']:>10,.0f} {r['wru']:>10,.0f} "
+              f"{r['invocations']:>11,.0f} {1_000_000 / r['invocations']:>10.1f} "
+              f"{r['requests']:>10,.0f} {r['rru']:>10,.0f} {r['wru']:>10,.0f} "
               f"{r['gets']:>7,.0f} {r['gb_s']:>9,.0f} {r['usd_dispatcher']:>11.3f} "
-              f"{r['usd_storage']:>11.3f} {r['usd_function']:>10.3f}")
+              f"{r['usd_storage']:>11.3f} {r['usd_function']:>10.3f} {total:>8.3f}")
     print(f"\n3. a quiet minute ({quiet['seconds']:.0f} s, 4 partitions, trigger running): "
           f"{quiet['dispatcher']:.0f} dispatcher invocations, {quiet['dynamodb']:.0f} DynamoDB "
           f"requests, {quiet['s3']:.0f} S3 requests, {quiet['functions']:.0f} function "
           f"invocations; {quiet['stream_reads']:.0f} stream reads (Lambda's, not billed)")
-    print(f"\nrun time {time.monotonic() - started:.0f} s")
+    print(f"\nrun time {time.monotonic() - started:.0f} s; load average at end {_load()}")
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

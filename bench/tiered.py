@@ -245,24 +245,25 @@ class TieredBench:
         return row
 
     def _check_read(self, topic: str, expected: tuple[int, str], what: str) -> None:
-        got = checksum(self._consume(topic))
+        got = checksum(self._consume(topic, expected[0]))
         if got != expected:
             raise RuntimeError(f"{topic}: {what} returned {got[0]:,} records (checksum "
                                f"{got[1]}), wrote {expected[0]:,} ({expected[1]})")
 
-    def _consume(self, topic: str) -> Iterator[tuple[bytes | None, bytes | None]]:
-        """A consumer's fetch loop from offset 0 to the high watermark."""
-        offset, high = 0, 1
-        while offset < high:
+    def _consume(self, topic: str, end: int) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """A consumer's fetch loop from offset 0 to ``end``, the offset after the last
+        record written (a fetch's high watermark is only the end of what it read when it
+        stopped short of the tail)."""
+        offset = 0
+        while offset < end:
             fetched = self.engine.fetch(topic, 0, offset)
-            high = fetched.high_watermark
             for batch in fetched.batches:
                 for record in decode_batch(topic, 0, batch):
                     if record.offset >= offset:
                         yield record.key, record.value
                         offset = record.offset + 1
-            if not fetched.batches and offset < high:
-                raise RuntimeError(f"{topic}: empty fetch at {offset} below {high}")
+            if not fetched.batches:
+                raise RuntimeError(f"{topic}: empty fetch at {offset} below {end}")
 
     def _archive(self, row: TieredRow, topic: str, config: dict[str, str]) -> None:
         self._phase("archive", config_int(config, "segment.ms") / 1000 + SCHEDULE_LAG_S)

@@ -203,10 +203,15 @@ class Access:
 
     def check_read(self, topic: str, partition: int | None = None) -> None:
         """AccessDenied naming the topic unless the grant reads it (that partition)."""
-        decision = self.allows(*read_route(topic, partition))
+        where = "" if partition is None else f" (partition {partition})"
+        self.check_route(*read_route(topic, partition), f"Topic '{topic}'{where}")
+
+    def check_route(self, method: str, path: str, subject: str) -> None:
+        """AccessDenied naming ``subject`` unless the grant may invoke ``method path`` (the
+        route that stands for what a request names in its body or query)."""
+        decision = self.allows(method, path)
         if not decision.allowed:
-            where = "" if partition is None else f" (partition {partition})"
-            raise AccessDenied(f"Topic '{topic}'{where} is outside the caller's grant "
+            raise AccessDenied(f"{subject} is outside the caller's grant "
                                f"({decision.describe()}); nothing was changed.")
 
 

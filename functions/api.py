@@ -2,8 +2,8 @@
 
 - ``admin_handler``: REST Proxy v3 clusters, topics, partitions, configs and consumer
   groups (read-only), and the native group administration (list, reset, delete);
-- ``produce_handler``: v3 records and ``records:batch``, the native batch append and
-  producer ids;
+- ``produce_handler``: v3 records and ``records:batch``, the native batch append,
+  producer ids and transactions (init, begin, commit, abort);
 - ``consume_handler``: the native fetch (long-poll), offsets and topic metadata, the
   native group membership routes (``/v1/groups/...``), and REST Proxy v2 consumer
   instances (assignments, subscriptions, offset commits).
@@ -36,6 +36,7 @@ from . import dispatcher as _dispatcher
 from . import (
     native,
     native_groups,
+    native_txn,
     tiered,
     v2,
     v2_subscriptions,
@@ -62,8 +63,9 @@ def _app(*routers: Any) -> StreamletResolver:
     return app
 
 
-admin_app = _app(v3_configs.router, v3_admin.router, v3_groups.router, native_groups.admin_router)
-produce_app = _app(v3_produce.router, native.produce_router)
+admin_app = _app(v3_configs.router, v3_admin.router, v3_groups.router,
+                 native_groups.admin_router, native_txn.admin_router)
+produce_app = _app(v3_produce.router, native.produce_router, native_txn.router)
 consume_app = _app(native.consume_router, native_groups.consume_router, v2.router,
                    v2_subscriptions.router)
 archiver_app = _app(tiered.router)

@@ -14,8 +14,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from streamlet import wire
+from streamlet.codec import batch_span
+from streamlet.engine.grants import transaction_route
+from streamlet.errors import InvalidRequest
 from streamlet.records import DEFAULT_FETCH_BYTES, FetchResult
+from streamlet.txn import validate_transactional_id
 
+from ._access import caller_access
 from ._runtime import engine, metrics
 from ._shared import long_poll, new_router, unquoted, wait_budget_ms
 
@@ -40,15 +45,33 @@ def _body_bytes() -> bytes:
 
 @produce_router.post(BATCHES)
 def append_batch(topic: str, partition: int, expected_offset: Int64 | None = None,
-                 since_ms: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None
+                 since_ms: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
+                 transactional_id: Annotated[str | None, Query(max_length=249)] = None,
+                 transaction: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None
                  ) -> dict[str, Any]:
     """Append one RecordBatch v2 (the body); ``expected_offset`` makes it conditional;
-    ``since_ms`` (a retry: when the first attempt was sent) finds an earlier attempt."""
+    ``since_ms`` (a retry: when the first attempt was sent) finds an earlier attempt;
+    ``transactional_id`` and ``transaction`` (its number) send it in that transaction."""
     batch = _body_bytes()
-    result = engine().append(unquoted(topic), partition, batch, expected_offset, since_ms)
+    result = engine().append(unquoted(topic), partition, batch, expected_offset, since_ms,
+                             _transaction(transactional_id, transaction))
     metrics.add_metric(name="BatchesProduced", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="BytesProduced", unit=MetricUnit.Bytes, value=len(batch))
     return wire.append_json(result)
+
+
+def _transaction(transactional_id: str | None, number: int | None) -> tuple[str, int] | None:
+    """The transaction a batch names in its query: both parts or neither, and the caller
+    may use that transactional id (403 otherwise, nothing written)."""
+    if transactional_id is None and number is None:
+        return None
+    if transactional_id is None or number is None:
+        raise InvalidRequest("A transactional batch names both transactional_id and "
+                             "transaction (its number), or neither.")
+    tid = validate_transactional_id(transactional_id)
+    caller_access(produce_router.current_event).check_route(
+        *transaction_route(tid), f"Transactional id '{tid}'")
+    return tid, number
 
 
 @produce_router.post("/v1/producer-ids")
@@ -63,7 +86,8 @@ def fetch_batches(  # type: ignore[no-untyped-def]
         max_bytes: Annotated[int, Query(ge=0, le=INT64_MAX)] = DEFAULT_FETCH_BYTES,
         max_records: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
         wait_ms: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
-        boundary_of: Annotated[str | None, Query(max_length=64)] = None):
+        boundary_of: Annotated[str | None, Query(max_length=64)] = None,
+        isolation_level: Annotated[str, Query(max_length=32)] = "read_committed"):
     """Batches from the one holding ``offset``; waits up to ``wait_ms`` (<= 20 s) at the end.
 
     No return annotation on purpose: with one, Powertools' response validation would
@@ -73,14 +97,18 @@ def fetch_batches(  # type: ignore[no-untyped-def]
     limit = min(max_bytes, MAX_RESPONSE_BYTES)
 
     def attempt() -> FetchResult:
-        return engine().fetch(name, partition, offset, limit, max_records, boundary_of)
+        return engine().fetch(name, partition, offset, limit, max_records, boundary_of,
+                              isolation_level)
 
     result = long_poll(attempt, lambda r: bool(r.batches) or offset != r.high_watermark,
                        min(wait_ms, wait_budget_ms(consume_router.lambda_context)))
-    body = b"".join(_capped(result.batches))
+    kept = _capped(result.batches)
+    body = b"".join(kept)
     metrics.add_metric(name="BytesFetched", unit=MetricUnit.Bytes, value=len(body))
+    after = result.high_watermark if len(kept) == len(result.batches) \
+        else batch_span(kept[-1])[1] + 1  # where the next fetch starts
     return Response(200, OCTETS, body, headers={
-        wire.HIGH_WATERMARK_HEADER: str(result.high_watermark),
+        wire.HIGH_WATERMARK_HEADER: str(after),
         wire.LOG_START_HEADER: str(result.log_start_offset),
         wire.TOPIC_ID_HEADER: result.topic_id})
 

@@ -223,6 +223,8 @@ def _collect(state: ConsumerInstance, budget: int
             taken.append(record)
             budget -= size
         positions[tp] = taken[-1].offset + 1 if taken else fetched.position
+        if len(taken) == len(fetched.records) and fetched.end > positions[tp]:
+            positions[tp] = fetched.end  # past the batches of aborted transactions
         found += taken
     return found, positions
 

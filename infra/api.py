@@ -27,6 +27,10 @@ ROUTES: tuple[tuple[str, apigw.HttpMethod, str], ...] = (
     ("produce", POST, "/v3/clusters/{cluster_id}/topics/{topic}/records:batch"),
     ("produce", POST, "/v1/topics/{topic}/partitions/{partition}/batches"),
     ("produce", POST, "/v1/producer-ids"),
+    ("produce", POST, "/v1/transactions/{transactional_id}/init"),
+    ("produce", POST, "/v1/transactions/{transactional_id}/begin"),
+    ("produce", POST, "/v1/transactions/{transactional_id}/{number}/commit"),
+    ("produce", POST, "/v1/transactions/{transactional_id}/{number}/abort"),
     ("consume", GET, "/v1/topics/{topic}/partitions/{partition}/batches"),
     ("consume", GET, "/v1/topics/{topic}/partitions/{partition}/offsets"),
     ("consume", GET, "/v1/topics/{topic}"),
@@ -46,6 +50,7 @@ ROUTES: tuple[tuple[str, apigw.HttpMethod, str], ...] = (
     ("admin", GET, "/v1/groups"),
     ("admin", PUT, "/v1/groups/{group}/offsets"),
     ("admin", DELETE, "/v1/groups/{group}"),
+    ("admin", GET, "/v1/transactions"),
 )
 
 # HTTP API access-log variables (one JSON object per request).

@@ -43,7 +43,10 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "produce": (
         ("log", _TX_WRITE),
         ("topics", ("dynamodb:GetItem", "dynamodb:UpdateItem")),
+        # transactions: their records and ids; a commit moves the input group's leases
+        ("groups", _TX_WRITE),
         ("blobs", ("s3:PutObject",)),
+        ("grants", ("ssm:GetParametersByPath",)),
     ),
     "consume": (
         ("log", ("dynamodb:GetItem", "dynamodb:Query")),
@@ -72,6 +75,8 @@ PERMISSIONS: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "archiver": (
         ("log", (*_TX_WRITE, "dynamodb:DeleteItem", "dynamodb:Query")),
         ("topics", ("dynamodb:GetItem", "dynamodb:Scan")),
+        # transaction records: a segment stops before an open one; expired ones are aborted
+        ("groups", ("dynamodb:GetItem", "dynamodb:UpdateItem")),
         ("blobs", ("s3:DeleteObject", "s3:GetObject")),
         ("segments", ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")),
         ("bucket", ("s3:ListBucket",)),

@@ -103,14 +103,18 @@ class StreamletPlatform(TriggerMethods, Construct):
         names = self.storage.names
         return f"direct://{names.prefix}?bucket={names.bucket}&region={Aws.REGION}"
 
-    def grant_produce(self, principal: iam.IGrantable, topic_prefix: str = "*", *,
-                      direct: bool = False) -> iam.Grant:
-        """Let ``principal`` produce to topics named ``topic_prefix...``.
+    def grant_produce(self, principal: iam.IGrantable, topic_prefix: str = "*",
+                      transactional_id_prefix: str = "*", *, direct: bool = False
+                      ) -> iam.Grant:
+        """Let ``principal`` produce to topics named ``topic_prefix...``, transactionally
+        as the transactional ids ``transactional_id_prefix...``.
 
         Over the HTTP API by default; ``direct=True`` grants direct mode instead (DynamoDB
         and S3, scoped to those topics' keys: see :mod:`streamlet.engine.grants`).
+        Offsets sent with a transaction also need ``grant_consume`` on their group.
         """
-        return self._grant(principal, Grant.produce(topic_prefix), direct)
+        return self._grant(principal, Grant.produce(topic_prefix, transactional_id_prefix),
+                           direct)
 
     def grant_consume(self, principal: iam.IGrantable, topic_prefix: str = "*",
                       group_prefix: str = "*", *, direct: bool = False) -> iam.Grant:

@@ -68,6 +68,33 @@ __all__ = [
     "StreamletError", "Throttled", "TimestampType", "TopicDescription", "TopicExists",
     "TopicNotFound", "TopicPartition",
 ]
-from .records import ConsumerRecords, OffsetAndMetadata, OffsetAndTimestamp
+from .errors import (
+    AppendOutcomeUnknown,
+    ClusterNotFound,
+    ConsumerIllegalState,
+    ConsumerInstanceExists,
+    ConsumerInstanceNotFound,
+    CorruptRecord,
+    InvalidTimestamp,
+    InvalidTxnState,
+    RecordNotJson,
+    ResourceNotFound,
+    TailUnverified,
+    TransactionAborted,
+    TransactionTooLarge,
+    UnsupportedLayout,
+)
+from .records import (
+    ConsumerGroupMetadata,
+    ConsumerRecords,
+    OffsetAndMetadata,
+    OffsetAndTimestamp,
+    TransactionInfo,
+)
 
-__all__ += ["ConsumerRecords", "OffsetAndMetadata", "OffsetAndTimestamp"]
+__all__ += ["AppendOutcomeUnknown", "ClusterNotFound", "ConsumerGroupMetadata",
+            "ConsumerIllegalState", "ConsumerInstanceExists", "ConsumerInstanceNotFound",
+            "ConsumerRecords", "CorruptRecord", "InvalidTimestamp", "InvalidTxnState",
+            "RecordNotJson", "ResourceNotFound",
+            "OffsetAndMetadata", "OffsetAndTimestamp", "TailUnverified", "TransactionAborted",
+            "TransactionInfo", "TransactionTooLarge", "UnsupportedLayout"]

@@ -21,7 +21,13 @@ from .errors import (
     TopicNotFound,
 )
 from .groups.leases import GroupSnapshot
-from .records import ArchiveReport, RetentionReport, TopicDescription, TopicPartition
+from .records import (
+    ArchiveReport,
+    RetentionReport,
+    TopicDescription,
+    TopicPartition,
+    TransactionInfo,
+)
 from .topicconfig import CONFIG_KEYS, validate_config, validate_partitions, validate_topic_name
 from .transport import Transport, connect
 
@@ -365,6 +371,14 @@ class Admin:
         self._transport.groups.reset(group_id, wanted, {tp: snap.leases[tp] for tp in wanted
                                                         if tp in snap.leases})
         return wanted
+
+    # ---- transactions -------------------------------------------------------------------
+
+    def list_transactions(self, include_ended: bool = False) -> list[TransactionInfo]:
+        """Open transactions (Kafka's listTransactions), each with its deadline; with
+        ``include_ended`` also the committed and aborted ones whose records are kept
+        (30 days), with why each was aborted. One scan: an operator's tool."""
+        return self._transport.list_transactions(include_ended)
 
     def _snapshot(self, group: str) -> GroupSnapshot:
         snap = self._transport.groups.snapshot(group)

@@ -26,6 +26,7 @@ from .errors import (
     CommitFailed,
     ConsumerIllegalState,
     InvalidRequest,
+    InvalidTxnState,
     OffsetOutOfRange,
     StreamletError,
     TopicNotFound,
@@ -43,6 +44,7 @@ from .groups.membership import Changes, Membership
 from .groups.subscriptions import compile_pattern
 from .records import (
     DEFAULT_FETCH_BYTES,
+    ConsumerGroupMetadata,
     ConsumerRecords,
     OffsetAndMetadata,
     OffsetAndTimestamp,
@@ -79,9 +81,10 @@ class Consumer:
     ``key_deserializer`` / ``value_deserializer`` turn each record's key and value bytes
     into what the record carries (a null key or value stays None). A member of a group
     that does not call ``poll`` for ``max_poll_interval_ms`` leaves the group; its next
-    poll rejoins. ``isolation_level`` is accepted for portability: Streamlet shows no
-    uncommitted records today, so both levels read the same (transactions will give
-    ``read_uncommitted`` its meaning).
+    poll rejoins. ``isolation_level``: ``read_committed`` (the default) returns the records
+    of committed transactions (and those sent outside any), never those of an aborted
+    one, and stops before a transaction still open (at most its transaction_timeout_ms);
+    ``read_uncommitted`` returns every record as it is appended.
 
     Example:
         >>> with Consumer("orders", auto_offset_reset="earliest",           # doctest: +SKIP
@@ -115,7 +118,7 @@ class Consumer:
         self._max_bytes = fetch_max_bytes
         self._iter_timeout = None if consumer_timeout_ms is None else consumer_timeout_ms / 1000
         self._deserializers = (key_deserializer, value_deserializer)
-        self._isolation_level = isolation_level  # its meaning comes with transactions
+        self._isolation_level = isolation_level
         self._metadata_age = METADATA_MAX_AGE_S if metadata_max_age_ms is None \
             else metadata_max_age_ms / 1000
         self._topics: list[str] = []
@@ -491,6 +494,9 @@ class Consumer:
             buffer.popleft()
         if taken:
             self._positions[tp] = taken[-1].offset + 1
+        end = self._ends.get(tp)
+        if not buffer and end is not None and end[0] > (self._positions[tp] or 0):
+            self._positions[tp] = end[0]  # past the batches of aborted transactions
         return taken
 
     def _fill(self, tp: TopicPartition, limit: int) -> None:
@@ -498,7 +504,7 @@ class Consumer:
         end = self._ends.get(tp)
         boundary = end[1] if end is not None and end[0] == position else None
         fetched = fetch_records(self._transport, tp, position, self._reset, self._max_bytes,
-                                limit, boundary)
+                                limit, boundary, self._isolation_level)
         if fetched.position != self._positions[tp]:
             self._reset_position_to(tp, fetched.position)
         if fetched.end >= 0:
@@ -656,6 +662,23 @@ class Consumer:
             return None
         return OffsetAndMetadata(lease.committed, lease.metadata) if metadata \
             else lease.committed
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """What ``Producer.send_offsets_to_transaction`` takes: the group, this member and
+        the lease epoch of every partition it owns now. The consumer must be subscribed
+        (its leases fence the commit) with ``enable_auto_commit=False`` (offsets go only
+        into transactions); InvalidTxnState otherwise."""
+        group = self._require_group()
+        if self._auto_commit:
+            raise InvalidTxnState(
+                f"Consumer of group '{group.group}' was created with enable_auto_commit=True: "
+                "it would commit offsets outside the transactions that send them. Create it "
+                "with enable_auto_commit=False.")
+        if self._assigned is not None:
+            raise InvalidTxnState(
+                f"Consumer of group '{group.group}' uses assign(): offsets sent with a "
+                "transaction are fenced by the leases a subscribed member holds; subscribe().")
+        return ConsumerGroupMetadata(group.group, group.member_id, dict(group.owned))
 
     def lease_epoch(self, tp: TopicPartition) -> int:
         """The fencing token this member holds for ``tp`` (-1 if it does not own it)."""

@@ -6,6 +6,7 @@
      ├── InvalidRequest            400  40002  (bad input; nothing was written)
      │    ├── InvalidTopicName
      │    ├── InvalidConfig
+     │    │    └── ConfigNotFound  404  40405  (a configs/{name} path no topic has)
      │    ├── InvalidPartitions
      │    └── InvalidRecord
      │         ├── CorruptRecord        (corrupt_message: the batch does not decode as it says)
@@ -27,9 +28,15 @@
      ├── ConsumerIllegalState      409  40903  (subscription and assignment mixed)
      ├── RecordNotJson             422  42201  (a json v2 instance met a non-JSON record)
      ├── ClusterNotFound           404  404    (a v3 path names another cluster)
+     ├── ResourceNotFound          404  404    (a v3 consumer, assignment or lag that is not there)
      ├── UnsupportedLayout         409  40905  (a topic of another storage layout)
      ├── AppendOutcomeUnknown      409  40906  (a retry could not tell if it was written)
+     ├── TransactionAborted        409  40907  (timed out, fenced or aborted: none of it is visible)
+     ├── InvalidTxnState           409  40908  (a transactional call out of order)
+     ├── TransactionTooLarge       413  41302  (past DynamoDB's 100 items per transaction)
      ├── DataUnavailable           500  50003  (records inside the log are missing)
+     ├── BufferExhausted           503  50305  (send() waited max_block_ms for buffer_memory;
+     │                                          retriable; raised by the SDK only)
      └── RetriableError            503  50302  (retried by the SDK with backoff)
           ├── Throttled            429  42901
           ├── RequestTimedOut      504  50401  (outcome unknown: may have been applied)
@@ -237,7 +244,8 @@ class OffsetMismatch(StreamletError):
 
 
 class ProducerFenced(StreamletError):
-    """A producer with a newer epoch has taken over this producer id."""
+    """A producer with a newer epoch has taken over this producer id (or transactional id):
+    this instance is a zombie and nothing it sends or commits becomes visible."""
 
     code = "producer_fenced"
     status = 409
@@ -249,6 +257,17 @@ class ProducerFenced(StreamletError):
             f"{partition}: epoch {current} is current."
         )
         self.producer_id, self.epoch, self.current_epoch = producer_id, epoch, current
+
+    @classmethod
+    def transactional(cls, transactional_id: str, epoch: int, current: int) -> ProducerFenced:
+        """Fenced by ``init_transactions`` of a newer instance with the same id."""
+        error = cls.__new__(cls)
+        StreamletError.__init__(
+            error, f"Transactional id '{transactional_id}' epoch {epoch} is fenced: another "
+                   f"producer called init_transactions (epoch {current} is current). Nothing "
+                   "this producer sends or commits becomes visible; close it.")
+        error.producer_id, error.epoch, error.current_epoch = -1, epoch, current
+        return error
 
 
 class OutOfOrderSequence(StreamletError):
@@ -401,6 +420,35 @@ class AppendOutcomeUnknown(StreamletError):
     code = "append_outcome_unknown"
     status = 409
     error_code = 40906
+
+
+class TransactionAborted(StreamletError):
+    """The transaction was aborted (it outlived transaction_timeout_ms, a consumer-group
+    lease it committed offsets for moved, or it was aborted explicitly): none of its
+    records or offsets are visible, ever. Begin a new transaction."""
+
+    code = "transaction_aborted"
+    status = 409
+    error_code = 40907
+
+
+class InvalidTxnState(StreamletError):
+    """A transactional call out of order (a send outside a transaction on a transactional
+    producer, begin twice, commit without begin...); nothing was written."""
+
+    code = "invalid_txn_state"
+    status = 409
+    error_code = 40908
+
+
+class TransactionTooLarge(StreamletError):
+    """A transaction would need more than one DynamoDB transaction (100 items) to commit,
+    or lists more batches than its record holds; refused when the part that crosses the
+    limit is added, never split."""
+
+    code = "transaction_too_large"
+    status = 413
+    error_code = 41302
 
 
 class RetriableError(StreamletError):

@@ -59,8 +59,9 @@ class Fetched:
     """Where these records start: the position asked for, or where a reset moved it."""
     records: list[Record] = field(default_factory=list)
     end: int = -1
-    """The offset after the last batch read (-1 if none): once every record is taken, the
-    next position ends a batch, which makes the next fetch cheaper (``boundary_of``)."""
+    """Where the next fetch starts once every record is taken (-1 if unknown): the offset
+    after the last batch read, or after the batches of aborted transactions the fetch
+    passed over. It ends a batch, which makes the next fetch cheaper (``boundary_of``)."""
     topic_id: str = ""
     high_watermark: int = -1
     """The end of the log as far as this fetch read it (-1 if it read nothing): the high
@@ -69,8 +70,10 @@ class Fetched:
 
 def fetch_records(transport: Transport, tp: TopicPartition, position: int, policy: str,
                   max_bytes: int, max_records: int | None = None,
-                  boundary_of: str | None = None) -> Fetched:
-    """Records of ``tp`` from ``position`` on.
+                  boundary_of: str | None = None,
+                  isolation_level: str = "read_committed") -> Fetched:
+    """Records of ``tp`` from ``position`` on (read_committed: those of committed
+    transactions and outside any; the offsets of aborted ones are passed over).
 
     The position differs from the one given only after a reset. If the reset position is
     out of range too (the log moved again meanwhile), no records are returned and the
@@ -78,15 +81,19 @@ def fetch_records(transport: Transport, tp: TopicPartition, position: int, polic
     """
     try:
         result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records,
-                                 boundary_of)
+                                 boundary_of, isolation_level)
     except OffsetOutOfRange as error:
         position = reset_offset(transport, tp, policy, error)
         try:
-            result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records)
+            result = transport.fetch(tp.topic, tp.partition, position, max_bytes, max_records,
+                                     None, isolation_level)
         except OffsetOutOfRange:
             return Fetched(position)
     records, complete = records_from(tp, result.batches, position, max_bytes)
-    end = batch_span(result.batches[-1])[1] + 1 if result.batches and complete else -1
+    end = -1
+    if complete and (result.batches or result.high_watermark > position):
+        end = max(result.high_watermark,
+                  batch_span(result.batches[-1])[1] + 1 if result.batches else position)
     return Fetched(position, records, end, result.topic_id, result.high_watermark)
 
 

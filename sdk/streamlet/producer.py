@@ -3,6 +3,12 @@
 Idempotence is on by default: every batch carries the producer id, epoch and a
 per-partition sequence, so a retried batch is written once however often it is sent.
 
+With a ``transactional_id`` the producer is Kafka's transactional producer
+(``init_transactions``, ``begin_transaction``, ``send_offsets_to_transaction``,
+``commit_transaction``, ``abort_transaction``, or ``with producer.transaction():``): the
+records of a transaction, in every partition and topic, and the consumer offsets sent
+with it become visible at once when it commits, and never if it aborts or times out.
+
 ``send`` does little per record: serialize, pick a partition, append to the partition's
 open batch under one lock, and return a :class:`~streamlet.futures.RecordFuture` (three
 slots over the batch's shared result). The sender thread is woken only when a batch is
@@ -18,27 +24,38 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self, TypeVar
 
 from ._metrics import ProducerMetrics
+from ._transactional import OffsetLike, Transactions
 from ._values import HeadersIn, is_int, to_bytes, to_headers, to_timestamp
 from .codec import COMPRESSION_CODES, BatchBuilder, estimate_record_size, increment_sequence
 from .errors import (
     BufferExhausted,
     InvalidRequest,
+    InvalidTxnState,
     PartitionNotFound,
     RecordTooLarge,
     StreamletError,
 )
 from .futures import BatchResult, RecordFuture
 from .partitioner import DefaultPartitioner, Partitioner
-from .records import AppendResult, TopicDescription, TopicPartition
+from .records import (
+    AppendResult,
+    ConsumerGroupMetadata,
+    ProducerIdentity,
+    TopicDescription,
+    TopicPartition,
+    TransactionInfo,
+)
 from .topicconfig import config_int, config_str, validate_topic_name
 from .transport import Transport, connect
+from .txn import validate_timeout, validate_transactional_id
 
 METADATA_MAX_AGE_S = 30.0
 IDLE_WAIT_S = 1.0
@@ -72,6 +89,8 @@ class _Batch:
     reserved: int = 0
     """Bytes of buffer_memory its records hold until the batch is resolved."""
     closed: bool = False
+    txn: tuple[ProducerIdentity, int] | None = None
+    """The transaction (identity, number) whose records it carries."""
 
 
 @dataclass(slots=True)
@@ -91,7 +110,8 @@ class Producer:
     value, ``None`` included, as kafka-python does; see :mod:`streamlet.serializers`),
     ``linger_ms``, ``batch_size`` (capped by each topic's max.message.bytes),
     ``buffer_memory`` and ``max_block_ms``, ``compression_type``, ``enable_idempotence``,
-    ``delivery_timeout_ms``, ``retry_backoff_ms``.
+    ``delivery_timeout_ms``, ``retry_backoff_ms``, ``transactional_id`` and
+    ``transaction_timeout_ms`` (1 s to 15 min, default 60 s).
 
     Example:
         >>> from streamlet.serializers import json_serializer
@@ -109,11 +129,17 @@ class Producer:
                  max_block_ms: float = 60_000, compression_type: str | None = None,
                  enable_idempotence: bool = True, partitioner: Partitioner | None = None,
                  delivery_timeout_ms: int = 120_000, retry_backoff_ms: int = 50,
-                 max_in_flight: int = 4, transport: Transport | None = None) -> None:
+                 max_in_flight: int = 4, transactional_id: str | None = None,
+                 transaction_timeout_ms: int = 60_000, transport: Transport | None = None
+                 ) -> None:
         _check_options(linger_ms, batch_size, compression_type, max_in_flight)
         _check_buffer(buffer_memory, max_block_ms, key_serializer, value_serializer)
+        if transactional_id is not None:
+            _check_transactional(transactional_id, transaction_timeout_ms, enable_idempotence)
         self._owns_transport = transport is None
         self._transport = transport or connect(endpoint)
+        self._txn = None if transactional_id is None else Transactions(
+            self._transport, transactional_id, transaction_timeout_ms)
         self._key_serializer, self._value_serializer = key_serializer, value_serializer
         self._linger = linger_ms / 1000
         self._batch_size = batch_size
@@ -162,12 +188,14 @@ class Producer:
         header_list = to_headers(headers, topic) if headers is not None else []
         checked = to_timestamp(timestamp_ms, topic)
         ts = int(time.time() * 1000) if checked is None else checked
+        txn = self._txn.current() if self._txn is not None else None
         cached = self._topic(topic)
         chosen = self._choose(cached.description, key_b, partition)
         size = estimate_record_size(key_b, value_b, header_list)
         if size > cached.max_bytes:
             raise RecordTooLarge(topic, size, cached.max_bytes)
-        return self._append(cached, (topic, chosen), key_b, value_b, header_list, ts, size)
+        return self._append(cached, (topic, chosen), key_b, value_b, header_list, ts, size,
+                            txn)
 
     def partitions_for(self, topic: str) -> set[int]:
         """The topic's partition ids (kafka-python's ``partitions_for``)."""
@@ -185,6 +213,77 @@ class Producer:
         return {"producer-metrics": self._metrics.snapshot(self._buffer_memory, available,
                                                            in_flight)}
 
+    # ---- transactions ------------------------------------------------------------------
+
+    def init_transactions(self) -> None:
+        """Register the transactional id (Kafka's initTransactions): every older producer
+        with the same id is fenced (ProducerFenced on its next send or commit) and the
+        transaction it left open is aborted. Call once, before the first transaction."""
+        who = self._transactions("init_transactions").init(self._with_retry)
+        with self._pid_lock:
+            self._producer_id = who.producer_id
+            self._sequences.clear()
+
+    def begin_transaction(self) -> None:
+        """Start a transaction: sends go into it until it is committed or aborted."""
+        self._transactions("begin_transaction").begin(self._with_retry)
+
+    def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, OffsetLike],
+                                    group_metadata: ConsumerGroupMetadata) -> None:
+        """Commit these consumer offsets (each the next record to read) with the
+        transaction, fenced by ``group_metadata`` (``consumer.group_metadata()``): a
+        member that lost a partition meanwhile makes the whole commit fail (CommitFailed,
+        nothing visible). TransactionTooLarge past one DynamoDB transaction."""
+        self._transactions("send_offsets_to_transaction").add_offsets(offsets, group_metadata)
+
+    def commit_transaction(self) -> TransactionInfo:
+        """Flush, then make every record of the transaction and its offsets visible at
+        once (one DynamoDB transaction; retried safely). TransactionAborted if a send
+        failed (abort it) or it timed out, CommitFailed if a lease moved (aborted),
+        ProducerFenced if a newer producer took over the id."""
+        return self._transactions("commit_transaction").commit(self.flush, self._with_retry)
+
+    def abort_transaction(self) -> TransactionInfo:
+        """Abort the transaction: none of its records or offsets become visible."""
+        return self._transactions("abort_transaction").abort(self.flush, self._with_retry)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Self]:
+        """``with producer.transaction():`` begins a transaction, commits it when the
+        block ends, and aborts it if the block (or the commit) raises.
+
+        Example:
+            >>> with producer.transaction():                            # doctest: +SKIP
+            ...     producer.send("totals", b"42", key=b"alice")
+            ...     producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        """
+        self.begin_transaction()
+        try:
+            yield self
+            self.commit_transaction()
+        except BaseException as error:
+            self._abort_after(error)
+            raise
+
+    def transactional_state(self) -> str:
+        """``uninitialized``, ``ready``, ``in_transaction``, ``abortable`` (a send failed:
+        abort) or ``fatal`` (fenced); InvalidTxnState without a transactional_id."""
+        return self._transactions("transactional_state").state
+
+    def _abort_after(self, error: BaseException) -> None:
+        txn = self._txn
+        if txn is None or txn.state not in ("in_transaction", "abortable"):
+            return  # ended by the log (aborted, fenced) already
+        try:
+            self.abort_transaction()
+        except StreamletError as failed:
+            error.add_note(f"abort_transaction failed too: {type(failed).__name__}: {failed}")
+
+    def _transactions(self, action: str) -> Transactions:
+        if self._txn is None:
+            raise InvalidTxnState(f"{action} needs a producer created with transactional_id=.")
+        return self._txn
+
     def flush(self, timeout: float | None = None) -> None:
         """Send everything queued and wait until each record is acknowledged or failed."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -201,13 +300,15 @@ class Producer:
                 self._flushing -= 1
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop the background sender and close the transport's connections
-        (unless it was passed in). Idempotent."""
+        """Flush (and abort a transaction left open), then stop the background sender and
+        close the transport's connections (unless it was passed in). Idempotent."""
         if self._closed:
             return
         try:
             if self._fatal is None:
                 self.flush(timeout)
+            if self._txn is not None and self._txn.state in ("in_transaction", "abortable"):
+                self.abort_transaction()  # as Kafka's close: an unfinished one is aborted
         finally:
             with self._cond:
                 self._closed = True
@@ -250,7 +351,7 @@ class Producer:
 
     def _append(self, topic: _Topic, at: tuple[str, int], key: bytes | None,
                 value: bytes | None, headers: list[tuple[str, bytes | None]], ts: int,
-                size: int) -> RecordFuture:
+                size: int, txn: tuple[ProducerIdentity, int] | None) -> RecordFuture:
         with self._lock:  # the condition's lock: acquired in C, unlike `with self._cond`
             if self._closed or self._fatal is not None:
                 raise StreamletError("The producer is closed; create a new one.")
@@ -260,15 +361,20 @@ class Producer:
             if queue is None:
                 queue = self._batches[at] = deque()
             batch = queue[-1] if queue and not queue[-1].closed else None
+            if batch is not None and batch.txn != txn:  # another transaction's records
+                self._close_batch(batch, topic.description.partitions)
+                batch = None
             if batch is None or not batch.builder.append(key, value, headers, ts):
                 # No open batch, or it is full (the builder refuses a record that would
                 # take it past the cap): start one and let the sender time its linger
                 # and send the full one.
+                if txn is not None and self._txn is not None:
+                    self._txn.opened_batch()  # TransactionTooLarge past its batch limit
                 if batch is not None:
                     self._close_batch(batch, topic.description.partitions)
                 tp = TopicPartition(*at)
                 batch = _Batch(at, tp, BatchBuilder(topic.codec, topic.cap),
-                               time.monotonic(), BatchResult(tp))
+                               time.monotonic(), BatchResult(tp), txn=txn)
                 batch.builder.append(key, value, headers, ts)
                 queue.append(batch)
                 self._cond.notify_all()
@@ -374,6 +480,8 @@ class Producer:
                 self._cond.notify_all()
 
     def _deliver_batch(self, batch: _Batch) -> AppendResult:
+        if batch.txn is not None:
+            return self._deliver_transactional(batch, *batch.txn)
         pid, seq = self._producer_state(batch.tp)
         data = batch.builder.build(pid, 0 if pid >= 0 else -1, seq)
         sent = time.monotonic()
@@ -392,6 +500,27 @@ class Producer:
                                  sent - batch.created)
         return result
 
+    def _deliver_transactional(self, batch: _Batch, who: ProducerIdentity, number: int
+                               ) -> AppendResult:
+        """A batch of transaction ``number``: its sequence is never reused (a failed
+        attempt may have landed), and a failure leaves the transaction abortable."""
+        assert self._txn is not None
+        key = (who.producer_id, batch.tp)
+        with self._pid_lock:
+            seq = self._sequences.get(key, 0)
+            self._sequences[key] = increment_sequence(seq, batch.builder.count)
+        data = batch.builder.build(who.producer_id, who.epoch, seq)
+        sent = time.monotonic()
+        try:
+            result = self._append_with_retry(batch, data, (who.transactional_id, number))
+        except StreamletError as error:
+            self._txn.failed(number, error)
+            raise
+        self._txn.sent(number, batch.tp.topic, batch.tp.partition, result.base_offset)
+        self._metrics.batch_sent(batch.builder.count, len(data), time.monotonic() - sent,
+                                 sent - batch.created)
+        return result
+
     def _producer_state(self, tp: TopicPartition) -> tuple[int, int]:
         """(producer id, next sequence for ``tp``), allocating an id on first use."""
         if not self._idempotent:
@@ -406,7 +535,8 @@ class Producer:
         with self._pid_lock:
             self._producer_id = None
 
-    def _append_with_retry(self, batch: _Batch, data: bytes) -> AppendResult:
+    def _append_with_retry(self, batch: _Batch, data: bytes,
+                           transaction: tuple[str, int] | None = None) -> AppendResult:
         """Append, retrying retriable errors; every retry says when the first attempt was
         sent, so the log finds that attempt if it landed (idempotent batches)."""
         first_ms = int(time.time() * 1000)
@@ -418,7 +548,8 @@ class Producer:
             if next(attempts) > 0:
                 since = first_ms
                 self._metrics.retried(batch.builder.count)
-            return self._transport.append(tp.topic, tp.partition, data, since_ms=since)
+            return self._transport.append(tp.topic, tp.partition, data, since_ms=since,
+                                          transaction=transaction)
 
         return self._with_retry(attempt)
 
@@ -458,6 +589,14 @@ def _check_options(linger_ms: float, batch_size: int, compression_type: str | No
         raise InvalidRequest(f"batch_size must be >= 1, got {batch_size}.")
     if max_in_flight < 1:
         raise InvalidRequest(f"max_in_flight must be >= 1, got {max_in_flight}.")
+
+
+def _check_transactional(transactional_id: str, timeout_ms: int, idempotent: bool) -> None:
+    validate_transactional_id(transactional_id)
+    validate_timeout(timeout_ms)
+    if not idempotent:
+        raise InvalidRequest(f"transactional_id={transactional_id!r} needs "
+                             "enable_idempotence=True (transactions are idempotent).")
 
 
 def _check_buffer(buffer_memory: int, max_block_ms: float, key_serializer: object,

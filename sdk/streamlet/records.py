@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -112,6 +113,61 @@ class AppendResult:
     log_start_offset: int
     duplicate: bool = False
     """True when the batch was a retry of one already written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerIdentity:
+    """What ``init_transactions`` gives a transactional producer: the producer id stable
+    for its transactional id, and the epoch that fences every older instance."""
+
+    transactional_id: str
+    producer_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxnOffsets:
+    """A consumer group's offsets sent with a transaction (``send_offsets_to_transaction``):
+    committed with its output or not at all, fenced by each partition's lease epoch."""
+
+    group_id: str
+    member_id: str
+    offsets: Mapping[TopicPartition, tuple[int, int, str]]
+    """``{partition: (lease epoch, next offset to read, metadata)}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupMetadata:
+    """What ``Producer.send_offsets_to_transaction`` needs of a consumer
+    (``consumer.group_metadata()``, as in Kafka): its group, its member id and the lease
+    epoch of each partition it owns, the fencing tokens the commit is conditioned on."""
+
+    group_id: str
+    member_id: str
+    lease_epochs: Mapping[TopicPartition, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionInfo:
+    """One transaction's record, as ``streamlet transactions list`` shows it."""
+
+    transactional_id: str
+    number: int
+    """The transaction's number within its transactional id (0, 1, 2...)."""
+    producer_id: int
+    epoch: int
+    status: str
+    """``open``, ``committed`` or ``aborted``."""
+    started_ms: int
+    deadline_ms: int
+    """When an open transaction times out (and any reader or archiver pass aborts it)."""
+    ended_ms: int = 0
+    reason: str = ""
+    """Why it was aborted (timed out, fenced, a lease moved, the producer aborted it)."""
+    partitions: int = 0
+    """Committed: the partitions its batches went to."""
+    batches: int = 0
+    """Committed: how many batches it made visible."""
 
 
 DEFAULT_FETCH_BYTES = 1024 * 1024

@@ -23,10 +23,13 @@ from .groups.leases import GroupSnapshot, Lease, Member
 from .records import (
     AppendResult,
     ArchiveReport,
+    ProducerIdentity,
     RetentionReport,
     SegmentInfo,
     TopicDescription,
     TopicPartition,
+    TransactionInfo,
+    TxnOffsets,
 )
 
 CLUSTER_ID = "streamlet"
@@ -146,3 +149,53 @@ def snapshot_from_json(data: Mapping[str, Any]) -> GroupSnapshot:
     members = [member_from_json(item) for item in data.get("members") or ()]
     return GroupSnapshot({lease.tp: lease for lease in leases},
                          {member.member_id: member for member in members})
+
+
+# ---- transactions -----------------------------------------------------------------------
+
+
+def identity_json(who: ProducerIdentity) -> dict[str, Any]:
+    return {"transactional_id": who.transactional_id, "producer_id": who.producer_id,
+            "epoch": who.epoch}
+
+
+def identity_from_json(data: Mapping[str, Any]) -> ProducerIdentity:
+    return ProducerIdentity(str(data["transactional_id"]), int(data["producer_id"]),
+                            int(data["epoch"]))
+
+
+def batches_json(batches: Mapping[tuple[str, int], Iterable[int]]) -> list[dict[str, Any]]:
+    """A commit's batches: ``[{"topic", "partition", "base_offsets": [...]}]``."""
+    return [{"topic": topic, "partition": partition, "base_offsets": sorted(bases)}
+            for (topic, partition), bases in sorted(batches.items())]
+
+
+def batches_from_json(data: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], list[int]]:
+    out: dict[tuple[str, int], list[int]] = {}
+    for entry in data:
+        out.setdefault((str(entry["topic"]), int(entry["partition"])), []).extend(
+            int(b) for b in entry["base_offsets"])
+    return out
+
+
+def txn_offsets_json(offsets: TxnOffsets) -> dict[str, Any]:
+    return {"group_id": offsets.group_id, "member_id": offsets.member_id,
+            "partitions": [{**partition_json(tp), "lease_epoch": epoch, "offset": offset,
+                            "metadata": metadata}
+                           for tp, (epoch, offset, metadata) in sorted(offsets.offsets.items())]}
+
+
+def txn_offsets_from_json(data: Mapping[str, Any]) -> TxnOffsets:
+    return TxnOffsets(str(data["group_id"]), str(data["member_id"]), {
+        TopicPartition(str(p["topic"]), int(p["partition"])):
+            (int(p["lease_epoch"]), int(p["offset"]), str(p.get("metadata") or ""))
+        for p in data["partitions"]})
+
+
+def transaction_json(info: TransactionInfo) -> dict[str, Any]:
+    return asdict(info)
+
+
+def transaction_from_json(data: Mapping[str, Any]) -> TransactionInfo:
+    return TransactionInfo(**{k: data[k] for k in TransactionInfo.__dataclass_fields__
+                              if k in data})

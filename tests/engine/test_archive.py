@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from streamlet.clock import ManualClock as Clock
 from streamlet.codec import decode_batch
-from streamlet.engine import Engine, schema
+from streamlet.engine import Engine, schema, topics
 from streamlet.engine.archive import PURGE_GRACE_MS
 from streamlet.errors import DataUnavailable, InvalidConfig, OffsetOutOfRange, Throttled
 from streamlet.local import LocalPlatform, serialized_moto
@@ -366,7 +366,11 @@ def test_a_sequential_read_reads_each_batch_once_in_both_tiers(tiered: Engine) -
     [segment] = report.segments
     tiered.segments._indexes.clear()
     s3_bytes.clear()
+    ddb_items.clear()
     assert sum(len(b) for b in fetch_all(tiered, "t", max_bytes=1 << 20)) == stored
+    # the hot copies (still there until their TTL) are paid for by one Query page at most:
+    # the first fetch's, before the reader learnt the archive watermark
+    assert sum(ddb_items) <= 16, ddb_items
     assert stored == segment.size
     index, *data = s3_bytes  # the index once, then the batches
     assert index < 1_000 and sum(data) <= segment.size * 1.1, (s3_bytes, segment.size)
@@ -389,3 +393,30 @@ def test_a_pass_stops_at_the_high_watermark_it_started_with(tiered: Engine,
         assert report.segments and report.archived_offset < report.high_watermark
     monkeypatch.undo()
     assert offsets("t", fetch_all(tiered, "t")) == list(range(tiered.watermarks("t", 0)[1]))
+
+
+def test_config_changes_reach_other_engines_appends_and_the_next_passes(
+        tiered: Engine) -> None:
+    """inline.max.bytes, segment.bytes and retention.bytes changed after creation are used
+    by another engine's next append (once its 5 s topic cache has expired: another
+    Lambda) and by the next archiver and retention passes, with nothing restarted."""
+    other = Engine(tiered._ddb, tiered.segments._s3)
+    tiered.create_topic("t", 1)
+    big = make_batch([random.randbytes(4_000)])  # under the default 8 KiB inline limit
+
+    def blobs() -> int:
+        listed = tiered.segments._s3.list_objects_v2(Bucket=tiered.names.bucket,
+                                                     Prefix="blobs/")
+        return int(listed.get("KeyCount", 0))
+
+    other.append("t", 0, big)
+    assert blobs() == 0 and not tiered.archive("t")[0].segments  # inline; nothing due
+    tiered.alter_topic_config("t", {"inline.max.bytes": 1024, "segment.bytes": 1000,
+                                    "retention.bytes": 0})
+    time.sleep(topics.CACHE_SECONDS + 0.2)
+    other.append("t", 0, big)
+    assert blobs() == 1  # the other engine's append went to S3
+    [report] = other.archive("t")  # not forced: segment.bytes=1000 makes it due
+    assert report.segments and report.archived_offset == 2
+    [expired] = other.enforce_retention("t")
+    assert expired.segments_deleted >= 1 and expired.log_start_after == 2

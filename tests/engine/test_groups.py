@@ -34,6 +34,20 @@ def test_a_retried_take_recognises_its_own_success(groups) -> None:  # type: ign
     assert again is not None and again.epoch == 1
 
 
+def test_a_take_reports_the_offset_committed_up_to_the_take(  # type: ignore[no-untyped-def]
+        groups) -> None:
+    """The old owner commits after the taker read the group: the taker must start there,
+    not at the offset it saw (else it reads those records again: a duplicate output of an
+    exactly-once pipeline)."""
+    held = groups.take("g", TP, "a", groups.snapshot("g").leases[TP])
+    seen = groups.snapshot("g").leases[TP]  # the taker's view: nothing committed
+    groups.commit("g", "a", {TP: (held.epoch, 42, "last")})
+    taken = groups.take("g", TP, "b", seen)
+    assert taken is not None and (taken.committed, taken.metadata) == (42, "last")
+    with pytest.raises(CommitFailed):  # and nothing of the old owner lands after it
+        groups.commit("g", "a", {TP: (held.epoch, 50, "")})
+
+
 def test_commits_are_fenced_by_owner_and_epoch(groups) -> None:  # type: ignore[no-untyped-def]
     lease = groups.take("g", TP, "a", groups.snapshot("g").leases[TP])
     groups.commit("g", "a", {TP: (lease.epoch, 10, "m")})

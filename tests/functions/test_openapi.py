@@ -45,11 +45,16 @@ CONTRACT = {
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lags/{topic}/partitions"
         "/{partition}",
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary",
-        "GET /v1/groups", "PUT /v1/groups/{group}/offsets", "DELETE /v1/groups/{group}"],
+        "GET /v1/groups", "PUT /v1/groups/{group}/offsets", "DELETE /v1/groups/{group}",
+        "GET /v1/transactions"],
     "produce_handler": [
         "POST /v3/clusters/{cluster_id}/topics/{topic}/records",
         "POST /v3/clusters/{cluster_id}/topics/{topic}/records:batch",
-        "POST /v1/topics/{topic}/partitions/{partition}/batches", "POST /v1/producer-ids"],
+        "POST /v1/topics/{topic}/partitions/{partition}/batches", "POST /v1/producer-ids",
+        "POST /v1/transactions/{transactional_id}/init",
+        "POST /v1/transactions/{transactional_id}/begin",
+        "POST /v1/transactions/{transactional_id}/{number}/commit",
+        "POST /v1/transactions/{transactional_id}/{number}/abort"],
     "consume_handler": [
         "GET /v1/topics/{topic}/partitions/{partition}/batches",
         "GET /v1/topics/{topic}/partitions/{partition}/offsets", "GET /v1/topics/{topic}",

@@ -91,10 +91,15 @@ def test_produce_role_appends_but_cannot_scan_or_delete(synthesized: Synthesized
     tables, data = _ids(synthesized, "table"), _ids(synthesized, "bucket")["data"]
     granted = _actions_by_resource(synthesized, "functions.api.produce_handler")
     logs = next(k for k in granted if k.startswith("StreamletFunctionsProduceLogs"))
+    registry = next(k for k in granted if "parameter/streamlet" in k)
+    assert granted.pop(registry) == {"ssm:GetParametersByPath"}  # body-named groups, topics
     assert granted == {
         tables["log"]: {"dynamodb:ConditionCheckItem", "dynamodb:GetItem",
                         "dynamodb:PutItem", "dynamodb:UpdateItem"},
         tables["topics"]: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        # transaction records and ids; a commit moves the input group's leases
+        tables["groups"]: {"dynamodb:ConditionCheckItem", "dynamodb:GetItem",
+                           "dynamodb:PutItem", "dynamodb:UpdateItem"},
         f"{data}/blobs/*": {"s3:PutObject"},
         logs: {"logs:CreateLogStream", "logs:PutLogEvents"},
         "*": STAR_RESOURCE_ACTIONS,
@@ -198,7 +203,7 @@ def _invoke_resources(synthesized: Synthesized, role: str) -> list[str]:
     ("producer", ["/*/POST/v3/clusters/*/topics/orders.*/records",
                   "/*/POST/v3/clusters/*/topics/orders.*/records:batch",
                   "/*/POST/v1/topics/orders.*/partitions/*/batches",
-                  "/*/POST/v1/producer-ids"]),
+                  "/*/POST/v1/producer-ids", "/*/POST/v1/transactions/*/*"]),
     ("consumer", ["/*/GET/v1/topics/orders.*/partitions/*/batches",
                   "/*/GET/v1/topics/orders.*/partitions/*/offsets",
                   "/*/GET/v1/topics/orders.*", "/*/*/consumers/billing*",
@@ -246,7 +251,8 @@ def test_http_grants_are_registered_beside_the_principal(synthesized: Synthesize
 
 def test_the_handlers_that_check_body_topics_read_the_registry(synthesized: Synthesized
                                                                ) -> None:
-    for handler in ("functions.api.consume_handler", "functions.api.admin_handler"):
+    for handler in ("functions.api.consume_handler", "functions.api.admin_handler",
+                    "functions.api.produce_handler"):
         function = _function(synthesized, handler)
         env = function["Properties"]["Environment"]["Variables"]
         assert env["STREAMLET_GRANTS_PATH"] == f"/streamlet/{PREFIX}/grants"
@@ -254,8 +260,8 @@ def test_the_handlers_that_check_body_topics_read_the_registry(synthesized: Synt
         path = next(k for k in granted if "parameter/streamlet" in k)
         assert granted[path] == {"ssm:GetParametersByPath"}
         assert path.endswith(f"parameter/streamlet/{PREFIX}/grants")
-    produce = _function(synthesized, "functions.api.produce_handler")
-    assert "STREAMLET_GRANTS_PATH" not in produce["Properties"]["Environment"]["Variables"]
+    archiver = _function(synthesized, "functions.api.archiver_handler")
+    assert "STREAMLET_GRANTS_PATH" not in archiver["Properties"]["Environment"]["Variables"]
 
 
 def test_direct_grants_scope_dynamodb_by_leading_keys(synthesized: Synthesized) -> None:
@@ -270,4 +276,4 @@ def test_direct_grants_scope_dynamodb_by_leading_keys(synthesized: Synthesized) 
                 assert condition["Null"] == {"dynamodb:LeadingKeys": "false"}
                 keys = condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
                 assert keys in (["topic#orders.*"], ["orders.*/*"], ["group#billing*"],
-                                ["counter#producer_id"])
+                                ["counter#producer_id"], ["txn#*"])

@@ -14,7 +14,7 @@ from functions import api
 from infra.api import ROUTES
 
 SAMPLE = {"group": "billing", "topic": "orders", "partition": "0", "cluster_id": "streamlet",
-          "name": "c1", "consumer": "m-1"}
+          "name": "c1", "consumer": "m-1", "transactional_id": "enricher-1", "number": "3"}
 
 
 def _concrete(template: str) -> str:

@@ -22,6 +22,10 @@ CONTRACT = {
         "functions.api.produce_handler",
     "POST /v1/topics/{topic}/partitions/{partition}/batches": "functions.api.produce_handler",
     "POST /v1/producer-ids": "functions.api.produce_handler",
+    "POST /v1/transactions/{transactional_id}/init": "functions.api.produce_handler",
+    "POST /v1/transactions/{transactional_id}/begin": "functions.api.produce_handler",
+    "POST /v1/transactions/{transactional_id}/{number}/commit": "functions.api.produce_handler",
+    "POST /v1/transactions/{transactional_id}/{number}/abort": "functions.api.produce_handler",
     "GET /v1/topics/{topic}/partitions/{partition}/batches": "functions.api.consume_handler",
     "GET /v1/topics/{topic}/partitions/{partition}/offsets": "functions.api.consume_handler",
     "GET /v1/topics/{topic}": "functions.api.consume_handler",
@@ -43,6 +47,7 @@ CONTRACT = {
     "GET /v1/groups": "functions.api.admin_handler",
     "PUT /v1/groups/{group}/offsets": "functions.api.admin_handler",
     "DELETE /v1/groups/{group}": "functions.api.admin_handler",
+    "GET /v1/transactions": "functions.api.admin_handler",
 }
 API_TIMEOUT_S = 30
 
@@ -145,7 +150,8 @@ def test_functions_run_powertools_handlers_with_explicit_limits(synthesized: Syn
             assert props["Timeout"] < API_TIMEOUT_S
         env = props["Environment"]["Variables"]
         checks_body_topics = props["Handler"] in ("functions.api.consume_handler",
-                                                  "functions.api.admin_handler")
+                                                  "functions.api.admin_handler",
+                                                  "functions.api.produce_handler")
         assert set(env) == {"STREAMLET_TABLE_PREFIX", "STREAMLET_BUCKET",
                             "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
                             *(["STREAMLET_GRANTS_PATH"] if checks_body_topics else [])}

@@ -218,3 +218,45 @@ def test_transactions_are_refused_cleanly(bootstrap: str) -> None:
     assert error.code() != KafkaError._TIMED_OUT, error
     assert "ransaction" in error.str() or error.code() in (
         KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError._UNSUPPORTED_FEATURE)
+
+
+def test_read_committed_sees_only_committed_sdk_transactions(
+        bootstrap: str, live_platform: LocalPlatform, topic: str) -> None:
+    """Transactions written with the SDK: librdkafka's default read_committed consumer
+    gets the committed records (jumping the offsets of aborted ones), never the aborted or
+    open ones; read_uncommitted gets every record as appended."""
+    from streamlet import Admin
+    from streamlet import Producer as SdkProducer
+
+    endpoint = live_platform.endpoint
+    Admin(endpoint).create_topic(topic, 1)
+    with SdkProducer(endpoint, transactional_id=f"{topic}-tx", linger_ms=1) as sdk:
+        sdk.init_transactions()
+        with sdk.transaction():
+            sdk.send(topic, b"c1")
+        sdk.begin_transaction()
+        sdk.send(topic, b"a1")
+        sdk.send(topic, b"a2")
+        sdk.flush()
+        sdk.abort_transaction()
+        with sdk.transaction():
+            sdk.send(topic, b"c2")
+        sdk.begin_transaction()
+        sdk.send(topic, b"open")
+        sdk.flush()
+
+        def values(isolation: str, count: int) -> list[bytes]:
+            consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{isolation}-"
+                                 f"{topic}", "auto.offset.reset": "earliest",
+                                 "isolation.level": isolation, **QUIET})
+            consumer.subscribe([topic])
+            try:
+                got = _consume(consumer, count, timeout=15)
+                got += _consume(consumer, 1, timeout=1)  # and nothing more
+                return [m.value() for m in got]
+            finally:
+                consumer.close()
+
+        assert values("read_committed", 2) == [b"c1", b"c2"]
+        assert values("read_uncommitted", 5) == [b"c1", b"a1", b"a2", b"c2", b"open"]
+        sdk.abort_transaction()

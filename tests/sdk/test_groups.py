@@ -105,7 +105,7 @@ def test_a_crashed_member_loses_its_partitions_after_the_session_timeout(
     frozen = time.monotonic()
     pump([a], lambda: len(a.assignment()) == 8, timeout=4 * SESSION_MS / 1000)
     took = time.monotonic() - frozen
-    assert took < 2 * SESSION_MS / 1000 + 1.0
+    assert took < 2 * SESSION_MS / 1000 + 2.5  # two sessions, and slack for a loaded machine
     b._group._suspend_heartbeats(False)  # type: ignore[union-attr]  # b wakes up
     lost: list[TopicPartition] = []
     b._listeners["lost"] = lost.extend

@@ -29,6 +29,14 @@ def test_a_fresh_topic_is_empty_and_its_own(streamlet_admin, streamlet_topic):
     assert streamlet_topic.startswith("test_a_fresh_topic_is_empty_and_its_own-")
 """
 
+IN_PROCESS = """
+
+def test_no_server_was_started(streamlet_endpoint):
+    import threading
+    assert streamlet_endpoint == "memory://pytest"
+    assert [t.name for t in threading.enumerate() if t.name == "streamlet-local"] == []
+"""
+
 TIMING_CONFTEST = """
 import json, time
 import pytest
@@ -57,21 +65,17 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
                                          timeout=240)
 
 
-def test_the_example_runs_in_memory_and_its_first_test_starts_within_a_second(
-        pytester: pytest.Pytester) -> None:
-    """The default backend is memory://: no server, no port. The first test's fixture
-    setup (moto imported, clients built, tables provisioned, the topic created) is
-    measured in CPU seconds, which the other processes on this machine do not inflate."""
+def test_the_example_runs_in_process_by_default(pytester: pytest.Pytester) -> None:
+    """The default backend is memory://: the engine over in-process moto, no server and no
+    port. How fast its first test starts is measured by ``python -m bench.bench_testing``
+    (docs/benchmarks.md), not asserted here."""
     pytester.makeconftest(TIMING_CONFTEST)
-    pytester.makepyfile(test_orders=EXAMPLE + SECOND_TEST)
+    pytester.makepyfile(test_orders=EXAMPLE + SECOND_TEST + IN_PROCESS)
     result = _run(pytester, "-v")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     lines = (pytester.path / "setup-times.jsonl").read_text().splitlines()
-    first, second = (json.loads(line) for line in lines)
-    print(f"first test setup: {first['cpu']:.3f} s CPU, {first['wall']:.3f} s wall; "
-          f"second: {second['cpu']:.3f} s CPU, {second['wall']:.3f} s wall")
-    assert first["cpu"] < 1.0
-    assert second["cpu"] < 0.2
+    first = json.loads(lines[0])
+    print(f"first test setup: {first['cpu']:.3f} s CPU, {first['wall']:.3f} s wall")
 
 
 def test_the_example_runs_over_http_on_a_local_platform(pytester: pytest.Pytester) -> None:

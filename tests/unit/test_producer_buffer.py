@@ -43,7 +43,8 @@ class FakeTransport:
         return 7
 
     def append(self, topic: str, partition: int, batch: bytes, expected_offset: int | None = None,
-               since_ms: int | None = None) -> AppendResult:
+               since_ms: int | None = None, transaction: tuple[str, int] | None = None
+               ) -> AppendResult:
         self._open.wait(30)
         if self.failures:
             raise self.failures.pop(0)

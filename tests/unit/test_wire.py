@@ -93,3 +93,10 @@ def test_bodies_without_a_known_code_fall_back_to_the_status(status: int,
 def test_access_denied_is_part_of_the_public_surface() -> None:
     assert streamlet.AccessDenied is errors.AccessDenied
     assert "AccessDenied" in streamlet.__all__
+
+
+def test_every_public_error_class_is_exported() -> None:
+    """What a user may catch is importable from ``streamlet`` itself."""
+    public = {name for name, value in vars(errors).items() if isinstance(value, type)
+              and issubclass(value, StreamletError) and not name.startswith("_")}
+    assert public <= set(streamlet.__all__), public - set(streamlet.__all__)

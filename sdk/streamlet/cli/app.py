@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from ..errors import StreamletError
 from ..transport import ENDPOINT_ENV
-from . import admin, gateway, groups, io, local, topics
+from . import admin, gateway, groups, io, local, topics, transactions
 
 DEBUG_ENV = "STREAMLET_DEBUG"
 
@@ -93,6 +93,7 @@ def root(
 
 app.add_typer(topics.app, name="topics")
 app.add_typer(groups.app, name="groups")
+app.add_typer(transactions.app, name="transactions")
 app.add_typer(admin.app, name="admin")
 app.command("produce")(io.produce)
 app.command("consume")(io.consume)

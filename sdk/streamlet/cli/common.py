@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from ..transport import ENDPOINT_ENV
 
@@ -48,3 +52,27 @@ def key_values(pairs: list[str], what: str) -> list[tuple[str, str]]:
 def unescape(delimiter: str) -> str:
     r"""Let users type ``\t`` or ``\n`` for a delimiter, as kcat does."""
     return delimiter.replace("\\t", "\t").replace("\\n", "\n")
+
+
+_UNLIMITED_WIDTH = 1_000_000  # never fold or truncate a cell: scripts split these lines
+NUMERIC_COLUMNS = frozenset({"PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
+                             "NEW-OFFSET", "NUMBER", "PRODUCER-ID", "EPOCH"})
+
+
+def print_table(columns: Sequence[str], rows: Iterable[list[str]]) -> None:
+    """Aligned columns without borders (numbers right-aligned, as in `topics describe`).
+
+    Rendered at unlimited width, so a long id is never folded or cut off, and without
+    trailing blanks: every line splits on whitespace into the same fields.
+    """
+    table = Table(*columns, box=None, pad_edge=False)
+    for column in table.columns:
+        if column.header in NUMERIC_COLUMNS:
+            column.justify = "right"
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console = Console(highlight=False, width=_UNLIMITED_WIDTH)
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        typer.echo(line.rstrip())

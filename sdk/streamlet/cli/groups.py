@@ -8,18 +8,14 @@ given --execute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..admin import Admin, GroupPartition
 from ..records import TopicPartition
-from .common import CliError, endpoint, stderr
+from .common import CliError, endpoint, print_table, stderr
 
 app = typer.Typer(help="List, describe, reset the offsets of and delete consumer groups.",
                   no_args_is_help=True)
@@ -32,7 +28,6 @@ PLAN_COLUMNS = ("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET")
 RESET_OPTIONS = ("--to-earliest", "--to-latest", "--to-offset", "--to-datetime", "--shift-by")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-_UNLIMITED_WIDTH = 1_000_000  # never fold or truncate a cell: scripts split these lines
 
 
 @app.command("list")
@@ -53,7 +48,7 @@ def describe(ctx: typer.Context, group: Group) -> None:
     rows = Admin(endpoint(ctx)).describe_group(group)
     if rows and all(row.consumer_id is None for row in rows):
         stderr().print(f"Consumer group '{group}' has no active members.", markup=False)
-    _print_table(DESCRIBE_COLUMNS, (_describe_row(row) for row in rows))
+    print_table(DESCRIBE_COLUMNS, (_describe_row(row) for row in rows))
 
 
 def _describe_row(row: GroupPartition) -> list[str]:
@@ -117,7 +112,7 @@ def reset_offsets(
             plan = reset()
     else:
         plan = reset()
-    _print_table(PLAN_COLUMNS, ([group, tp.topic, str(tp.partition), _text(old), str(new)]
+    print_table(PLAN_COLUMNS, ([group, tp.topic, str(tp.partition), _text(old), str(new)]
                                 for tp, (old, new) in sorted(plan.items())))
     if execute:
         stderr().print(f"Reset the offsets of {len(plan)} partition(s) of group '{group}'.",
@@ -173,23 +168,3 @@ def delete(ctx: typer.Context, group: Group) -> None:
 
 def _text(value: object) -> str:
     return "-" if value is None else str(value)
-
-
-def _print_table(columns: Sequence[str], rows: Iterable[list[str]]) -> None:
-    """Aligned columns without borders (numbers right-aligned, as in `topics describe`).
-
-    Rendered at unlimited width, so a long consumer id is never folded or cut off, and
-    without trailing blanks: every line splits on whitespace into the same fields.
-    """
-    table = Table(*columns, box=None, pad_edge=False)
-    for column in table.columns:
-        if column.header in ("PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
-                             "NEW-OFFSET"):
-            column.justify = "right"
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    console = Console(highlight=False, width=_UNLIMITED_WIDTH)
-    with console.capture() as captured:
-        console.print(table)
-    for line in captured.get().splitlines():
-        typer.echo(line.rstrip())

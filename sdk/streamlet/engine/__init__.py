@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ..clock import SYSTEM, Clock
+from ..codec import parse_header
 from ..errors import StreamletError
 from ..records import (
     DEFAULT_FETCH_BYTES,
@@ -21,9 +22,13 @@ from ..records import (
     ArchiveReport,
     FetchResult,
     PartitionInfo,
+    ProducerIdentity,
     RetentionReport,
     TopicDescription,
+    TransactionInfo,
+    TxnOffsets,
 )
+from ..txn import TIMEOUT_DEFAULT_MS
 from . import schema
 from .archive import Archiver
 from .aws import ensure_storage
@@ -37,6 +42,7 @@ from .reads import LogReader
 from .schema import Names
 from .segments import SegmentStore
 from .topics import TopicMeta, TopicStore
+from .transactions import TransactionStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -58,10 +64,12 @@ class Engine:
         self.log = PartitionLog(dynamodb, self.blobs, self.names, self.topics, clock)
         self.segments = SegmentStore(s3, self.names)
         manifest = Manifest(dynamodb, self.names, clock)
-        self.reader = LogReader(self.log, manifest, self.segments)
-        self.archiver = Archiver(dynamodb, self.names, self.topics, self.log, manifest,
-                                 self.segments, self.blobs, clock)
         self.groups = GroupStore(dynamodb, self.names, clock)
+        self.transactions = TransactionStore(dynamodb, self.names, self.topics, self.groups,
+                                             clock)
+        self.reader = LogReader(self.log, manifest, self.segments, self.transactions)
+        self.archiver = Archiver(dynamodb, self.names, self.topics, self.log, manifest,
+                                 self.segments, self.blobs, self.transactions, clock)
 
     def close(self) -> None:
         """Close the boto3 clients' connection pools (idempotent)."""
@@ -124,14 +132,25 @@ class Engine:
     # ---- log ------------------------------------------------------------------------
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None, since_ms: int | None = None
-               ) -> AppendResult:
-        return self.log.append(topic, partition, batch, expected_offset, since_ms)
+               expected_offset: int | None = None, since_ms: int | None = None,
+               transaction: tuple[str, int] | None = None) -> AppendResult:
+        """Append one batch. ``transaction``: (transactional id, number) of the open
+        transaction it belongs to; the batch's producer id and epoch must be the
+        transaction's (checked with one read: ProducerFenced, TransactionAborted or
+        InvalidTxnState, nothing written)."""
+        if transaction is not None:
+            header = parse_header(batch)
+            who = ProducerIdentity(transaction[0], header.producer_id, header.producer_epoch)
+            self.transactions.check(who, transaction[1])
+        return self.log.append(topic, partition, batch, expected_offset, since_ms,
+                               transaction)
 
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,
-              boundary_of: str | None = None) -> FetchResult:
-        return self.reader.fetch(topic, partition, offset, max_bytes, max_records, boundary_of)
+              boundary_of: str | None = None, isolation_level: str = "read_committed"
+              ) -> FetchResult:
+        return self.reader.fetch(topic, partition, offset, max_bytes, max_records, boundary_of,
+                                 isolation_level)
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         return self.reader.watermarks(topic, partition)
@@ -176,6 +195,31 @@ class Engine:
 
     def init_producer_id(self) -> int:
         return self.topics.next_producer_id()
+
+    # ---- transactions ---------------------------------------------------------------
+
+    def init_transactions(self, transactional_id: str,
+                          timeout_ms: int = TIMEOUT_DEFAULT_MS) -> ProducerIdentity:
+        """Fence older instances of ``transactional_id``; its producer id and new epoch."""
+        return self.transactions.init(transactional_id, timeout_ms)
+
+    def begin_transaction(self, who: ProducerIdentity) -> int:
+        """Open the id's next transaction; its number (what appends name)."""
+        return self.transactions.begin(who)
+
+    def commit_transaction(self, who: ProducerIdentity, number: int,
+                           batches: Mapping[tuple[str, int], Iterable[int]],
+                           offsets: TxnOffsets | None = None,
+                           groups: GroupStore | None = None) -> TransactionInfo:
+        """Make the batches (``{(topic, partition): base offsets}``) and the group's
+        offsets visible at once (``groups``: the store acting for the caller)."""
+        return self.transactions.commit(who, number, batches, offsets, groups).info
+
+    def abort_transaction(self, who: ProducerIdentity, number: int) -> TransactionInfo:
+        return self.transactions.abort(who, number).info
+
+    def list_transactions(self, include_ended: bool = False) -> list[TransactionInfo]:
+        return self.transactions.listing(include_ended)
 
     # ---- REST Proxy v2 consumer instances -------------------------------------------
 

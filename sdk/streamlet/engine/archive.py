@@ -18,6 +18,11 @@ max append time + local.retention.ms). Writers rely on it only when the newest b
 gone or about to expire (see :mod:`streamlet.engine.log`): then, if the archiver has not
 vouched for the tail recently enough, appends fail closed instead of reusing offsets.
 
+Transactions: a segment ends before the first batch of a transaction still open (one
+past its timeout is aborted first), so only decided batches are archived; the ranges of
+aborted transactions' batches go into the manifest item (the object keeps every batch
+as it was appended) and read_committed readers skip them there.
+
 Retention advances the partition item's log start (the commit point) before it deletes a
 segment's object and then its manifest item, so no reader is ever sent to a deleted
 segment. Deleted topics are purged here once no writer can still hold a view of them.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +51,7 @@ from .log import NEVER, PartitionLog, PartitionState, StoredBatch, batch_from_it
 from .manifest import Manifest
 from .segments import ArchivedBatch, Segment, SegmentStore, build
 from .topics import FOREVER_MS, DeletedTopic, TopicMeta, TopicStore
+from .transactions import TransactionStore, Visibility
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -60,6 +67,14 @@ far beyond any cached tail (log.CACHE_SECONDS) and any request in flight, so no 
 land in a key the purge freed."""
 PAGE = 50
 VOUCH_STEP_MS = 3600 * 1000
+MAX_SKIPPED_RANGES = 4000
+"""Aborted ranges one segment's manifest item records at most (about 100 KB): a segment
+ends early rather than grow its item toward DynamoDB's 400 KB."""
+Skips = list[tuple[int, int]]
+
+
+class _Blocked(Exception):
+    """The oldest unarchived batch belongs to a transaction still open."""
 
 
 class Archiver:
@@ -67,7 +82,7 @@ class Archiver:
 
     def __init__(self, dynamodb: DynamoDBClient, names: schema.Names, topics: TopicStore,
                  log: PartitionLog, manifest: Manifest, segments: SegmentStore,
-                 blobs: BlobStore, clock: Clock = SYSTEM) -> None:
+                 blobs: BlobStore, txns: TransactionStore, clock: Clock = SYSTEM) -> None:
         self._ddb = dynamodb
         self._table = names.log_table
         self._topics = topics
@@ -75,6 +90,7 @@ class Archiver:
         self._manifest = manifest
         self._segments = segments
         self._blobs = blobs
+        self._txns = txns
         self._clock = clock
 
     def _now_ms(self) -> int:
@@ -111,7 +127,10 @@ class Archiver:
                 break
             if not force and not self._due(meta, ref, state, start, tail.chain.bytes, report):
                 break
-            segment = self._roll(meta, ref, state, start, target)
+            try:
+                segment = self._roll(meta, ref, state, start, target)
+            except _Blocked:  # an open transaction: the next pass goes on
+                break
             if segment is None:  # another archiver (or a trim) raced us: look again
                 races += 1
                 if races >= MAX_ROLL_RACES:
@@ -179,13 +198,15 @@ class Archiver:
 
     def _roll(self, meta: TopicMeta, ref: schema.PartitionRef, state: PartitionState,
               start: int, target: int) -> Segment | None:
-        batches, last, after = self._hot_batches(meta, ref, start, target)
+        batches, last, after, skips = self._hot_batches(meta, ref, start, target)
         key = ref.segment_key(batches[0].base_offset)
         body, segment = build(key, batches)
         segment = self._segments.put(body, segment)
         if segment.last_offset != last.end - 1:  # an earlier run wrote a different cut
             last = self._first_hot(meta, ref, segment.last_offset)
             after = self._log.holding(meta, ref, segment.last_offset + 1)
+            skips = self._skips_until(meta, ref, segment.base_offset, segment.last_offset + 1)
+        segment = replace(segment, skipped=tuple(skips))
         safe = self._safe_until(meta, last, after)
         try:
             with translated(f"record segment {key}"):
@@ -200,26 +221,59 @@ class Archiver:
         return segment
 
     def _hot_batches(self, meta: TopicMeta, ref: schema.PartitionRef, start: int, target: int
-                     ) -> tuple[list[ArchivedBatch], StoredBatch, StoredBatch | None]:
-        """Whole batches from the one holding ``start``, up to segment.bytes or ``target``;
-        the last one taken, and the first one after it if this read saw it."""
+                     ) -> tuple[list[ArchivedBatch], StoredBatch, StoredBatch | None, Skips]:
+        """Whole batches from the one holding ``start``, up to segment.bytes, ``target`` or
+        the first batch of an open transaction (_Blocked if that is the first); the last
+        one taken, the first one after it if this read saw it, and the aborted ranges."""
         limit, size = config_int(meta.config, "segment.bytes"), 0
         out: list[ArchivedBatch] = []
+        skips: Skips = []
         last: StoredBatch | None = None
         for found in self._from(meta, ref, start):
-            if last is not None and (size >= limit or found.base >= target):
-                return out, last, found
+            if last is not None and (size >= limit or found.base >= target
+                                     or len(skips) >= MAX_SKIPPED_RANGES):
+                return out, last, found, skips
             if found.base > (last.end if last else start):
                 raise DataUnavailable(f"'{meta.name}' partition {ref.partition}: offsets "
                                       f"{last.end if last else start}..{found.base - 1} are in "
                                       "no batch; not archiving.")
+            if not self._decided(meta, ref, found, skips):
+                if last is None:
+                    raise _Blocked(found.base)
+                return out, last, found, skips
             out.append(ArchivedBatch(self._bytes(meta, found), found.base, found.end - 1,
                                      found.chain.ts_max))
             size, last = size + found.size, found
         if last is None:
             raise DataUnavailable(f"'{meta.name}' partition {ref.partition}: no batch holds "
                                   f"offset {start}; not archiving.")
-        return out, last, None
+        return out, last, None, skips
+
+    def _decided(self, meta: TopicMeta, ref: schema.PartitionRef, found: StoredBatch,
+                 skips: Skips) -> bool:
+        """False for a batch of an open transaction; a skipped one extends ``skips``."""
+        if found.txn is None:
+            return True
+        seen = self._txns.visibility(found.txn, meta.topic_id, ref.partition, found.base)
+        if seen is Visibility.WAIT:
+            return False
+        if seen is Visibility.SKIP:
+            if skips and skips[-1][1] == found.base:
+                skips[-1] = (skips[-1][0], found.end)
+            else:
+                skips.append((found.base, found.end))
+        return True
+
+    def _skips_until(self, meta: TopicMeta, ref: schema.PartitionRef, start: int, end: int
+                     ) -> Skips:
+        """The aborted ranges among the batches from ``start`` to ``end`` (all decided:
+        an earlier run archived them)."""
+        skips: Skips = []
+        for found in self._from(meta, ref, start):
+            if found.base >= end:
+                break
+            self._decided(meta, ref, found, skips)
+        return skips
 
     def _from(self, meta: TopicMeta, ref: schema.PartitionRef, start: int
               ) -> Iterator[StoredBatch]:

@@ -1,6 +1,7 @@
 """Grants, written once: what ``grant_produce`` / ``grant_consume`` / ``grant_admin`` allow.
 
-A :class:`Grant` is a role (produce, consume, admin) with a topic and a group name pattern.
+A :class:`Grant` is a role (produce, consume, admin) with a topic and a second name
+pattern: the consumer groups of a consume grant, the transactional ids of a produce grant.
 It has two IAM forms, both built here from the schema's key layout:
 
 - **HTTP API** (:func:`http_routes`, :func:`http_policy`): ``execute-api:Invoke`` on route
@@ -33,9 +34,10 @@ from typing import Any
 
 from . import schema
 
-__all__ = ["ROLES", "Grant", "Resources", "direct_policy", "direct_statements", "http_policy",
-           "http_routes", "name_pattern", "principal_key", "read_route", "registry_entry",
-           "registry_path", "route_arn"]
+__all__ = ["ROLES", "Grant", "Resources", "direct_policy", "direct_statements",
+           "group_commit_route", "http_policy", "http_routes", "name_pattern", "principal_key",
+           "produce_route", "read_route", "registry_entry", "registry_path", "route_arn",
+           "transaction_route"]
 
 VERSION = "2012-10-17"
 INVOKE = "execute-api:Invoke"
@@ -77,8 +79,9 @@ class Grant:
                 raise ValueError(f"Not a name pattern: {pattern!r} (a prefix and '*').")
 
     @classmethod
-    def produce(cls, topic_prefix: str = "*") -> Grant:
-        return cls("produce", name_pattern(topic_prefix))
+    def produce(cls, topic_prefix: str = "*", transactional_id_prefix: str = "*") -> Grant:
+        """Produce to the topics; with transactions, as the transactional ids named."""
+        return cls("produce", name_pattern(topic_prefix), name_pattern(transactional_id_prefix))
 
     @classmethod
     def consume(cls, topic_prefix: str = "*", group_prefix: str = "*") -> Grant:
@@ -107,6 +110,23 @@ READ = ("GET", "/v1/topics/{topic}/partitions/{partition}/batches")
 """The route whose permission stands for reading a topic-partition named in a body."""
 
 
+def produce_route(topic: str, partition: int | None = None) -> tuple[str, str]:
+    """``(method, path)`` of appending to ``topic`` (one partition, or any: ``*``)."""
+    return ("POST", f"/v1/topics/{topic}/partitions/"
+                    f"{'*' if partition is None else partition}/batches")
+
+
+def transaction_route(transactional_id: str) -> tuple[str, str]:
+    """``(method, path)`` that stands for using ``transactional_id`` (a batch's query)."""
+    return "POST", f"/v1/transactions/{transactional_id}/begin"
+
+
+def group_commit_route(group: str) -> tuple[str, str]:
+    """``(method, path)`` of committing offsets in ``group`` (offsets sent with a
+    transaction)."""
+    return "POST", f"/v1/groups/{group}/commits"
+
+
 def read_route(topic: str, partition: int | None = None) -> tuple[str, str]:
     """``(method, path)`` of reading ``topic`` (one partition, or every one: ``*``)."""
     method, path = READ
@@ -119,8 +139,9 @@ def http_routes(grant: Grant) -> list[tuple[str, str]]:
     if grant.role == "produce":
         return [("POST", f"/v3/clusters/*/topics/{topic}/records"),
                 ("POST", f"/v3/clusters/*/topics/{topic}/records:batch"),
-                ("POST", f"/v1/topics/{topic}/partitions/*/batches"),
-                ("POST", "/v1/producer-ids")]
+                produce_route(topic),
+                ("POST", "/v1/producer-ids"),
+                ("POST", f"/v1/transactions/{group}/*")]
     if grant.role == "consume":
         return [read_route(topic),
                 ("GET", f"/v1/topics/{topic}/partitions/*/offsets"),
@@ -157,6 +178,8 @@ _PRODUCE_LOG = ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:Put
 _READ_LOG = ("dynamodb:GetItem", "dynamodb:Query")
 _MEMBER = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
            "dynamodb:UpdateItem")  # commits are TransactWriteItems of Updates
+_TRANSACTIONS = ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem",
+                 "dynamodb:UpdateItem")  # begin, commit and abort are TransactWriteItems
 _ADMIN_TABLE = ("dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
                 "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem",
                 "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem")
@@ -202,12 +225,14 @@ def direct_statements(grant: Grant, arns: Resources) -> list[dict[str, Any]]:
                 _keyed(("dynamodb:UpdateItem",), arns.topics_table,
                        [schema.PRODUCER_ID_COUNTER]),
                 _keyed(_PRODUCE_LOG, arns.log_table, [schema.log_pk_pattern(topic)]),
+                _keyed(_TRANSACTIONS, arns.groups_table, [schema.txn_pk_pattern(group)]),
                 _objects(("s3:PutObject",), arns.bucket, topic, segments=False)]
     if grant.role == "consume":
         return [_keyed(("dynamodb:GetItem",), arns.topics_table,
                        [schema.topic_item_pattern(topic)]),
                 _keyed(_READ_LOG, arns.log_table, [schema.log_pk_pattern(topic)]),
                 _keyed(_MEMBER, arns.groups_table, [schema.group_pk_pattern(group)]),
+                _keyed(("dynamodb:GetItem",), arns.groups_table, [schema.txn_pk_pattern("*")]),
                 _objects(("s3:GetObject",), arns.bucket, topic),
                 _listing(arns.bucket, topic)]
     tables = [arns.topics_table, arns.log_table, arns.groups_table]

@@ -150,7 +150,8 @@ class GroupStore:
     def list_groups(self) -> list[str]:
         found = items(self._ddb.scan, "list groups", TableName=self._table,
                       ProjectionExpression="#pk", ExpressionAttributeNames={"#pk": schema.PK})
-        return sorted({i[schema.PK]["S"][len(schema.GROUP_PREFIX):] for i in found})
+        return sorted({i[schema.PK]["S"][len(schema.GROUP_PREFIX):] for i in found
+                       if i[schema.PK]["S"].startswith(schema.GROUP_PREFIX)})
 
     # ---- membership -----------------------------------------------------------------
 
@@ -277,13 +278,21 @@ class GroupStore:
             names["#principal"] = schema.A_PRINCIPAL
             values[":principal"] = {"S": self._principal}
         epoch = seen.epoch + 1
-        if not conditional(self._ddb.update_item, f"take a lease in group '{group}'",
-                           TableName=self._table, Key=self._lease_key(group, tp),
-                           UpdateExpression=sets, ConditionExpression="epoch = :seen",
-                           ExpressionAttributeNames=names, ExpressionAttributeValues=values):
+        try:
+            with translated(f"take a lease in group '{group}'"):
+                out = self._ddb.update_item(
+                    TableName=self._table, Key=self._lease_key(group, tp),
+                    UpdateExpression=sets, ConditionExpression="epoch = :seen",
+                    ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW")
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
             now = self.lease(group, tp)  # our own retried success, or a lost race?
             return now if now and now.owner == member_id and now.epoch == epoch else None
-        return Lease(tp, member_id, epoch, seen.committed, seen.metadata, seen.committed_ms)
+        # the committed offset as of the take (not as ``seen``: the old owner may have
+        # committed since, and no commit of its can land after the epoch moved)
+        return _lease_from(out["Attributes"])
 
     def release(self, group: str, tp: TopicPartition, member_id: str, epoch: int) -> None:
         """Give a lease up (owner removed); a no-op if it was already lost.
@@ -391,6 +400,12 @@ class GroupStore:
                                    ExpressionAttributeNames=names,
                                    ExpressionAttributeValues=values)
         return adopted
+
+    def commit_action(self, group: str, member_id: str, tp: TopicPartition, epoch: int,
+                      offset: int, metadata: str) -> TransactWriteItemTypeDef:
+        """One lease's commit as a TransactWriteItems action, fenced like :meth:`commit`
+        (what a transaction's commit carries for the offsets sent with it)."""
+        return self._commit_item(group, member_id, tp, epoch, offset, metadata)
 
     def _commit_item(self, group: str, member_id: str, tp: TopicPartition, epoch: int,
                      offset: int, metadata: str) -> TransactWriteItemTypeDef:

@@ -150,6 +150,13 @@ class StoredBatch:
     def sealed(self) -> bool:
         return schema.SEAL in self.item
 
+    @property
+    def txn(self) -> tuple[str, int] | None:
+        """The transaction (transactional id, number) this batch was sent in, if any."""
+        if schema.A_TXN not in self.item:
+            return None
+        return self.item[schema.A_TXN]["S"], int(self.item[schema.A_TXN_NUMBER]["N"])
+
 
 def batch_from_item(item: Mapping[str, Any]) -> StoredBatch:
     base = int(item[schema.SK]["S"][len(schema.BATCH_PREFIX):])
@@ -222,12 +229,14 @@ class PartitionLog:
     # ---- append ---------------------------------------------------------------------------
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None, since_ms: int | None = None
-               ) -> AppendResult:
+               expected_offset: int | None = None, since_ms: int | None = None,
+               txn: tuple[str, int] | None = None) -> AppendResult:
         """Append one RecordBatch v2; returns the offsets it was given.
 
         ``since_ms``: this batch was first sent at that wall time and its outcome is
         unknown (a retry): if an earlier attempt landed, its offsets are answered.
+        ``txn``: the (transactional id, number) of the transaction it belongs to (the
+        caller checked that transaction is open).
         """
         meta = self.meta(topic, partition)
         header = self._validate(meta, partition, batch)
@@ -235,7 +244,7 @@ class PartitionLog:
         earlier = self._earlier_attempt(meta, ref, header, batch, since_ms)
         if earlier is not None:
             return earlier
-        return self._append_loop(meta, ref, header, batch, expected_offset)
+        return self._append_loop(meta, ref, header, batch, expected_offset, txn)
 
     def _validate(self, meta: TopicMeta, partition: int, batch: bytes) -> BatchHeader:
         """Decode the batch once, as a broker does, and refuse it unless every record is
@@ -247,7 +256,8 @@ class PartitionLog:
         return validate_batch(batch, limits, self._now_ms(), meta.name, partition)
 
     def _append_loop(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
-                     batch: bytes, expected: int | None) -> AppendResult:
+                     batch: bytes, expected: int | None, txn: tuple[str, int] | None
+                     ) -> AppendResult:
         blob: str | None = None
         for attempt in range(MAX_APPEND_ATTEMPTS):
             try:
@@ -255,7 +265,7 @@ class PartitionLog:
                 if blob is None and self._goes_to_s3(meta, header):
                     blob = self._blobs.put(ref, batch)
                 outcome = self._put(meta, ref, header, batch,
-                                    self._prepare(meta, ref, header, batch, blob, tail))
+                                    self._prepare(meta, ref, header, batch, blob, tail, txn))
             except Moved as moved:  # deleted and recreated: the new incarnation's tail
                 meta, ref, blob = moved.meta, moved.meta.ref(ref.partition), None
                 continue
@@ -279,7 +289,8 @@ class PartitionLog:
         return header.size > min(config_int(meta.config, "inline.max.bytes"), MAX_INLINE_BYTES)
 
     def _prepare(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
-                 batch: bytes, blob: str | None, tail: Tail) -> _Prepared:
+                 batch: bytes, blob: str | None, tail: Tail, txn: tuple[str, int] | None
+                 ) -> _Prepared:
         """The batch item extending ``tail``'s chain, and the result to answer for it."""
         base, prev = tail.chain.next_offset, tail.chain
         append_max = max(prev.append_max, self._now_ms())
@@ -291,6 +302,9 @@ class PartitionLog:
                       max(prev.ts_max, header.max_timestamp), prev.bytes + header.size,
                       _expiry(prev.expiry, append_max, meta.config))
         item = _batch_item(ref, base, header, batch, blob, chain)
+        if txn is not None:
+            item[schema.A_TXN] = {"S": txn[0]}
+            item[schema.A_TXN_NUMBER] = {"N": str(txn[1])}
         result = AppendResult(base, chain.next_offset - 1,
                               append_max if log_append_time else -1, tail.state.log_start)
         return _Prepared(base, item, result, chain)

@@ -27,7 +27,9 @@ def _segment(item: dict[str, Any]) -> Segment:
                    size=int(item[schema.A_SEG_SIZE]["N"]),
                    entries=int(item[schema.A_INDEX_ENTRIES]["N"]),
                    max_timestamp=int(item[schema.A_MAX_TS]["N"]),
-                   min_timestamp=int(item[schema.A_MIN_TS]["N"]))
+                   min_timestamp=int(item[schema.A_MIN_TS]["N"]),
+                   skipped=tuple((int(r["L"][0]["N"]), int(r["L"][1]["N"]))
+                                 for r in item.get(schema.A_SKIPPED, {}).get("L", [])))
 
 
 class Manifest:
@@ -53,6 +55,9 @@ class Manifest:
             schema.A_MIN_TS: {"N": str(segment.min_timestamp)},
             schema.A_CREATED: {"N": str(int(self._clock.time() * 1000))},
         }
+        if segment.skipped:
+            item[schema.A_SKIPPED] = {"L": [{"L": [{"N": str(base)}, {"N": str(end)}]}
+                                            for base, end in segment.skipped]}
         return {"Put": {"TableName": self._table, "Item": item,
                         "ConditionExpression": "attribute_not_exists(#sk)",
                         "ExpressionAttributeNames": {"#sk": schema.SK}}}

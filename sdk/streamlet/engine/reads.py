@@ -14,6 +14,13 @@ says its position ends a batch it read from this incarnation of the topic
 a fetch was pointed at vanished meanwhile (the archiver deleted a blob, retention trimmed
 a segment, TTL removed an archived batch), it starts over once: the offset is then in
 the other tier or below the log start.
+
+Transactions (:mod:`.transactions`): a read_committed fetch (the default) returns a
+transactional batch only once its transaction committed it, skips the batches of aborted
+transactions (their offsets stay spent: the fetch moves past them), and stops before the
+first batch of a transaction still open (Kafka's last stable offset), aborting it if it
+outlived its timeout. Archived segments carry the aborted ranges in their manifest item.
+read_uncommitted returns every batch.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any, TypeVar
 
 from .._values import is_int
 from ..codec import batch_span, parse_header
-from ..errors import DataUnavailable, OffsetOutOfRange
+from ..errors import DataUnavailable, InvalidRequest, OffsetOutOfRange
 from ..records import DEFAULT_FETCH_BYTES, FetchResult
 from ..validation import first_offset_at_or_after
 from . import schema
@@ -41,12 +48,23 @@ from .log import (
 from .manifest import Manifest
 from .segments import INDEX_INTERVAL, Segment, SegmentStore
 from .topics import TopicMeta
+from .transactions import TransactionStore, Visibility
 
 QUERY_PAGE = 50
 """Batch items per Query at first; DynamoDB also stops a page at 1 MB."""
 T = TypeVar("T")
 Span = tuple[int, int, int]
 """(base offset, last offset, running max timestamp) of a batch or a segment."""
+ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
+
+
+def check_isolation(level: str) -> bool:
+    """True for read_committed (the default, as in most Kafka clients); InvalidRequest
+    for anything but Kafka's two levels."""
+    if level not in ISOLATION_LEVELS:
+        raise InvalidRequest(f"isolation_level={level!r}: expected read_committed or "
+                             "read_uncommitted.")
+    return level == "read_committed"
 
 
 @dataclass
@@ -59,11 +77,11 @@ class _Fetch:
     batches: list[bytes] = field(default_factory=list)
     size: int = 0
     records: int = 0
+    at: int = -1
+    """The offset after the last batch gathered or skipped (where the next read starts)."""
 
-    @property
-    def at(self) -> int:
-        """The offset after the last batch gathered (the position to read from next)."""
-        return batch_span(self.batches[-1])[1] + 1 if self.batches else self.offset
+    def __post_init__(self) -> None:
+        self.at = self.offset
 
     def add(self, data: bytes) -> bool:
         """Keep ``data``; True when another batch of its size would pass ``max_bytes``
@@ -73,57 +91,84 @@ class _Fetch:
         self.batches.append(data)
         self.size += len(data)
         self.records += last - max(self.offset, base) + 1
+        self.at = last + 1
         return self.size + len(data) > self.max_bytes or (
             self.max_records is not None and self.records >= self.max_records)
+
+    def skip(self, end: int, size: int) -> bool:
+        """Pass over a batch of an aborted transaction (its bytes count toward the budget,
+        so a fetch over a long aborted run stays bounded); True when the fetch is full."""
+        self.at = end
+        self.size += size
+        return self.size + size > self.max_bytes
 
 
 class LogReader:
     """Fetches, watermarks and time lookups over the archived and the hot tier."""
 
-    def __init__(self, log: PartitionLog, manifest: Manifest, segments: SegmentStore) -> None:
+    def __init__(self, log: PartitionLog, manifest: Manifest, segments: SegmentStore,
+                 txns: TransactionStore) -> None:
         self._log = log
         self._manifest = manifest
         self._segments = segments
+        self._txns = txns
+        self._archived: dict[str, int] = {}
+        """The archive watermark last seen per partition (it only rises within an
+        incarnation, and the key names the incarnation)."""
 
     # ---- fetch ----------------------------------------------------------------------------
 
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,
-              boundary_of: str | None = None) -> FetchResult:
-        """Batches from the one containing ``offset`` up to about ``max_bytes``.
+              boundary_of: str | None = None, isolation_level: str = "read_committed"
+              ) -> FetchResult:
+        """Batches from the one containing ``offset`` up to about ``max_bytes``; the
+        result's ``high_watermark`` is where the next fetch starts (after the last batch
+        returned or skipped).
 
         ``boundary_of``: ``offset`` ends a batch the caller read from the incarnation with
         this topic id (so a caught-up reader costs one small read).
         """
+        committed = check_isolation(isolation_level)
         if not is_int(offset):
             raise OffsetOutOfRange(topic, partition, -1, *self.watermarks(topic, partition))
 
         def attempt() -> FetchResult:
             meta = self._log.meta(topic, partition)
+            gathered = _Fetch(offset, max_bytes, max_records)
             try:
-                return self._fetch(meta, meta.ref(partition), offset, max_bytes, max_records,
-                                   boundary_of)
+                return self._fetch(meta, meta.ref(partition), gathered, boundary_of, committed)
             except Moved as moved:
-                return self._fetch(moved.meta, moved.meta.ref(partition), offset, max_bytes,
-                                   max_records, boundary_of)
+                return self._fetch(moved.meta, moved.meta.ref(partition),
+                                   _Fetch(offset, max_bytes, max_records), boundary_of,
+                                   committed)
 
         return _twice(attempt, f"'{topic}' partition {partition}: offset {offset}")
 
-    def _fetch(self, meta: TopicMeta, ref: schema.PartitionRef, offset: int, max_bytes: int,
-               max_records: int | None, boundary_of: str | None) -> FetchResult:
-        hot, state, complete = self._page(meta, ref, offset)
-        state = state or self._log.state(meta, ref)
+    def _fetch(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
+               boundary_of: str | None, committed: bool) -> FetchResult:
+        offset = gathered.offset
+        hot: list[StoredBatch] = []
+        complete = False
+        if offset < self._archived.get(ref.pk, 0):
+            # known archived: one GetItem of the partition item, not a Query that would
+            # read (and pay for) the hot copies of batches the segments hold
+            state = self._log.state(meta, ref)
+        else:
+            hot, paged, complete = self._page(meta, ref, offset)
+            state = paged or self._log.state(meta, ref)
+        self._archived[ref.pk] = state.archived
         if offset < state.log_start:
             raise self._out_of_range(meta, ref, offset, state)
-        gathered = _Fetch(offset, max_bytes, max_records)
-        if offset < state.archived and self._from_segments(meta, ref, gathered, state):
+        if offset < state.archived and self._from_segments(meta, ref, gathered, state,
+                                                           committed):
             return self._result(meta, gathered, state)
-        if gathered.batches:  # crossed into the hot tier: read it from there
+        if gathered.at != offset:  # crossed into the hot tier: read it from there
             hot, _, complete = self._page(meta, ref, gathered.at)
         caught_up = not hot and boundary_of == meta.topic_id
         first = None if caught_up else self._start_at(meta, ref, gathered.at, hot, state)
         if first is not None:
-            self._from_hot(meta, ref, gathered, first, complete)
+            self._from_hot(meta, ref, gathered, first, complete, committed)
         return self._result(meta, gathered, state)
 
     def _page(self, meta: TopicMeta, ref: schema.PartitionRef, offset: int
@@ -163,14 +208,24 @@ class LogReader:
         raise OffsetOutOfRange(meta.name, ref.partition, offset, state.log_start, end)
 
     def _from_hot(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
-                  first: list[StoredBatch], complete: bool) -> None:
-        """Whole batches from ``first`` on, then further pages sized to what is left."""
+                  first: list[StoredBatch], complete: bool, committed: bool) -> None:
+        """Whole batches from ``first`` on, then further pages sized to what is left; a
+        read_committed fetch stops before an open transaction's batch."""
         expected = first[0].base
         for found in self._pages(meta, ref, gathered, first, complete):
             if found.base > expected:
                 raise ObjectGone(f"no batch holds offsets {expected}..{found.base - 1}")
             expected = found.end
-            if gathered.add(self._log.batch_bytes(found)):
+            seen = Visibility.VISIBLE
+            if committed and found.txn is not None:
+                seen = self._txns.visibility(found.txn, meta.topic_id, ref.partition,
+                                             found.base)
+            if seen is Visibility.WAIT:
+                return
+            if seen is Visibility.SKIP:
+                if gathered.skip(found.end, found.size):
+                    return
+            elif gathered.add(self._log.batch_bytes(found)):
                 return
 
     def _pages(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
@@ -190,8 +245,9 @@ class LogReader:
     # ---- the archived tier ----------------------------------------------------------------
 
     def _from_segments(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
-                       state: PartitionState) -> bool:
-        """Batches below the archive watermark, from S3; True when the fetch is full."""
+                       state: PartitionState, committed: bool) -> bool:
+        """Batches below the archive watermark, from S3 (a read_committed fetch skips the
+        ranges of aborted transactions); True when the fetch is full."""
         end = min(state.archived, state.archived_chain.next_offset)
         segment: Segment | None = None
         position: int | None = None
@@ -202,7 +258,11 @@ class LogReader:
             batches, position = self._segments.read(
                 segment, at, max(gathered.max_bytes - gathered.size, 1), position)
             for data in batches:
-                if gathered.add(data):
+                base, last = batch_span(data)
+                if committed and segment.skips(base):
+                    if gathered.skip(last + 1, len(data)):
+                        return True
+                elif gathered.add(data):
                     return True
         return False
 

@@ -15,12 +15,13 @@ Tables
                                pointer to an S3 blob, record count and size, the producer's id,
                                epoch and base sequence, and running values of the chain up to
                                it (max append time, max record timestamp, bytes appended);
-                               TTL = running max append time + local.retention.ms
+                               TTL = running max append time + local.retention.ms;
+                               a transactional batch also names its transaction (id, number)
     ``p``                      the partition item (sorts after every batch key): log start,
                                archive watermark and the running values there, ``safe_until``
                                (when the oldest unarchived batch can start to expire), seal
     ``s/{last_offset:020}``    one archived segment (the manifest): offset and time range,
-                               size, object key
+                               size, object key, the offset ranges of aborted transactions
 
 An append is ONE conditional PutItem of ``b/{next offset}`` (``attribute_not_exists``);
 there is no head item. Writers that read the same tail compute the same key, so exactly
@@ -34,6 +35,14 @@ starts with the segment holding ``offset``.
     ``lease#{topic}#{partition:06}``   one partition's lease: owner, epoch, committed offset
     ``member#{member_id}``             a live member: heartbeat counter, subscription
     ``instance#{name}``                a REST Proxy v2 consumer instance's state
+    pk = ``txn#{transactional_id}``
+    ``id``                             the transactional id: producer id, epoch (bumped by
+                                       every init_transactions), the next transaction
+                                       number and the open one
+    ``t/{number:012}``                 one transaction: epoch, status (open, committed,
+                                       aborted), deadline, why it was aborted, and once
+                                       committed the base offsets of its batches per
+                                       ``{topic_id}/{partition}``
 
 Bucket ``{bucket}``
     ``blobs/{topic}/{topic_id}/{partition}/{id}``              batches above the inline limit
@@ -84,6 +93,9 @@ A_BYTES = "c"
 A_PRODUCER = "i"
 A_EPOCH = "e"
 A_SEQUENCE = "q"
+A_TXN = "x"
+"""A transactional batch: its transactional id (with A_TXN_NUMBER, its transaction)."""
+A_TXN_NUMBER = "xn"
 SEAL = "sealed"
 """A batch item holding this attribute (and no batch) seals a deleted incarnation."""
 
@@ -108,12 +120,17 @@ A_MIN_TS = "min_timestamp"
 A_KEY = "key"
 A_INDEX_ENTRIES = "index_entries"
 A_SEG_SIZE = "size"
+A_SKIPPED = "skipped"
+"""[base, end) offset ranges of batches read_committed readers skip (aborted transactions)."""
 
 # groups table
 GROUP_PREFIX = "group#"
 LEASE_PREFIX = "lease#"
 MEMBER_PREFIX = "member#"
 INSTANCE_PREFIX = "instance#"
+TXN_PREFIX = "txn#"
+TXN_ID_SK = "id"
+TXN_SK_PREFIX = "t/"
 
 BLOB_PREFIX = "blobs/"
 SEGMENT_PREFIX = "segments/"
@@ -229,6 +246,19 @@ def object_patterns(topic_pattern: str) -> tuple[str, str]:
 
 def group_pk(group: str) -> str:
     return f"{GROUP_PREFIX}{group}"
+
+
+def txn_pk(transactional_id: str) -> str:
+    return f"{TXN_PREFIX}{transactional_id}"
+
+
+def txn_sk(number: int) -> str:
+    return f"{TXN_SK_PREFIX}{number:012d}"
+
+
+def txn_pk_pattern(transactional_id_pattern: str) -> str:
+    """LeadingKeys pattern of the groups-table items of matching transactional ids."""
+    return f"{TXN_PREFIX}{transactional_id_pattern}"
 
 
 def lease_sk(topic: str, partition: int) -> str:

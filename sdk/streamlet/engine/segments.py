@@ -43,6 +43,7 @@ TRAILER_SIZE = _TRAILER.size
 _BATCH_LENGTH = struct.Struct(">qi")  # base offset, then the length of the rest
 MIN_READ = 64 * 1024
 INDEX_CACHE_SEGMENTS = 256
+MAX_END = 2**63
 
 
 class SegmentCorrupt(ValueError):
@@ -61,6 +62,15 @@ class Segment(SegmentInfo):
     """One archived segment as the manifest records it (with its index's entry count)."""
 
     entries: int = 0
+    skipped: tuple[tuple[int, int], ...] = ()
+    """[base, end) ranges of batches read_committed readers skip (aborted transactions),
+    in order; recorded in the manifest, not in the object (which holds the batches as
+    they were appended)."""
+
+    def skips(self, base: int) -> bool:
+        """Whether the batch at ``base`` lies in a skipped range."""
+        at = bisect.bisect_right(self.skipped, (base, MAX_END)) - 1
+        return at >= 0 and self.skipped[at][0] <= base < self.skipped[at][1]
 
     @property
     def info(self) -> SegmentInfo:

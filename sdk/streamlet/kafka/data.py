@@ -50,6 +50,9 @@ CLUSTER_ID = "streamlet"
 REMEMBERED_BATCHES = 5
 PRODUCER_MEMORY = 100_000
 POLL_MIN_S, POLL_MAX_S = 0.01, 0.25
+ISOLATION = {0: "read_uncommitted", 1: "read_committed"}
+SKIP_ROUNDS = 4
+"""Further reads of one partition in one Fetch past runs of aborted batches."""
 """A long-polling fetch reads again after a pause doubling between these (and at once
 when this gateway appends to one of its partitions)."""
 
@@ -234,6 +237,11 @@ class DataApis:
             event.set()
 
     # ---- Fetch ----------------------------------------------------------------------------
+    # read_committed (isolation_level 1, librdkafka's default) never returns the batches of
+    # an aborted or open transaction: the engine skips them (and stops before an open one).
+    # A fetch that only passed over aborted batches reads on from where they end, so the
+    # client's next records arrive with an offset gap (as after compaction); with none yet
+    # it gets an empty answer and asks again from its position.
 
     async def fetch(self, session: Session, request: Request) -> Any:
         body = request.body
@@ -243,7 +251,8 @@ class DataApis:
         deadline = time.monotonic() + max(0, body.max_wait_ms) / 1000
         pause = POLL_MIN_S
         while True:
-            answers = await self._fetch_once(session, wanted, body.max_bytes)
+            answers = await self._fetch_once(session, wanted, body.max_bytes,
+                                             ISOLATION[getattr(body, "isolation_level", 0)])
             size = sum(sum(map(len, a[1].batches)) for a in answers
                        if isinstance(a[1], FetchResult))
             errors = any(a[0] != codes.NONE for a in answers)
@@ -255,7 +264,8 @@ class DataApis:
         return self._fetch_response(cls, wanted, answers)
 
     async def _fetch_once(self, session: Session, wanted: list[tuple[str, int, int, int]],
-                          max_bytes: int) -> list[tuple[int, FetchResult | int]]:
+                          max_bytes: int, isolation: str
+                          ) -> list[tuple[int, FetchResult | int]]:
         budget = max_bytes if max_bytes > 0 else 50 * 1024 * 1024
 
         async def one(topic: str, partition: int, offset: int, limit: int
@@ -263,9 +273,16 @@ class DataApis:
             if not self.gw.auth.allows(session, *auth.read_route(topic, partition)):
                 return codes.TOPIC_AUTHORIZATION_FAILED, -1
             try:
-                return codes.NONE, await self.gw.call(
+                found: FetchResult = await self.gw.call(
                     self.gw.engine.fetch, topic, partition, offset,
-                    max(1, min(limit, budget)))
+                    max(1, min(limit, budget)), None, None, isolation)
+                for _ in range(SKIP_ROUNDS):  # only aborted batches: read on past them
+                    if found.batches or found.high_watermark <= offset:
+                        break
+                    found = await self.gw.call(
+                        self.gw.engine.fetch, topic, partition, found.high_watermark,
+                        max(1, min(limit, budget)), None, None, isolation)
+                return codes.NONE, found
             except OffsetOutOfRange:
                 return codes.OFFSET_OUT_OF_RANGE, await self._high(topic, partition)
             except StreamletError as error:

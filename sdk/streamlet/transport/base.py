@@ -13,7 +13,7 @@ subclass) for malformed input, with nothing written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from ..groups.ops import GroupOps
@@ -22,8 +22,11 @@ from ..records import (
     AppendResult,
     ArchiveReport,
     FetchResult,
+    ProducerIdentity,
     RetentionReport,
     TopicDescription,
+    TransactionInfo,
+    TxnOffsets,
 )
 
 __all__ = ["DEFAULT_FETCH_BYTES", "GroupOps", "Transport"]
@@ -76,8 +79,8 @@ class Transport(Protocol):
         ...
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None, since_ms: int | None = None
-               ) -> AppendResult:
+               expected_offset: int | None = None, since_ms: int | None = None,
+               transaction: tuple[str, int] | None = None) -> AppendResult:
         """Append one RecordBatch v2; when it returns, the batch is durable and readable.
 
         A retry of a batch whose earlier attempt may have landed passes ``since_ms``, the
@@ -87,19 +90,27 @@ class Transport(Protocol):
         too far since to tell). With ``expected_offset`` the append happens only at that
         offset (``OffsetMismatch`` otherwise). ``TopicNotFound``, ``PartitionNotFound``,
         ``RecordTooLarge``, ``InvalidRecord``; the retriable ``TailUnverified`` while the
-        partition's tail cannot be vouched for.
+        partition's tail cannot be vouched for. ``transaction``: the (transactional id,
+        number) of the open transaction the batch belongs to (its producer id and epoch
+        are the transaction's): invisible to read_committed readers until it commits;
+        ``ProducerFenced``, ``TransactionAborted`` or ``InvalidTxnState`` (nothing
+        written) if that transaction is not open.
         """
         ...
 
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,
-              boundary_of: str | None = None) -> FetchResult:
+              boundary_of: str | None = None, isolation_level: str = "read_committed"
+              ) -> FetchResult:
         """Whole stored batches from the one holding ``offset`` (at least one if any),
-        about ``max_bytes`` in all, never past the high watermark. ``boundary_of``: the
-        topic id of the incarnation in which ``offset`` ends a batch the caller read (so
-        a caught-up fetch is one small read). ``OffsetOutOfRange`` below the log start or
-        above the high watermark; ``DataUnavailable`` if records below the high watermark
-        cannot be read from either tier."""
+        about ``max_bytes`` in all, never past the high watermark; the result's
+        ``high_watermark`` is where the next fetch starts. ``boundary_of``: the topic id
+        of the incarnation in which ``offset`` ends a batch the caller read (so a
+        caught-up fetch is one small read). ``read_committed`` (the default) stops before
+        a transaction still open and skips aborted ones (their offsets are spent);
+        ``read_uncommitted`` returns every batch. ``OffsetOutOfRange`` below the log
+        start or above the high watermark; ``DataUnavailable`` if records below the high
+        watermark cannot be read from either tier."""
         ...
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
@@ -112,6 +123,40 @@ class Transport(Protocol):
 
     def init_producer_id(self) -> int:
         """A new idempotent producer id, unique in the deployment."""
+        ...
+
+    def init_transactions(self, transactional_id: str, timeout_ms: int = 60_000
+                          ) -> ProducerIdentity:
+        """Register ``transactional_id`` (or take it over): its producer id and a new
+        epoch; every older instance is fenced (``ProducerFenced`` on its next send or
+        commit) and the transaction it left open is aborted. ``InvalidRequest`` for an id
+        or a timeout (1 s to 15 min) out of bounds."""
+        ...
+
+    def begin_transaction(self, who: ProducerIdentity) -> int:
+        """Open the id's next transaction; its number (what transactional appends name).
+        A retried begin whose first attempt landed gets the same number. ``ProducerFenced``
+        if ``who`` is no longer the id's current epoch."""
+        ...
+
+    def commit_transaction(self, who: ProducerIdentity, number: int,
+                           batches: Mapping[tuple[str, int], Sequence[int]],
+                           offsets: TxnOffsets | None = None) -> TransactionInfo:
+        """Make the transaction's batches (``{(topic, partition): [base offset, ...]}``,
+        every batch it appended) and the group's offsets visible at once, in one
+        DynamoDB transaction. Idempotent (a retry answers as the first attempt).
+        ``ProducerFenced``; ``TransactionAborted`` if it timed out or was aborted;
+        ``CommitFailed`` if a lease moved (the transaction is then aborted);
+        ``TransactionTooLarge`` past 100 items (nothing written)."""
+        ...
+
+    def abort_transaction(self, who: ProducerIdentity, number: int) -> TransactionInfo:
+        """None of the transaction becomes visible, ever. ``InvalidTxnState`` if it
+        already committed."""
+        ...
+
+    def list_transactions(self, include_ended: bool = False) -> list[TransactionInfo]:
+        """Open transactions (and with ``include_ended`` the records still kept)."""
         ...
 
     def delete_records(self, topic: str, partition: int, before_offset: int) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -50,10 +50,14 @@ from ..records import (
     ArchiveReport,
     FetchResult,
     PartitionInfo,
+    ProducerIdentity,
     RetentionReport,
     TopicDescription,
+    TransactionInfo,
+    TxnOffsets,
 )
 from ..topicconfig import validate_config, validate_partitions, validate_topic_name
+from ..txn import validate_transactional_id
 from .http_groups import HttpGroups
 
 __all__ = ["HttpTransport", "error_from_reply", "split_batches"]
@@ -270,21 +274,25 @@ class HttpTransport:
     # ---- the log (native /v1) ---------------------------------------------------------
 
     def append(self, topic: str, partition: int, batch: bytes,
-               expected_offset: int | None = None, since_ms: int | None = None
-               ) -> AppendResult:
+               expected_offset: int | None = None, since_ms: int | None = None,
+               transaction: tuple[str, int] | None = None) -> AppendResult:
         """``POST /v1/.../batches``: one RecordBatch v2 as the body."""
+        tid, number = transaction if transaction is not None else (None, None)
         out = self._request("POST", self._native(topic, partition, "batches"), body=batch,
                             query={"expected_offset": expected_offset,
-                                   "since_ms": since_ms}).json()
+                                   "since_ms": since_ms, "transactional_id": tid,
+                                   "transaction": number}).json()
         return wire.append_from_json(out)
 
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,
-              boundary_of: str | None = None) -> FetchResult:
+              boundary_of: str | None = None, isolation_level: str = "read_committed"
+              ) -> FetchResult:
         """``GET /v1/.../batches``: batches back to back, watermarks in headers."""
         reply = self._request("GET", self._native(topic, partition, "batches"), query={
             "offset": offset, "max_bytes": max_bytes, "max_records": max_records,
-            "boundary_of": boundary_of})
+            "boundary_of": boundary_of,
+            "isolation_level": None if isolation_level == "read_committed" else isolation_level})
         headers = {k.lower(): v for k, v in reply.headers.items()}
         return FetchResult(split_batches(reply.data),
                            int(headers[wire.HIGH_WATERMARK_HEADER.lower()]),
@@ -306,6 +314,43 @@ class HttpTransport:
         """``POST /v1/producer-ids``."""
         return int(self._request("POST", "/v1/producer-ids").json()["producer_id"])
 
+    # ---- transactions (native /v1) ----------------------------------------------------
+
+    def init_transactions(self, transactional_id: str, timeout_ms: int = 60_000
+                          ) -> ProducerIdentity:
+        """``POST /v1/transactions/{id}/init``."""
+        out = self._request("POST", _txn_path(transactional_id, "init"),
+                            json_body={"timeout_ms": timeout_ms}).json()
+        return wire.identity_from_json(out)
+
+    def begin_transaction(self, who: ProducerIdentity) -> int:
+        """``POST /v1/transactions/{id}/begin``: the transaction's number."""
+        out = self._request("POST", _txn_path(who.transactional_id, "begin"),
+                            json_body=_producer(who)).json()
+        return int(out["number"])
+
+    def commit_transaction(self, who: ProducerIdentity, number: int,
+                           batches: Mapping[tuple[str, int], Sequence[int]],
+                           offsets: TxnOffsets | None = None) -> TransactionInfo:
+        """``POST /v1/transactions/{id}/{number}/commit``: safe to repeat."""
+        body = {**_producer(who), "batches": wire.batches_json(batches),
+                "offsets": None if offsets is None else wire.txn_offsets_json(offsets)}
+        out = self._request("POST", _txn_path(who.transactional_id, f"{int(number)}/commit"),
+                            json_body=body).json()
+        return wire.transaction_from_json(out)
+
+    def abort_transaction(self, who: ProducerIdentity, number: int) -> TransactionInfo:
+        """``POST /v1/transactions/{id}/{number}/abort``."""
+        out = self._request("POST", _txn_path(who.transactional_id, f"{int(number)}/abort"),
+                            json_body=_producer(who)).json()
+        return wire.transaction_from_json(out)
+
+    def list_transactions(self, include_ended: bool = False) -> list[TransactionInfo]:
+        """``GET /v1/transactions`` (an administrator's route)."""
+        out = self._request("GET", "/v1/transactions",
+                            query={"include_ended": "true" if include_ended else None}).json()
+        return [wire.transaction_from_json(t) for t in out["data"]]
+
     def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
         """Kafka's DeleteRecords through the archiver function."""
         out = self._request("POST", self._native(topic, partition, "delete-records"),
@@ -320,3 +365,12 @@ class HttpTransport:
     def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:
         out = self._request("POST", "/v1/retention", json_body={"topic": topic}).json()
         return wire.retention_reports_from_json(out)
+
+
+def _txn_path(transactional_id: str, suffix: str) -> str:
+    return f"/v1/transactions/{quote(validate_transactional_id(transactional_id), safe='')}/" \
+           f"{suffix}"
+
+
+def _producer(who: ProducerIdentity) -> dict[str, int]:
+    return {"producer_id": who.producer_id, "epoch": who.epoch}

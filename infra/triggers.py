@@ -263,12 +263,16 @@ class StreamletTriggers(Construct):
             actions=list(actions), resources=resources, conditions=conditions))
 
     def _grant_read(self, topic: str, group: str) -> None:
-        """Read the topic (both tiers), commit to the group."""
+        """Read the topic (both tiers, committed transactions only), commit to the group."""
         storage = self.storage
         self._statement(("dynamodb:GetItem",), [storage.topics_table.table_arn],
                         schema.topic_item_pattern(topic))
         self._statement(_READ_LOG, [storage.log_table.table_arn], schema.log_pk_pattern(topic))
         self._statement(_GROUP, [storage.groups_table.table_arn], schema.group_pk(group))
+        # read_committed: a transactional batch is returned once its transaction record
+        # says committed (read only, as a direct consume grant reads them)
+        self._statement(("dynamodb:GetItem",), [storage.groups_table.table_arn],
+                        schema.txn_pk_pattern("*"))
         blobs, segments = schema.object_patterns(topic)
         self._statement(("s3:GetObject",), [storage.bucket.arn_for_objects(blobs),
                                             storage.bucket.arn_for_objects(segments)])

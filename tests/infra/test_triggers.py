@@ -192,6 +192,8 @@ def test_table_access_is_scoped_to_the_triggered_topics_and_groups(triggered: Tr
     assert "dynamodb:PutItem" in keys["orders.dlq/*"]
     assert keys["group#orders.Billing"] == {"dynamodb:GetItem", "dynamodb:PutItem",
                                             "dynamodb:Query", "dynamodb:UpdateItem"}
+    # read_committed looks transactions up; it never writes them
+    assert keys["txn#*"] == {"dynamodb:GetItem"}
     assert "dynamodb:Scan" not in {a for actions in keys.values() for a in actions}
 
 

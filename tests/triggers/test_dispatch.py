@@ -247,3 +247,43 @@ def test_records_removed_by_retention_before_delivery_are_skipped(orders: Engine
     dispatcher.targets["billing"] = FunctionTarget(recorder, "s")
     result = dispatcher.dispatch("billing", 0)
     assert recorder.offsets() == [4, 5] and result.skipped == 4
+
+
+def _transactional(engine: Engine) -> Any:
+    from streamlet import Producer
+    producer = Producer(transport=engine, transactional_id="enricher", linger_ms=0)
+    producer.init_transactions()
+    return producer
+
+
+def test_transactions_are_delivered_once_committed_and_aborted_ones_never(
+        orders: Engine) -> None:
+    producer = _transactional(orders)
+    for outcome, n in (("abort", 0), ("commit", 1)):
+        producer.begin_transaction()
+        producer.send("orders", json.dumps(n).encode(), key=b"k", partition=0)
+        producer.flush()
+        getattr(producer, f"{outcome}_transaction")()
+    produce(orders, "orders", 0, [2])
+    recorder = Recorder()
+    result = make(orders, recorder).dispatch("billing", 0)
+    assert recorder.offsets() == [1, 2]
+    assert committed(orders) == result.position == 3 and result.wake_after_ms is None
+
+
+def test_an_open_transaction_holds_delivery_back_and_asks_to_be_woken(orders: Engine) -> None:
+    produce(orders, "orders", 0, [0])
+    producer = _transactional(orders)
+    producer.begin_transaction()
+    producer.send("orders", json.dumps(1).encode(), key=b"k", partition=0)
+    producer.flush()
+    recorder = Recorder()
+    dispatcher = make(orders, recorder)
+    result = dispatcher.dispatch("billing", 0)
+    # the open transaction's record is not delivered, and its commit writes nothing to the
+    # log that a stream would signal: the session asks to be woken to look again
+    assert recorder.offsets() == [0] and committed(orders) == 1
+    assert result.wake_after_ms is not None and result.wake_after_ms > 0
+    producer.commit_transaction()
+    dispatcher.dispatch("billing", 0)
+    assert recorder.offsets() == [0, 1] and committed(orders) == 2

@@ -66,6 +66,9 @@ CLAIM_MARGIN_MS = 30_000
 """A claim outlives its session's budget by this much (an in-flight invocation ends)."""
 RESERVE_S = 1.0
 """Time kept back at the end of a budget to commit and release."""
+HELD_BACK_WAKE_MS = 1_000
+"""How soon to look again at records an open transaction holds back (its commit or abort
+writes nothing to the log, so no stream record would signal it)."""
 
 
 @dataclass
@@ -265,7 +268,12 @@ class _Session:
             while True:
                 if not self._deliver():
                     return  # ended early: wake_after_ms says when to go on
-                if not self._release() or not self._more() or not self._acquire(False):
+                if not self._release():
+                    return
+                if not self._more():
+                    self._held_back()
+                    return
+                if not self._acquire(False):
                     return
         except RetriableError as error:  # storage or target unavailable: later
             self.result.error = f"{type(error).__name__}: {error}"
@@ -306,6 +314,14 @@ class _Session:
         self.plan.stale()
         self._fetch(self.plan.fetch_position)
         return self.plan.next(self.d.now_ms()) is not None
+
+    def _held_back(self) -> None:
+        """Caught up: if the log goes on past what read_committed returned, an open
+        transaction holds those records back; ask to be woken to look again."""
+        assert self.plan is not None
+        _, end = self.d.transport.watermarks(self.tp.topic, self.tp.partition)
+        if end > self.plan.fetch_position:
+            self.result.wake_after_ms = HELD_BACK_WAKE_MS
 
     def _deliver(self) -> bool:
         """Act until caught up (True) or out of budget / waiting long (False)."""

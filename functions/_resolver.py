@@ -166,7 +166,7 @@ def error_body(status: int, error_code: int, message: str, code: str) -> Respons
 
 def _streamlet_error(error: StreamletError) -> Response[str]:
     if error.status >= 500:
-        logger.warning("request failed", error=error.code, message=error.message)
+        logger.warning("request failed", error=error.code, detail=error.message)
     return error_body(error.status, error.error_code, error.message, error.code)
 
 

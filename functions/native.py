@@ -7,6 +7,7 @@ stored batches back to back (each is self-delimiting). The service never re-enco
 from __future__ import annotations
 
 import base64
+import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -43,6 +44,15 @@ def _body_bytes() -> bytes:
     return body.encode("utf-8", "surrogateescape")
 
 
+def _append_deadline_ms() -> int:
+    """When API Gateway received the request (its clock and the Lambda's are AWS's), plus
+    the append budget: the client retries a request left without a reply only after it."""
+    context = produce_router.current_event.get("requestContext") or {}
+    received = context.get("timeEpoch")
+    start = int(received) if isinstance(received, int) else int(time.time() * 1000)
+    return start + wire.APPEND_DEADLINE_MS
+
+
 @produce_router.post(BATCHES)
 def append_batch(topic: str, partition: int, expected_offset: Int64 | None = None,
                  since_ms: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
@@ -54,7 +64,8 @@ def append_batch(topic: str, partition: int, expected_offset: Int64 | None = Non
     ``transactional_id`` and ``transaction`` (its number) send it in that transaction."""
     batch = _body_bytes()
     result = engine().append(unquoted(topic), partition, batch, expected_offset, since_ms,
-                             _transaction(transactional_id, transaction))
+                             _transaction(transactional_id, transaction),
+                             deadline_ms=_append_deadline_ms())
     metrics.add_metric(name="BatchesProduced", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="BytesProduced", unit=MetricUnit.Bytes, value=len(batch))
     return wire.append_json(result)

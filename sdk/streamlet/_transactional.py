@@ -163,8 +163,12 @@ class Transactions:
             self._ended()  # the log aborted it: nothing of it is visible
             raise
         except StreamletError as error:
-            with self._lock:
-                self.state, self._error = ABORTABLE, error
+            if error.retriable:  # it may have landed: only the log knows
+                error.add_note("The commit's outcome is unknown: call commit_transaction() "
+                               "again (a commit is idempotent) or abort_transaction().")
+            else:
+                with self._lock:
+                    self.state, self._error = ABORTABLE, error
             raise
         self._ended()
         return info

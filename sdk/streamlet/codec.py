@@ -107,8 +107,9 @@ def _validate(header: BatchHeader, buf: bytes) -> None:
             f"Record batch holds {header.record_count} records but its last offset delta "
             f"is {header.last_offset_delta}."
         )
-    if header.attributes & (TRANSACTIONAL_BIT | CONTROL_BIT):
-        raise InvalidRecord("Transactional and control batches are not supported.")
+    if header.attributes & CONTROL_BIT:
+        raise InvalidRecord("Control batches are not accepted: Streamlet writes no "
+                            "transaction markers.")
     if calc_crc32c(memoryview(buf)[ATTRIBUTES_OFFSET:]) != header.crc:
         raise InvalidRecord("Record batch CRC-32C does not match its contents (corrupt batch).")
 

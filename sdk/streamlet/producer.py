@@ -240,7 +240,9 @@ class Producer:
         """Flush, then make every record of the transaction and its offsets visible at
         once (one DynamoDB transaction; retried safely). TransactionAborted if a send
         failed (abort it) or it timed out, CommitFailed if a lease moved (aborted),
-        ProducerFenced if a newer producer took over the id."""
+        ProducerFenced if a newer producer took over the id. A retriable error (storage
+        failing past delivery_timeout_ms) leaves the outcome unknown: call it again to
+        learn it (or abort_transaction, refused if it had committed)."""
         return self._transactions("commit_transaction").commit(self.flush, self._with_retry)
 
     def abort_transaction(self) -> TransactionInfo:
@@ -260,10 +262,21 @@ class Producer:
         self.begin_transaction()
         try:
             yield self
-            self.commit_transaction()
+            self._commit_learning_outcome()
         except BaseException as error:
             self._abort_after(error)
             raise
+
+    def _commit_learning_outcome(self) -> None:
+        """Commit; if the outcome is unknown (a retriable error: the commit may have
+        landed), ask once more, since a commit is idempotent, rather than abort what may
+        be visible already."""
+        try:
+            self.commit_transaction()
+        except StreamletError as error:
+            if not error.retriable:
+                raise
+            self.commit_transaction()
 
     def transactional_state(self) -> str:
         """``uninitialized``, ``ready``, ``in_transaction``, ``abortable`` (a send failed:

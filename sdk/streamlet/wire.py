@@ -38,6 +38,11 @@ HIGH_WATERMARK_HEADER = "X-Streamlet-High-Watermark"
 LOG_START_HEADER = "X-Streamlet-Log-Start-Offset"
 TOPIC_ID_HEADER = "X-Streamlet-Topic-Id"
 """Response headers of a native fetch (the body is the batches back to back)."""
+APPEND_DEADLINE_MS = 10_000
+"""A native append starts no write later than this after API Gateway received it."""
+APPEND_RETRY_AFTER_MS = APPEND_DEADLINE_MS + 5_000
+"""An append that got no reply at all is retried no sooner than this after it was sent:
+its attempt may still be running, and must be past its deadline first."""
 
 
 # ---- the log ----------------------------------------------------------------------------

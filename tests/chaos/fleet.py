@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import Any
 
 from streamlet.engine import Engine
@@ -46,8 +47,10 @@ class _FleetGateway(Gateway):
 class Fleet:
     """LAMBDAS engines over faulty clients behind one local gateway."""
 
-    def __init__(self, platform: LocalPlatform, plan: FaultPlan, seed: int) -> None:
+    def __init__(self, platform: LocalPlatform, plan: FaultPlan, seed: int,
+                 client_timeout: float = 35.0) -> None:
         self.plan = plan
+        self.client_timeout = client_timeout
         dynamodb, s3 = platform.client("dynamodb"), platform.client("s3")
         install(dynamodb, plan)
         install(s3, plan)
@@ -68,16 +71,23 @@ class FaultyHttp(HttpTransport):
     client crashes before or after a call, drawn from a seeded generator."""
 
     def __init__(self, url: str, seed: int, lost_reply: float = 0.08,
-                 crash: float = 0.004) -> None:
+                 crash: float = 0.004, timeout: float = 35.0) -> None:
         import boto3
 
         key, secret = LOCAL_CREDENTIALS
         super().__init__(url, boto3.Session(aws_access_key_id=key, aws_secret_access_key=secret,
-                                            region_name="us-east-1"))
+                                            region_name="us-east-1"), timeout=timeout)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._lost, self._crash = lost_reply, crash
-        self.faults: dict[str, int] = {"lost_reply": 0, "crash": 0}
+        self.faults: dict[str, int] = {"lost_reply": 0, "crash": 0, "no_reply": 0}
+        self._sleep = self._wait_out
+
+    def _wait_out(self, seconds: float) -> None:
+        """An append got no reply at all (a read timeout): count it, then wait out its
+        deadline as the real transport does."""
+        self.faults["no_reply"] += 1
+        time.sleep(max(0.0, seconds))
 
     def _draw(self) -> float:
         with self._lock:

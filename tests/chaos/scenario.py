@@ -69,7 +69,8 @@ class ProducerProcess:
         if self.fleet is None:
             transport = faulty_engine(self.platform, self.plan)
         else:
-            transport = FaultyHttp(self.fleet.url, seed=self.plan.seed + self.restarts)
+            transport = FaultyHttp(self.fleet.url, seed=self.plan.seed + self.restarts,
+                                   timeout=self.fleet.client_timeout)
             self._http = transport
         return Producer(transport=transport, linger_ms=2, enable_idempotence=self.idempotence,
                         delivery_timeout_ms=60_000, retry_backoff_ms=10)
@@ -180,14 +181,15 @@ def final_drain(platform: LocalPlatform, topic: str) -> Reads:
 
 
 def run_scenario(platform: LocalPlatform, topic: str, *, idempotence: bool, seed: int,
-                 over_http: bool = False) -> Outcome:
+                 over_http: bool = False, client_timeout: float = 35.0) -> Outcome:
     """Direct: each producer's engine has faults injected below botocore. Over HTTP: the
     producers reach a fleet of Lambdas (faults below their botocore, requests spread over
-    several engines) through a transport that loses replies and crashes."""
+    several engines) through a transport that loses replies and crashes, and gives up on
+    a request after ``client_timeout`` seconds."""
     platform.engine().create_topic(topic, PARTITIONS)
     history = History()
-    fleet = Fleet(platform, FaultPlan(seed=seed, rates=SERVER_FAULTS), seed) if over_http \
-        else None
+    fleet = Fleet(platform, FaultPlan(seed=seed, rates=SERVER_FAULTS), seed,
+                  client_timeout) if over_http else None
     try:
         return _run(platform, topic, history, idempotence, seed, fleet)
     finally:

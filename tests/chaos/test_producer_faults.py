@@ -51,3 +51,19 @@ def test_idempotent_producers_over_the_http_api_under_faults(live_platform: Loca
     assert report.anomalies() == {}
     for rows in outcome.drain.values():
         assert [o for o, _ in rows] == list(range(len(rows)))  # dense from 0
+
+
+def test_http_retries_sent_while_their_first_attempt_still_runs_write_once(
+        live_platform: LocalPlatform, topic: str) -> None:
+    """The same scenario with the SDK giving up on a request after 2 s instead of 35 s, so
+    many retries are due while their first attempt is still running in the fleet (waiting
+    on storage, or in its own conflict loop): what a loaded machine once did with 35 s,
+    and a dropped connection does on AWS. No batch may be written twice."""
+    outcome = run_scenario(live_platform, topic, idempotence=True, seed=SEED, over_http=True,
+                           client_timeout=2.0)
+    report = check(outcome.history, final_drain=outcome.drain)
+    print(f"seed={SEED} faults={dict(outcome.faults)} {outcome.seconds:.1f}s\n"
+          f"{report.summary()}")
+    assert outcome.faults["no_reply"] > 0
+    assert report.ok, report.summary()
+    assert report.anomalies() == {}

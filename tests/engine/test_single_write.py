@@ -21,8 +21,11 @@ from streamlet.engine import Engine, schema
 from streamlet.engine.log import CACHE_SECONDS, batch_from_item
 from streamlet.engine.topics import TRUST_MARGIN_MS
 from streamlet.errors import (
+    AppendOutcomeUnknown,
     InvalidTopicName,
+    RequestTimedOut,
     TailUnverified,
+    Throttled,
     TopicNotFound,
     UnsupportedLayout,
 )
@@ -311,6 +314,176 @@ def test_a_retry_after_100000_rival_appends_reads_a_bounded_amount(
     assert sum(calls.items_read) <= 3, calls.items_read  # not 100,000
 
 
+# ---- attempts of one batch that overlap -------------------------------------------------
+#
+# A client gives up on attempt A (no reply) and retries (B, with since_ms) while A still
+# runs elsewhere. Whichever of them writes last must find the other's copy, wherever the
+# races with rivals put it; and A may start no write once its deadline has passed.
+
+
+def lambda_on(world: tuple[Any, Any], clock: ManualClock) -> Engine:
+    """Another Lambda with its own DynamoDB client, so hooks on one do not touch another."""
+    return Engine(boto3.client("dynamodb", region_name="us-east-1"), world[1], clock=clock)
+
+
+def meanwhile(engine: Engine, operation: str, *happens: Any, after: bool = False) -> None:
+    """Run ``happens[n]()`` just before (or after) ``engine``'s next n-th ``operation``."""
+    real = getattr(engine._ddb, operation)
+    pending = list(happens)
+
+    def hooked(**kwargs: Any) -> Any:
+        happening = pending.pop(0)
+        if not pending:
+            setattr(engine._ddb, operation, real)
+        if not after:
+            happening()
+        answer = real(**kwargs)
+        if after:
+            happening()
+        return answer
+
+    setattr(engine._ddb, operation, hooked)
+
+
+def one_batch_in_flight(engine: Engine) -> tuple[bytes, int]:
+    """Topic "t" holding one batch; an idempotent batch of b"mine" and when it was sent."""
+    engine.create_topic("t", 1)
+    engine.append("t", 0, make_batch([b"warm"]))
+    return make_batch([b"mine"], pid=5, seq=0), int(engine.log._now_ms())
+
+
+def copies(engine: Engine, topic: str, value: bytes) -> list[int]:
+    return [offset for offset, v in read_all(engine, topic) if v == value]
+
+
+def test_a_first_attempt_that_loses_a_race_finds_the_retry_that_landed_meanwhile(
+        world: tuple[Any, Any], clock: ManualClock) -> None:
+    """A read the tail; before its write a rival takes the key and the client's retry B
+    (served by another Lambda, nothing of A to find yet) lands after the rival. A's write
+    fails, it reads the tail again: it must find B's copy there, not write a second one."""
+    first, retry, rival = (lambda_on(world, clock) for _ in range(3))
+    batch, sent_ms = one_batch_in_flight(first)
+    landed: list[Any] = []
+    meanwhile(first, "put_item", lambda: landed.extend([
+        rival.append("t", 0, make_batch([b"rival"])),
+        retry.append("t", 0, batch, since_ms=sent_ms)]))
+    answer = first.append("t", 0, batch)
+    assert (landed[1].base_offset, landed[1].duplicate) == (2, False)
+    assert (answer.base_offset, answer.duplicate) == (2, True)
+    assert copies(first, "t", b"mine") == [2]
+
+
+def test_a_first_attempt_in_a_long_conflict_loop_finds_the_retry_under_newer_batches(
+        world: tuple[Any, Any], clock: ManualClock) -> None:
+    """What a loaded machine did: A lost its key, read the tail, lost again, and while it
+    looped the client's retry B landed, with a rival's batch on top. A's next tail read
+    returns the rival; the batches between the key A lost and that rival (one Query) hold
+    B's copy."""
+    first, retry, rival = (lambda_on(world, clock) for _ in range(3))
+    batch, sent_ms = one_batch_in_flight(first)
+    meanwhile(first, "put_item", lambda: rival.append("t", 0, make_batch([b"rival"])),
+              lambda: [rival.append("t", 0, make_batch([b"rival 2"])),
+                       retry.append("t", 0, batch, since_ms=sent_ms),
+                       rival.append("t", 0, make_batch([b"rival 3"]))])
+    answer = first.append("t", 0, batch)
+    assert (answer.base_offset, answer.duplicate) == (3, True)
+    assert copies(first, "t", b"mine") == [3]
+
+
+def test_a_first_attempt_with_a_stale_cache_reads_only_the_tail_after_losing_its_key(
+        world: tuple[Any, Any], clock: ManualClock) -> None:
+    """A cached tail 20 batches behind: the lost race costs one tail read, as before; the
+    batches under that tail are not searched (the request's deadline keeps a retry's copy
+    out of them), so a busy partition does not make every stale writer read it all."""
+    stale, busy = lambda_on(world, clock), lambda_on(world, clock)
+    stale.create_topic("t", 1)
+    stale.append("t", 0, make_batch([b"warm"]))
+    for i in range(20):
+        busy.append("t", 0, make_batch([f"busy {i}".encode()]))
+    calls = Calls(stale)
+    assert stale.append("t", 0, make_batch([b"mine"], pid=5, seq=0)).base_offset == 21
+    assert calls.ops == {"PutItem": 2, "Query": 1}
+    assert calls.items_read == [2]
+
+
+def test_a_retry_that_loses_a_race_finds_the_first_attempt_that_landed_after_its_lookback(
+        world: tuple[Any, Any], clock: ManualClock) -> None:
+    """B looked back (A had not landed), read the tail and lost its key to a rival; A
+    landed after that rival, and another rival after A. B's next tail is the second rival:
+    the batches between the key B lost and that tail are searched (one Query) and hold A."""
+    first, retry, rival = (lambda_on(world, clock) for _ in range(3))
+    batch, sent_ms = one_batch_in_flight(first)
+    landed: list[Any] = []
+    meanwhile(retry, "put_item", lambda: landed.extend([
+        rival.append("t", 0, make_batch([b"rival"])),
+        first.append("t", 0, batch),
+        rival.append("t", 0, make_batch([b"rival 2"]))]))
+    answer = retry.append("t", 0, batch, since_ms=sent_ms)
+    assert [r.base_offset for r in landed] == [1, 2, 3]
+    assert (answer.base_offset, answer.duplicate) == (2, True)
+    assert copies(first, "t", b"mine") == [2]
+
+
+def test_a_retry_finds_the_first_attempt_that_landed_between_its_lookback_and_its_tail(
+        world: tuple[Any, Any], clock: ManualClock) -> None:
+    first, retry = lambda_on(world, clock), lambda_on(world, clock)
+    batch, sent_ms = one_batch_in_flight(first)
+    meanwhile(retry, "query", lambda: first.append("t", 0, batch), after=True)  # the lookback
+    answer = retry.append("t", 0, batch, since_ms=sent_ms)
+    assert (answer.base_offset, answer.duplicate) == (1, True)
+    assert copies(first, "t", b"mine") == [1]
+
+
+def test_a_retry_whose_remembered_key_holds_a_rival_still_looks_back(
+        world: tuple[Any, Any], clock: ManualClock) -> None:
+    """This Lambda's attempt at key 1 was throttled (remembered); the batch then landed
+    at 2 through another Lambda. The retry comes back here: key 1 holds a rival, which
+    does not settle it; the lookback finds the batch at 2."""
+    from botocore.exceptions import ClientError
+
+    here, elsewhere = lambda_on(world, clock), lambda_on(world, clock)
+    batch, sent_ms = one_batch_in_flight(here)
+    real = here._ddb.put_item
+
+    def throttled(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}},
+                          "PutItem")
+
+    here._ddb.put_item = throttled  # type: ignore[method-assign]
+    with pytest.raises(Throttled):
+        here.append("t", 0, batch)
+    here._ddb.put_item = real  # type: ignore[method-assign]
+    elsewhere.append("t", 0, make_batch([b"rival"]))
+    assert elsewhere.append("t", 0, batch, since_ms=sent_ms).base_offset == 2
+    answer = here.append("t", 0, batch, since_ms=sent_ms)
+    assert (answer.base_offset, answer.duplicate) == (2, True)
+    assert copies(here, "t", b"mine") == [2]
+
+
+def test_no_write_starts_after_the_requests_deadline(
+        world: tuple[Any, Any], clock: ManualClock) -> None:
+    """A lost its key to a rival; by the time it could write again its deadline (when the
+    client may retry) has passed: it stops, having written nothing."""
+    first, rival = lambda_on(world, clock), lambda_on(world, clock)
+    first.create_topic("t", 1)
+    first.append("t", 0, make_batch([b"warm"]))
+    deadline_ms = int(clock.now * 1000) + 10_000
+
+    def rival_then_late() -> None:
+        rival.append("t", 0, make_batch([b"rival"]))
+        clock.advance(11)
+
+    meanwhile(first, "put_item", rival_then_late)
+    with pytest.raises(RequestTimedOut, match="nothing was written"):
+        first.append("t", 0, make_batch([b"mine"], pid=5, seq=0), deadline_ms=deadline_ms)
+    assert [v for _, v in read_all(first, "t")] == [b"warm", b"rival"]
+    with pytest.raises(RequestTimedOut):  # already late: not even a first write
+        first.append("t", 0, make_batch([b"mine"], pid=5, seq=0), deadline_ms=deadline_ms)
+    calls = Calls(first)
+    first.append("t", 0, make_batch([b"in time"]), deadline_ms=int(clock.now * 1000) + 1)
+    assert calls.ops == {"PutItem": 1}  # a deadline costs no read
+
+
 def _bulk_rivals(engine: Engine, topic: str, count: int, append_ms: int) -> None:
     """``count`` one-record batch items chained like real appends, put straight into
     in-process moto's table (a request each would take minutes)."""
@@ -394,3 +567,24 @@ def test_names_that_collide_after_dots_become_underscores_are_refused(engine: En
 
 def test_trust_margin_is_minutes_not_hours() -> None:
     assert 60_000 <= TRUST_MARGIN_MS <= 600_000
+
+
+def test_a_retry_behind_more_than_4_mib_of_appends_is_unknown_not_written(
+        engine: Engine, clock: ManualClock) -> None:
+    """A retry that says its first attempt was sent at ``since_ms`` looks back over what
+    was appended since; past LOOKBACK_MAX_BYTES it cannot tell whether that attempt
+    landed, so it answers AppendOutcomeUnknown and writes nothing (never a possible
+    second copy)."""
+    engine.create_topic("busy", 1)
+    first_sent = int(clock.time() * 1000)
+    for i in range(5):  # ~0.9 MB each (S3 pointers): 4.5 MB appended after the first send
+        engine.append("busy", 0, make_batch([random.randbytes(900_000)], pid=50 + i))
+    ours = make_batch([b"ours"], pid=7, seq=0)
+    with pytest.raises(AppendOutcomeUnknown, match=r"more than 4194304 bytes"):
+        engine.append("busy", 0, ours, since_ms=first_sent)
+    assert engine.watermarks("busy", 0) == (0, 5)  # nothing written
+    # once the rivals are older than the first send (and the clock margin), a retry
+    # writes its batch once, and a retry of that finds it
+    clock.advance(TRUST_MARGIN_MS / 1000 + 1)
+    assert engine.append("busy", 0, ours, since_ms=int(clock.time() * 1000)).base_offset == 5
+    assert engine.append("busy", 0, ours, since_ms=int(clock.time() * 1000)).duplicate

@@ -551,3 +551,98 @@ def test_read_committed_and_read_uncommitted_are_the_only_levels(engine: Engine)
         engine.fetch("out", 0, 0, isolation_level="snapshot")
 
 
+
+
+# ---- Kafka clients' transactions (the gateway's, kept in the records) -----------------
+
+
+def _kafka_send(engine: Engine, who: ProducerIdentity, topic: str, partition: int,
+                vals: list[bytes], seq: int = 0) -> int:
+    """What the gateway does for a transactional Produce."""
+    kafka = engine.kafka_transactions
+    number = kafka.current(who)
+    batch = make_batch(vals, pid=who.producer_id, epoch=who.epoch, seq=seq)
+    result = engine.append(topic, partition, batch,
+                           transaction=(who.transactional_id, number))
+    kafka.stage_batch(who, number, topic, partition, result.base_offset)
+    return result.base_offset
+
+
+def test_a_kafka_transaction_commits_through_any_engine(
+        engine: Engine, world: tuple[Any, Any], clock: ManualClock) -> None:
+    other = Engine(world[0], world[1], clock=clock)  # another gateway's engine
+    who = engine.init_transactions("k-1")
+    number = engine.kafka_transactions.begin(who)
+    assert other.kafka_transactions.begin(who) == number  # joins the open one
+    _kafka_send(engine, who, "out", 0, [b"a"])
+    _kafka_send(other, who, "out", 1, [b"b"])
+    _kafka_send(engine, who, "audit", 0, [b"c"])
+    assert read(engine, "out", 0)[0] == []
+    info = other.kafka_transactions.end(who, commit=True)
+    assert info.status == "committed"
+    assert [read(engine, t, p)[0] for t, p in (("out", 0), ("out", 1), ("audit", 0))] == \
+        [[b"a"], [b"b"], [b"c"]]
+    assert engine.kafka_transactions.end(who, commit=True).status == "committed"  # a retry
+
+
+def test_a_transaction_the_log_aborted_is_not_followed_by_a_silent_new_one(
+        engine: Engine, clock: ManualClock) -> None:
+    kafka = engine.kafka_transactions
+    who = engine.init_transactions("k-2", timeout_ms=1_000)
+    kafka.begin(who)
+    _kafka_send(engine, who, "out", 0, [b"early"])
+    clock.advance(2.0)  # the transaction times out; its next AddPartitionsToTxn is refused
+    with pytest.raises(TransactionAborted):
+        kafka.begin(who)
+    with pytest.raises(TransactionAborted):
+        kafka.begin(who)  # still: the producer has not acknowledged it
+    with pytest.raises(TransactionAborted):
+        kafka.end(who, commit=True)
+    assert kafka.end(who, commit=False).status == "aborted"  # acknowledged
+    kafka.begin(who)
+    _kafka_send(engine, who, "out", 0, [b"late"], seq=1)
+    kafka.end(who, commit=True)
+    assert read(engine, "out", 0)[0] == [b"late"]
+
+
+def test_kafka_offsets_commit_with_the_output_fenced_by_the_group_generation(
+        engine: Engine) -> None:
+    from streamlet.engine.kafka_groups import ClassicGroup, ClassicMember, ClassicTxnOffsets
+
+    groups = engine.kafka_groups
+    group = ClassicGroup("g-k", state="Stable", generation=3,
+                         members={"m-1": ClassicMember("m-1")})
+    assert groups.save(group)
+    kafka = engine.kafka_transactions
+    who = engine.init_transactions("k-3")
+    number = kafka.begin(who)
+    _kafka_send(engine, who, "out", 0, [b"x"])
+    tp = TopicPartition("in", 0)
+    kafka.stage_offsets(who, number, ClassicTxnOffsets("g-k", 3, "m-1", {tp: (7, "")}))
+    kafka.end(who, commit=True)
+    assert engine.groups.snapshot("g-k").leases[tp].committed == 7
+
+    number = kafka.begin(who)
+    _kafka_send(engine, who, "out", 0, [b"y"], seq=1)
+    kafka.stage_offsets(who, number, ClassicTxnOffsets("g-k", 3, "m-1", {tp: (9, "")}))
+    group.generation = 4  # a rebalance after TxnOffsetCommit
+    assert groups.save(group)
+    with pytest.raises(CommitFailed):
+        kafka.end(who, commit=True)
+    assert engine.groups.snapshot("g-k").leases[tp].committed == 7
+    assert read(engine, "out", 0)[0] == [b"x"]
+    kafka.end(who, commit=False)  # acknowledged: the next transaction may begin
+    kafka.begin(who)
+
+
+def test_a_transactional_batch_outside_a_transaction_is_refused(engine: Engine) -> None:
+    import struct
+
+    from streamlet.codec import ATTRIBUTES_OFFSET, CRC_OFFSET, calc_crc32c
+    from streamlet.errors import InvalidRecord
+
+    data = bytearray(make_batch([b"v"], pid=5, epoch=0, seq=0))
+    struct.pack_into(">h", data, ATTRIBUTES_OFFSET, 0x10)
+    struct.pack_into(">I", data, CRC_OFFSET, calc_crc32c(bytes(data[ATTRIBUTES_OFFSET:])))
+    with pytest.raises(InvalidRecord, match="inside its transaction"):
+        engine.append("out", 0, bytes(data))

@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ def event(method: str, path: str, body: Any = None, *, query: dict[str, Any] | s
     key, params, _ = match(method, path)
     raw_query = query if isinstance(query, str) else urlencode(query or {})
     out.update(routeKey=key, rawPath=path, rawQueryString=raw_query)
-    out["requestContext"].update(routeKey=key)
+    out["requestContext"].update(routeKey=key, timeEpoch=int(time.time() * 1000))
     out["requestContext"]["http"].update(method=method, path=path)
     out.pop("pathParameters", None)
     out.pop("queryStringParameters", None)

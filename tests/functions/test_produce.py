@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 
+from streamlet import wire
 from streamlet.codec import decode_batch
 from streamlet.engine import Engine
 from streamlet.partitioner import murmur2_partition
 from tests.batches import make_batch
-from tests.functions.conftest import EVENTS, call, invoke
+from tests.functions.conftest import EVENTS, call, event, invoke
 
 R = "/v3/clusters/streamlet/topics/orders/records"
 
@@ -94,6 +96,7 @@ def test_native_round_trip_is_byte_identical(aws: Engine, orders: str) -> None:
     batch = make_batch([b"a", b"\x00\xff", b"c"], codec="zstd")
     captured = json.loads((EVENTS / "post_binary.json").read_text())
     captured["body"] = b64(batch)
+    captured["requestContext"]["timeEpoch"] = int(time.time() * 1000)  # received just now
     appended = invoke(captured).json()
     assert appended == {"base_offset": 0, "last_offset": 2, "log_append_time": -1,
                         "log_start_offset": 0, "duplicate": False}
@@ -122,6 +125,18 @@ def test_native_append_errors_write_nothing(aws: Engine, orders: str) -> None:
     for reply, status, code in cases:
         assert (reply.status, reply.json()["error_code"]) == (status, code), reply.json()
     assert aws.watermarks("orders", 0) == (0, 0)
+
+
+def test_a_native_append_starts_no_write_past_its_deadline(aws: Engine, orders: str) -> None:
+    """An append still running APPEND_DEADLINE_MS after API Gateway received it writes
+    nothing more: a client left without a reply retries only after that."""
+    late = event("POST", "/v1/topics/orders/partitions/0/batches", make_batch([b"late"]))
+    late["requestContext"]["timeEpoch"] -= wire.APPEND_DEADLINE_MS + 1000
+    reply = invoke(late)
+    assert (reply.status, reply.json()["code"]) == (504, "request_timed_out")
+    assert aws.watermarks("orders", 0) == (0, 0)
+    assert call("POST", "/v1/topics/orders/partitions/0/batches",
+                make_batch([b"on time"])).json()["base_offset"] == 0
 
 
 @pytest.mark.parametrize("size", [6 * 1024 * 1024 + 1, 2 * 1024 * 1024])

@@ -1,6 +1,7 @@
 """confluent-kafka (librdkafka 2.x) against the gateway: every codec in a group with commits
 and seeks, an idempotent producer under injected faults, partitioning that agrees with
-kafka-python and the SDK, the admin APIs, and transactions refused cleanly."""
+kafka-python and the SDK, the admin APIs, and read_committed over the SDK's transactions
+(transactional Kafka producers: test_transactions.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import time
 import pytest
 from confluent_kafka import (
     Consumer,
-    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -208,16 +208,6 @@ def test_admin_apis(bootstrap: str, admin: AdminClient, topic: str) -> None:
     admin.delete_consumer_groups([f"a-{topic}"])[f"a-{topic}"].result(10)
     admin.delete_topics([topic])[topic].result(10)
     eventually(lambda: topic not in admin.list_topics(timeout=10).topics, what="deletion")
-
-
-def test_transactions_are_refused_cleanly(bootstrap: str) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "tx-1", **QUIET})
-    with pytest.raises(KafkaException) as raised:
-        producer.init_transactions(10)
-    error: KafkaError = raised.value.args[0]
-    assert error.code() != KafkaError._TIMED_OUT, error
-    assert "ransaction" in error.str() or error.code() in (
-        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError._UNSUPPORTED_FEATURE)
 
 
 def test_read_committed_sees_only_committed_sdk_transactions(

@@ -49,8 +49,8 @@ def test_api_versions_advertises_what_is_served(gateway: KafkaGateway) -> None:
 
 def test_unsupported_requests_are_answered(gateway: KafkaGateway) -> None:
     for request, version in ((DescribeAclsRequest[1](resource_type_filter=1), 1),
-                             (EndTxnRequest[1](transactional_id="t", producer_id=1,
-                                               producer_epoch=0, committed=True), 1)):
+                             (EndTxnRequest[5](transactional_id="t", producer_id=1,
+                                               producer_epoch=0, committed=True), 5)):
         reply = _exchange(gateway, request, version)
         assert struct.unpack_from(">i", reply)[0] == 7  # its correlation id
         assert struct.pack(">h", 35) in reply  # UNSUPPORTED_VERSION

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from aiokafka import AIOKafkaProducer
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError as KafkaPythonError
 
@@ -56,7 +56,7 @@ def reader(platform: LocalPlatform) -> tuple[str, boto3.Session]:
 def secured(platform: LocalPlatform, reader: tuple[str, boto3.Session]
             ) -> Iterator[KafkaGateway]:
     arn, session = reader
-    grants = [Grant.produce("allowed"), Grant.consume("allowed", "allowed")]
+    grants = [Grant.produce("allowed", "allowed"), Grant.consume("allowed", "allowed")]
     policies = StaticPolicies({
         arn: (Policy.from_json(http_policy(grants, API.arn), "reader"),),
         "arn:aws:iam::000000000000:user/admin": (Policy.from_json(
@@ -134,6 +134,23 @@ def test_aiokafka_and_confluent_kafka_authenticate_with_their_token_providers(
     _, high = consumer.get_watermark_offsets(TopicPartition("allowed-1", 0), 10)
     assert high >= 2
     consumer.close()
+
+
+def test_transactional_ids_outside_the_grant_are_refused(
+        secured: KafkaGateway, reader: tuple[str, boto3.Session]) -> None:
+    credentials = reader[1].get_credentials()
+    config = {"bootstrap.servers": secured.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+              "sasl.mechanisms": "PLAIN", "sasl.username": credentials.access_key,
+              "sasl.password": credentials.secret_key, **QUIET}
+    producer = Producer({**config, "transactional.id": "allowed-tx"})
+    producer.init_transactions(20)
+    producer.begin_transaction()
+    producer.produce("allowed-1", b"in a granted transaction")
+    producer.commit_transaction(20)
+    refused = Producer({**config, "transactional.id": "payroll-tx"})
+    with pytest.raises(KafkaException) as raised:
+        refused.init_transactions(20)
+    assert raised.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 
 
 def test_plain_with_local_credentials_and_refusals(secured: KafkaGateway) -> None:

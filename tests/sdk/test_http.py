@@ -7,8 +7,10 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import types
 from typing import Any
 
@@ -28,6 +30,7 @@ from streamlet import (
     Throttled,
     TopicExists,
     TopicNotFound,
+    wire,
 )
 from streamlet.errors import AccessDenied
 from streamlet.local import LocalPlatform
@@ -169,6 +172,35 @@ def test_connection_failures_are_retriable() -> None:
     with pytest.raises(RequestTimedOut, match="no answer"):
         HttpTransport("http://127.0.0.1:9", boto3.Session(
             aws_access_key_id=KEY, aws_secret_access_key=SECRET)).list_topics()
+
+
+def test_an_append_left_without_a_reply_is_retried_only_after_its_deadline() -> None:
+    """The connection drops after the request went out: the attempt may still be running
+    in the API, so the error comes only once the API can no longer start a write for it
+    (and a retry cannot overlap it). Nothing sent (connection refused): no wait."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        def drop_after_request() -> None:
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.close()
+
+        threading.Thread(target=drop_after_request, daemon=True).start()
+        port = server.getsockname()[1]
+        transport = HttpTransport(f"http://127.0.0.1:{port}", boto3.Session(
+            aws_access_key_id=KEY, aws_secret_access_key=SECRET))
+        waits: list[float] = []
+        transport._sleep = waits.append
+        with pytest.raises(RequestTimedOut, match="may have been applied"):
+            transport.append("t", 0, make_batch([b"x"]))
+    assert len(waits) == 1
+    assert wire.APPEND_RETRY_AFTER_MS / 1000 - 5 < waits[0] <= wire.APPEND_RETRY_AFTER_MS / 1000
+    assert wire.APPEND_RETRY_AFTER_MS > wire.APPEND_DEADLINE_MS
+    refused = HttpTransport(f"http://127.0.0.1:{port}", boto3.Session(
+        aws_access_key_id=KEY, aws_secret_access_key=SECRET))
+    refused._sleep = waits.append
+    with pytest.raises(RequestTimedOut, match="nothing was sent"):
+        refused.append("t", 0, make_batch([b"x"]))
+    assert len(waits) == 1
 
 
 def test_the_producer_rides_out_throttling_over_http(gateway: str, topic: str,

@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from streamlet import Admin, Consumer, Producer
+from streamlet.codec import decode_batch
+from streamlet.engine import Engine
 from streamlet.errors import (
     CommitFailed,
     InvalidRequest,
     InvalidTxnState,
     ProducerFenced,
+    RequestTimedOut,
     TransactionAborted,
     TransactionTooLarge,
 )
@@ -214,3 +217,84 @@ def test_close_aborts_a_transaction_left_open(endpoint: str, topic: str) -> None
                  if t.transactional_id == f"{topic}-tx"]
     assert [(t.status, t.reason) for t in ended] == [("aborted", "aborted by the producer")]
     assert _read(endpoint, a, timeout=0.5) == []
+
+
+def test_a_commit_whose_outcome_is_unknown_can_be_committed_again(engine: Engine) -> None:
+    """The commit landed, but every read of its record failed until the producer's
+    delivery timeout: commit_transaction raises a retriable error, the outcome unknown.
+    The producer must not be left stuck (abort cannot undo a commit, and begin needs the
+    transaction ended): commit_transaction again answers how it ended, as in Kafka."""
+    engine.create_topic("out", 1)
+    producer = Producer(transport=engine, transactional_id="unknown", linger_ms=0,
+                        delivery_timeout_ms=300, retry_backoff_ms=10)
+    producer.init_transactions()
+    real = engine.transactions.record
+    outage = [False]
+
+    def record(tid: str, number: int) -> Any:
+        if outage[0]:
+            raise RequestTimedOut("reading the transaction record timed out")
+        return real(tid, number)
+
+    engine.transactions.record = record  # type: ignore[method-assign]
+    producer.begin_transaction()
+    producer.send("out", b"once")
+    producer.flush()
+    outage[0] = True
+    with pytest.raises(RequestTimedOut):
+        producer.commit_transaction()
+    outage[0] = False
+    with pytest.raises(InvalidTxnState, match="already committed"):
+        producer.abort_transaction()  # it cannot be undone...
+    assert producer.commit_transaction().status == "committed"  # ... it can be confirmed
+    with producer.transaction():
+        producer.send("out", b"next")
+    producer.close()
+    assert _read_engine(engine, "out") == [b"once", b"next"]
+
+
+def test_the_transaction_helper_asks_again_when_a_commit_outcome_is_unknown(
+        engine: Engine) -> None:
+    """``with producer.transaction()`` whose commit's outcome was unknown once: it asks
+    again (a commit is idempotent) instead of aborting what may have committed."""
+    engine.create_topic("out", 1)
+    producer = Producer(transport=engine, transactional_id="helper", linger_ms=0,
+                        delivery_timeout_ms=300, retry_backoff_ms=10)
+    producer.init_transactions()
+    real = engine.transactions.record
+    lost = [1]
+
+    def record(tid: str, number: int) -> Any:
+        found = real(tid, number)
+        if lost[0] and found is not None and found.status == "committed":
+            raise RequestTimedOut("reading the transaction record timed out")
+        return found
+
+    engine.transactions.record = record  # type: ignore[method-assign]
+    deadline_passes = engine.transactions.commit
+
+    def slow_commit(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return deadline_passes(*args, **kwargs)
+        finally:
+            time.sleep(0.35)  # past the delivery timeout: the producer gives up
+            lost[0] = 0
+
+    engine.transactions.commit = slow_commit  # type: ignore[method-assign]
+    with producer.transaction():
+        producer.send("out", b"once")
+    assert producer.transactional_state() == "ready"
+    producer.close()
+    assert _read_engine(engine, "out") == [b"once"]
+
+
+def _read_engine(engine: Engine, topic: str) -> list[bytes]:
+    values: list[bytes] = []
+    offset = 0
+    while True:
+        result = engine.fetch(topic, 0, offset)
+        values += [r.value or b"" for b in result.batches
+                   for r in decode_batch(topic, 0, b) if r.offset >= offset]
+        if result.high_watermark == offset:
+            return values
+        offset = result.high_watermark

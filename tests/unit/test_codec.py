@@ -83,12 +83,15 @@ def test_malformed_batches_are_rejected(mutate, message) -> None:  # type: ignor
         parse_header(mutate(build()))
 
 
-def test_transactional_batches_are_rejected() -> None:
+def test_control_batches_are_rejected_and_transactional_ones_parse() -> None:
     data = bytearray(build())
+    struct.pack_into(">h", data, ATTRIBUTES_OFFSET, 0x20)
+    struct.pack_into(">I", data, CRC_OFFSET, calc_crc32c(bytes(data[ATTRIBUTES_OFFSET:])))
+    with pytest.raises(InvalidRecord, match="Control"):
+        parse_header(bytes(data))
     struct.pack_into(">h", data, ATTRIBUTES_OFFSET, 0x10)
     struct.pack_into(">I", data, CRC_OFFSET, calc_crc32c(bytes(data[ATTRIBUTES_OFFSET:])))
-    with pytest.raises(InvalidRecord, match="Transactional"):
-        parse_header(bytes(data))
+    assert parse_header(bytes(data)).attributes == 0x10
 
 
 def test_sequence_numbers_wrap_like_kafka() -> None:

@@ -214,7 +214,7 @@ def test_a_batch_as_large_as_max_message_bytes_passes_and_one_byte_more_does_not
     lambda b: b[:CRC_OFFSET] + b"\0\0\0\0" + b[CRC_OFFSET + 4:],  # CRC
     lambda b: patched(b, 16, ">b", 1),                            # magic 1
     lambda b: patched(b, LENGTH_OFFSET, ">i", 10**6),             # length field
-    lambda b: patched(b, ATTRIBUTES_OFFSET, ">h", 0x10),          # transactional
+    lambda b: patched(b, ATTRIBUTES_OFFSET, ">h", 0x20),          # control batch
 ])
 def test_header_damage_is_refused_as_corrupt(damage: Callable[[bytes], bytes]) -> None:
     refused(damage(built()))

@@ -36,6 +36,7 @@ from .blobs import BlobStore
 from .groups import GroupStore
 from .instances import ConsumerInstances
 from .kafka_groups import KafkaGroupStore
+from .kafka_txn import KafkaTransactions
 from .log import PartitionLog
 from .manifest import Manifest
 from .reads import LogReader
@@ -67,6 +68,8 @@ class Engine:
         self.groups = GroupStore(dynamodb, self.names, clock)
         self.transactions = TransactionStore(dynamodb, self.names, self.topics, self.groups,
                                              clock)
+        self.kafka_transactions = KafkaTransactions(dynamodb, self.names, self.transactions)
+        """Kafka clients' transactions (the Kafka gateway)."""
         self.reader = LogReader(self.log, manifest, self.segments, self.transactions)
         self.archiver = Archiver(dynamodb, self.names, self.topics, self.log, manifest,
                                  self.segments, self.blobs, self.transactions, clock)
@@ -133,17 +136,19 @@ class Engine:
 
     def append(self, topic: str, partition: int, batch: bytes,
                expected_offset: int | None = None, since_ms: int | None = None,
-               transaction: tuple[str, int] | None = None) -> AppendResult:
+               transaction: tuple[str, int] | None = None, *,
+               deadline_ms: int | None = None) -> AppendResult:
         """Append one batch. ``transaction``: (transactional id, number) of the open
         transaction it belongs to; the batch's producer id and epoch must be the
         transaction's (checked with one read: ProducerFenced, TransactionAborted or
-        InvalidTxnState, nothing written)."""
+        InvalidTxnState, nothing written). ``deadline_ms``: no write starts after it
+        (RequestTimedOut, nothing written)."""
         if transaction is not None:
             header = parse_header(batch)
             who = ProducerIdentity(transaction[0], header.producer_id, header.producer_epoch)
             self.transactions.check(who, transaction[1])
         return self.log.append(topic, partition, batch, expected_offset, since_ms,
-                               transaction)
+                               transaction, deadline_ms=deadline_ms)
 
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,

@@ -40,6 +40,20 @@ MAX_COMMIT_PARTITIONS = 99
 """Offsets per commit transaction (plus the one condition check: DynamoDB's 100)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ClassicTxnOffsets:
+    """A Kafka client's offsets sent with a transaction (TxnOffsetCommit): committed with
+    the transaction, fenced by the member's place in the classic group's generation."""
+
+    group_id: str
+    generation: int
+    """-1 (with no member id): a standalone commit, fenced as :meth:`KafkaGroupStore.commit`
+    fences one."""
+    member_id: str
+    offsets: Mapping[TopicPartition, tuple[int, str]]
+    """``{partition: (next offset to read, metadata)}``."""
+
+
 @dataclass
 class ClassicMember:
     """One member of a classic group, as JoinGroup described it."""
@@ -190,6 +204,15 @@ class KafkaGroupStore:
                 raise
         return True
 
+    def txn_actions(self, sent: ClassicTxnOffsets, now_ms: int
+                    ) -> list[TransactWriteItemTypeDef]:
+        """The condition check and offset writes a transaction's commit carries for
+        ``sent`` (the fence first, then one action per partition)."""
+        generation = None if sent.generation < 0 and not sent.member_id else sent.generation
+        return [self._fence(sent.group_id, generation, sent.member_id),
+                *(self._offset(sent.group_id, tp, *value, now_ms)
+                  for tp, value in sent.offsets.items())]
+
     def _fence(self, group: str, generation: int | None, member_id: str
                ) -> TransactWriteItemTypeDef:
         names = {"#b": schema.A_BEATS}
@@ -220,4 +243,4 @@ class KafkaGroupStore:
                                           ":t": {"N": str(now_ms)}, ":z": {"N": "0"}}}}
 
 
-__all__ = ["ClassicGroup", "ClassicMember", "KafkaGroupStore"]
+__all__ = ["ClassicGroup", "ClassicMember", "ClassicTxnOffsets", "KafkaGroupStore"]

@@ -28,6 +28,13 @@ Why offsets stay dense without a head item (the argument of docs/architecture.md
   the wall time of its first attempt: the engine looks back from one consistent snapshot
   of the tail only as far as that attempt could have reached (``LOOKBACK_MAX_BYTES`` at
   most; past that :class:`AppendOutcomeUnknown`, never a duplicate).
+- Attempts of one batch can overlap (a client retries while its first attempt still runs
+  in another Lambda). Before every write, an attempt searches the batches that landed
+  since it last looked (above its lookback, its first tail or the rival that beat it):
+  a copy that landed after it learnt a tail sits at or above that tail. Only a first
+  attempt's first tail is unsearched; the HTTP API's deadline (``deadline_ms``: no write
+  starts after it, and the SDK retries a request left without a reply only after it)
+  makes sure no retry has landed by then.
 - A deleted topic's partitions are sealed (a seal item at the tail): a writer holding a
   cached view of the old incarnation finds its key taken by the seal and is told the
   topic does not exist; the items are purged only after every such view has expired.
@@ -52,6 +59,7 @@ from ..clock import SYSTEM, Clock
 from ..codec import (
     HEADER_SIZE,
     RECORD_COUNT_OFFSET,
+    TRANSACTIONAL_BIT,
     BatchHeader,
     parse_header,
     with_base_offset,
@@ -60,6 +68,7 @@ from ..codec import (
 from ..errors import (
     AppendConflict,
     AppendOutcomeUnknown,
+    InvalidRecord,
     OffsetMismatch,
     RequestTimedOut,
     StreamletError,
@@ -230,21 +239,28 @@ class PartitionLog:
 
     def append(self, topic: str, partition: int, batch: bytes,
                expected_offset: int | None = None, since_ms: int | None = None,
-               txn: tuple[str, int] | None = None) -> AppendResult:
+               txn: tuple[str, int] | None = None, *,
+               deadline_ms: int | None = None) -> AppendResult:
         """Append one RecordBatch v2; returns the offsets it was given.
 
         ``since_ms``: this batch was first sent at that wall time and its outcome is
         unknown (a retry): if an earlier attempt landed, its offsets are answered.
         ``txn``: the (transactional id, number) of the transaction it belongs to (the
         caller checked that transaction is open).
+        ``deadline_ms``: no write is started after this wall time (the caller may retry
+        from then on); the request fails with :class:`RequestTimedOut`, nothing written.
         """
         meta = self.meta(topic, partition)
         header = self._validate(meta, partition, batch)
+        if header.attributes & TRANSACTIONAL_BIT and txn is None:
+            raise InvalidRecord("A transactional batch (attribute bit 4) is appended only "
+                                "inside its transaction.")
         ref = meta.ref(partition)
-        earlier = self._earlier_attempt(meta, ref, header, batch, since_ms)
+        earlier, checked = self._earlier_attempt(meta, ref, header, batch, since_ms)
         if earlier is not None:
             return earlier
-        return self._append_loop(meta, ref, header, batch, expected_offset, txn)
+        return self._append_loop(meta, ref, header, batch, expected_offset, txn, checked,
+                                 deadline_ms)
 
     def _validate(self, meta: TopicMeta, partition: int, batch: bytes) -> BatchHeader:
         """Decode the batch once, as a broker does, and refuse it unless every record is
@@ -256,24 +272,51 @@ class PartitionLog:
         return validate_batch(batch, limits, self._now_ms(), meta.name, partition)
 
     def _append_loop(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
-                     batch: bytes, expected: int | None, txn: tuple[str, int] | None
-                     ) -> AppendResult:
+                     batch: bytes, expected: int | None, txn: tuple[str, int] | None,
+                     checked: int | None, deadline_ms: int | None = None) -> AppendResult:
+        """Write at the tail until a write lands. ``checked``: no copy of this batch sits
+        below that offset, and every tail above it is searched for one before a write
+        (``_search``). A first attempt (None) sets it at its first fresh tail read, after
+        a lost race, having checked the newest batch that read returned; a copy of its
+        retry that landed under that is kept out by the request's deadline instead."""
         blob: str | None = None
+        identity = _identity(header, batch) if header.idempotent else None
         for attempt in range(MAX_APPEND_ATTEMPTS):
             try:
                 tail = self._tail_for(meta, ref, expected, fresh=attempt > 0)
+                if identity is not None and (attempt > 0 or checked is not None):
+                    low = checked
+                    if low is None:  # a first attempt's first fresh read
+                        low = tail.last.base if tail.last is not None else tail.chain.next_offset
+                    found = self._search(meta, ref, identity, low, tail)
+                    if found is not None:
+                        return found
+                    checked = max(low, tail.chain.next_offset)
                 if blob is None and self._goes_to_s3(meta, header):
                     blob = self._blobs.put(ref, batch)
+                self._check_deadline(meta, ref, deadline_ms)
                 outcome = self._put(meta, ref, header, batch,
                                     self._prepare(meta, ref, header, batch, blob, tail, txn))
             except Moved as moved:  # deleted and recreated: the new incarnation's tail
                 meta, ref, blob = moved.meta, moved.meta.ref(ref.partition), None
+                checked = None
                 continue
-            if outcome is not None:
+            if isinstance(outcome, AppendResult):
                 return outcome
+            if checked is not None:
+                checked = max(checked, outcome)  # the rival at our key: seen, not ours
             time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
         raise AppendConflict(f"Gave up appending to '{meta.name}' partition {ref.partition} "
                              f"after {MAX_APPEND_ATTEMPTS} conflicting attempts.")
+
+    def _check_deadline(self, meta: TopicMeta, ref: schema.PartitionRef,
+                        deadline_ms: int | None) -> None:
+        """Refuse to start a write past the request's deadline: the client retries only
+        after it, so no attempt of a batch can write after a retry began."""
+        if deadline_ms is not None and self._now_ms() > deadline_ms:
+            raise RequestTimedOut(
+                f"Appending to '{meta.name}' partition {ref.partition}: the request's "
+                "deadline passed before its batch could be written; nothing was written.")
 
     def _tail_for(self, meta: TopicMeta, ref: schema.PartitionRef, expected: int | None,
                   fresh: bool) -> Tail:
@@ -310,8 +353,9 @@ class PartitionLog:
         return _Prepared(base, item, result, chain)
 
     def _put(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
-             batch: bytes, prepared: _Prepared) -> AppendResult | None:
-        """Write ``prepared`` at its key: the result, or None if a rival holds the key.
+             batch: bytes, prepared: _Prepared) -> AppendResult | int:
+        """Write ``prepared`` at its key: the result, or, if a rival holds the key, where
+        the rival's batch ends.
 
         An attempt whose outcome is unknown is retried at the same key; if that stays
         unknown (or storage throttles), the key is remembered and the error raised: the
@@ -341,8 +385,9 @@ class PartitionLog:
         raise AssertionError("unreachable")
 
     def _taken(self, meta: TopicMeta, ref: schema.PartitionRef, remembered: tuple[object, ...],
-               prepared: _Prepared, old: Mapping[str, Any]) -> AppendResult | None:
-        """The key holds ``old``: our own earlier attempt, a seal, or a rival's batch."""
+               prepared: _Prepared, old: Mapping[str, Any]) -> AppendResult | int:
+        """The key holds ``old``: our own earlier attempt, a seal, or a rival's batch
+        (then where it ends)."""
         if old and _identity_of(old) == _identity_of(prepared.item):
             self._written(ref, remembered, prepared)
             return _duplicate(batch_from_item(old), prepared.result)
@@ -350,7 +395,7 @@ class PartitionLog:
         self._forget(ref)
         if old and schema.SEAL in old:
             raise Moved(self.moved(meta))
-        return None
+        return batch_from_item(old).end if old and is_batch(old) else prepared.key
 
     def moved(self, meta: TopicMeta, partition: int | None = None) -> TopicMeta:
         """The topic's current incarnation, after ours was sealed or purged (TopicNotFound
@@ -389,16 +434,20 @@ class PartitionLog:
             self._attempts.pop((ref.pk, identity), None)
 
     def _earlier_attempt(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
-                         batch: bytes, since_ms: int | None) -> AppendResult | None:
-        """The offsets of an earlier attempt of this very batch that landed, if any."""
+                         batch: bytes, since_ms: int | None
+                         ) -> tuple[AppendResult | None, int | None]:
+        """The offsets of an earlier attempt of this very batch that landed, if any; else
+        the offset below which no copy of it can sit (None: nothing known)."""
         identity = _identity(header, batch)
         with self._lock:
             key = self._attempts.get((ref.pk, identity))
         if key is not None:
-            return self._check_key(meta, ref, identity, key)
+            found = self._check_key(meta, ref, identity, key)
+            if found is not None:
+                return found, None
         if since_ms is not None and header.idempotent:
             return self._look_back(meta, ref, identity, since_ms)
-        return None
+        return None, None
 
     def _check_key(self, meta: TopicMeta, ref: schema.PartitionRef,
                    identity: tuple[object, ...], key: int) -> AppendResult | None:
@@ -413,23 +462,51 @@ class PartitionLog:
         return None  # not there: the next write targets that key again or a later one
 
     def _look_back(self, meta: TopicMeta, ref: schema.PartitionRef,
-                   identity: tuple[object, ...], since_ms: int) -> AppendResult | None:
+                   identity: tuple[object, ...], since_ms: int
+                   ) -> tuple[AppendResult | None, int | None]:
         """Search the batches appended since ``since_ms`` (minus the clock margin), newest
-        first, for this producer's batch; bounded by LOOKBACK_MAX_BYTES."""
-        floor, read = since_ms - TRUST_MARGIN_MS, 0
+        first, for this producer's batch; bounded by LOOKBACK_MAX_BYTES. Not found: the
+        end of the newest batch seen, below which no copy of it sits."""
+        floor, read, top = since_ms - TRUST_MARGIN_MS, 0, None
         for item in self._descending(meta, ref):
             found = batch_from_item(item)
+            top = found.end if top is None else top
             if found.chain.append_max < floor:
-                return None
+                break
             if _identity_of(item) == identity:
-                return _duplicate(found, AppendResult(found.base, found.end - 1, -1, 0))
+                return _duplicate(found, AppendResult(found.base, found.end - 1, -1, 0)), None
             read += found.size + 200
             if read > LOOKBACK_MAX_BYTES:
-                raise AppendOutcomeUnknown(
-                    f"Cannot tell whether an earlier attempt of this batch to '{meta.name}' "
-                    f"partition {ref.partition} (first sent at {since_ms} ms) was written: "
-                    f"more than {LOOKBACK_MAX_BYTES} bytes were appended since. Nothing was "
-                    "written now; check the partition before producing it again.")
+                raise _outcome_unknown(meta, ref, f"first sent at {since_ms} ms")
+        return None, 0 if top is None else top
+
+    def _search(self, meta: TopicMeta, ref: schema.PartitionRef,
+                identity: tuple[object, ...], low: int, tail: Tail) -> AppendResult | None:
+        """Our batch among the batches in ``[low, tail end)``, if another attempt of it
+        landed there since this request last looked (ascending Query pages; the newest
+        batch of a fresh tail read is already in hand). Bounded by LOOKBACK_MAX_BYTES."""
+        high, last = tail.chain.next_offset, tail.last
+        if high <= low:
+            return None
+        if last is not None and last.base >= low:
+            if _identity_of(last.item) == identity:
+                return _duplicate(last, AppendResult(last.base, last.end - 1, -1, 0))
+            high = last.base
+        read = 0
+        for page in itertools.chain(LOOKBACK_PAGES, itertools.repeat(LOOKBACK_PAGES[-1])):
+            if high <= low:
+                return None
+            items = self.query(meta, ref, schema.batch_sk(low), schema.batch_sk(high - 1), page)
+            for item in items:
+                found = batch_from_item(item)
+                if _identity_of(item) == identity:
+                    return _duplicate(found, AppendResult(found.base, found.end - 1, -1, 0))
+                read += found.size + 200
+                low = found.base + 1
+            if len(items) < page:
+                return None
+            if read > LOOKBACK_MAX_BYTES:
+                raise _outcome_unknown(meta, ref, "while this request was writing it")
         return None
 
     def _descending(self, meta: TopicMeta, ref: schema.PartitionRef
@@ -597,6 +674,15 @@ class PartitionLog:
             self._forget(ref)
             return key
         raise AppendConflict(f"Could not seal '{meta.name}' partition {partition}; retry.")
+
+
+def _outcome_unknown(meta: TopicMeta, ref: schema.PartitionRef, when: str
+                     ) -> AppendOutcomeUnknown:
+    return AppendOutcomeUnknown(
+        f"Cannot tell whether an earlier attempt of this batch to '{meta.name}' partition "
+        f"{ref.partition} ({when}) was written: more than {LOOKBACK_MAX_BYTES} bytes were "
+        "appended since. Nothing was written now; check the partition before producing it "
+        "again.")
 
 
 def _expiry(previous: int, append_max: int, config: Mapping[str, str]) -> int:

@@ -45,7 +45,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -74,6 +74,7 @@ from ..txn import (
 from . import schema
 from .aws import cancellation_reasons, conditional, error_code, items, translated
 from .groups import GroupStore
+from .kafka_groups import ClassicTxnOffsets, KafkaGroupStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -164,6 +165,7 @@ class TransactionStore:
         self._table = names.groups_table
         self._topics = topics
         self._groups = groups
+        self._classic = KafkaGroupStore(dynamodb, names.groups_table)
         self._clock = clock
         self._final: OrderedDict[tuple[str, int], Transaction] = OrderedDict()
         self._lock = threading.Lock()
@@ -223,14 +225,19 @@ class TransactionStore:
 
     # ---- a producer's lifecycle -------------------------------------------------------
 
-    def init(self, transactional_id: str, timeout_ms: int = TIMEOUT_DEFAULT_MS
-             ) -> ProducerIdentity:
+    def init(self, transactional_id: str, timeout_ms: int = TIMEOUT_DEFAULT_MS,
+             expected: tuple[int, int] | None = None) -> ProducerIdentity:
         """Kafka's InitProducerId for a transactional id: bump its epoch (a new producer
-        id past epoch 32767) and abort the transaction an older epoch left open."""
+        id past epoch 32767) and abort the transaction an older epoch left open.
+        ``expected``: the (producer id, epoch) the caller holds (KIP-360's bump by a
+        running producer): ProducerFenced unless it is still the id's current one."""
         validate_transactional_id(transactional_id)
         validate_timeout(timeout_ms)
         for _ in range(ATTEMPTS):
             seen = self._id(transactional_id)
+            if expected is not None and seen is not None and \
+                    (seen.producer_id, seen.epoch) != expected:
+                raise ProducerFenced.transactional(transactional_id, expected[1], seen.epoch)
             producer_id, epoch = (seen.producer_id, seen.epoch + 1) if seen else (-1, 0)
             if seen is None or epoch > EPOCH_MAX:
                 producer_id, epoch = self._topics.next_producer_id(), 0
@@ -275,6 +282,12 @@ class TransactionStore:
                 return seen.next
         raise AppendConflict(f"Transactional id '{tid}' kept changing during "
                              "begin_transaction; retry.")
+
+    def positions(self, who: ProducerIdentity) -> tuple[int | None, int]:
+        """(the transaction open now, the number the next begin takes) of ``who``'s
+        transactional id; ProducerFenced unless ``who`` is its current epoch."""
+        seen = self._current(who)
+        return seen.open, seen.next
 
     def _current(self, who: ProducerIdentity) -> _IdState:
         seen = self._id(validate_transactional_id(who.transactional_id))
@@ -372,15 +385,18 @@ class TransactionStore:
 
     def commit(self, who: ProducerIdentity, number: int,
                batches: Mapping[tuple[str, int], Iterable[int]],
-               offsets: TxnOffsets | None = None, groups: GroupStore | None = None
-               ) -> Transaction:
+               offsets: TxnOffsets | None = None, groups: GroupStore | None = None,
+               classic: Sequence[ClassicTxnOffsets] = ()) -> Transaction:
         """Make the listed batches (``{(topic, partition): base offsets}``) and the group's
         offsets visible at once; returns the committed record. Idempotent: a retry of a
         commit that landed answers the same. ``groups``: the store the lease commits go
-        through (the HTTP handlers bind it to the caller)."""
+        through (the HTTP handlers bind it to the caller). ``classic``: Kafka clients'
+        offsets (the gateway's TxnOffsetCommit), fenced by their classic groups."""
         tid = validate_transactional_id(who.transactional_id)
         given = {key: list(bases) for key, bases in batches.items()}
-        check_size(len(offsets.offsets) if offsets else 0, sum(len(b) for b in given.values()))
+        lease_count = len(offsets.offsets) if offsets else 0
+        check_size(lease_count + sum(len(c.offsets) + 1 for c in classic),
+                   sum(len(b) for b in given.values()))
         listed = self._listing(given)
         actions = [self._commit_record(who, number, listed), self._clear_marker(who, number)]
         if offsets is not None and offsets.offsets:
@@ -388,9 +404,12 @@ class TransactionStore:
             store.check_partitions(offsets.group_id, offsets.offsets)
             actions += [store.commit_action(offsets.group_id, offsets.member_id, tp, *value)
                         for tp, value in offsets.offsets.items()]
+        for sent in classic:
+            self._groups.check_partitions(sent.group_id, sent.offsets)
+            actions += self._classic.txn_actions(sent, self._now_ms())
         token = _token(tid, who.epoch, number, actions)
         for attempt in range(ATTEMPTS):
-            outcome = self._try_commit(who, number, actions, token, offsets)
+            outcome = self._try_commit(who, number, actions, token, offsets, classic)
             if outcome is not None:
                 return outcome
             time.sleep(random.uniform(0, min(0.2, 0.01 * 2**attempt)))
@@ -434,7 +453,8 @@ class TransactionStore:
 
     def _try_commit(self, who: ProducerIdentity, number: int,
                     actions: list[TransactWriteItemTypeDef], token: str,
-                    offsets: TxnOffsets | None) -> Transaction | None:
+                    offsets: TxnOffsets | None, classic: Sequence[ClassicTxnOffsets] = ()
+                    ) -> Transaction | None:
         """One attempt: the committed record, or None to try again (a conflict, or an
         answer lost on the way); the error the producer must see otherwise."""
         tid = who.transactional_id
@@ -448,13 +468,13 @@ class TransactionStore:
             if code not in ("TransactionCanceledException", "TransactionConflictException",
                             "IdempotentParameterMismatchException"):
                 raise
-            return self._after_refusal(who, number, cancellation_reasons(e), offsets)
+            return self._after_refusal(who, number, cancellation_reasons(e), offsets, classic)
         found = self.record(tid, number)
         return found if found is not None and found.status == COMMITTED else None
 
     def _after_refusal(self, who: ProducerIdentity, number: int,
-                       reasons: list[dict[str, Any]], offsets: TxnOffsets | None
-                       ) -> Transaction | None:
+                       reasons: list[dict[str, Any]], offsets: TxnOffsets | None,
+                       classic: Sequence[ClassicTxnOffsets] = ()) -> Transaction | None:
         """Why a commit was refused, from the record and the id (never from the refusal
         alone: it may be our own earlier attempt that landed)."""
         tid = who.transactional_id
@@ -478,7 +498,24 @@ class TransactionStore:
             raise CommitFailed(offsets.group_id, lost,
                                detail=f"transaction {number} of '{tid}' was aborted: none "
                                       "of it is visible")
+        self._raise_if_left_group(found, reasons[2 + len(offsets.offsets if offsets else ()):],
+                                  classic)
         return None  # a conflict with a concurrent request: try again
+
+    def _raise_if_left_group(self, found: Transaction, reasons: list[dict[str, Any]],
+                             classic: Sequence[ClassicTxnOffsets]) -> None:
+        """A classic group's fence (the first action of each group's part) refused: the
+        member left the group or its generation moved on; abort, CommitFailed."""
+        at = 0
+        for sent in classic:
+            if at < len(reasons) and reasons[at].get("Code") == "ConditionalCheckFailed":
+                self._end(found, f"member left group '{sent.group_id}' or its generation "
+                                 "moved on")
+                raise CommitFailed(sent.group_id, list(sent.offsets),
+                                   detail=f"transaction {found.number} of "
+                                          f"'{found.transactional_id}' was aborted: none of "
+                                          "it is visible")
+            at += 1 + len(sent.offsets)
 
     def abort(self, who: ProducerIdentity, number: int) -> Transaction:
         """The producer aborts its transaction: none of it becomes visible. Aborting one

@@ -207,6 +207,11 @@ def group_route(group: str) -> tuple[str, str]:
     return "POST", f"/v1/groups/{group}/commits"
 
 
+def transaction_route(transactional_id: str) -> tuple[str, str]:
+    """Using a transactional id (what a produce grant's id prefix allows)."""
+    return "POST", f"/v1/transactions/{transactional_id}/begin"
+
+
 def admin_route(method: str, path: str) -> tuple[str, str]:
     return method, f"/v3/clusters/streamlet{path}"
 

@@ -167,12 +167,13 @@ class Coordinator:
     async def find_coordinator(self, session: Session, request: Request) -> Any:
         cls = response_class(ApiKey.FindCoordinator, request.api_version)
         host, port = self.gw.advertised
-        if request.body.key_type == 1:
-            return cls(throttle_time_ms=0, error_code=codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                       error_message="Transactions are not supported by Streamlet yet.",
-                       node_id=-1, host="", port=-1)
-        code = codes.NONE if self._allowed(session, request.body.key) \
-            else codes.GROUP_AUTHORIZATION_FAILED
+        if getattr(request.body, "key_type", 0) == 1:  # a transactional id: every gateway
+            code = codes.NONE if self.gw.auth.allows(
+                session, *auth.transaction_route(request.body.key)) \
+                else codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        else:
+            code = codes.NONE if self._allowed(session, request.body.key) \
+                else codes.GROUP_AUTHORIZATION_FAILED
         return cls(throttle_time_ms=0, error_code=code, error_message=None,
                    node_id=self.gw.node_id, host=host, port=port)
 

@@ -23,6 +23,10 @@ batches as they are. Nothing is re-encoded, so the gateway's CPU per byte stays 
 
 So a retry is never written twice whichever gateway serves it; the cost is one lookback
 per producer and partition per gateway connection, not per batch.
+
+**Transactional producers** (a Produce naming a transactional id): each batch goes the
+same idempotent way into the transaction open for its producer id and epoch, and is then
+staged in that transaction's record for EndTxn (:mod:`.transactions`).
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..codec import HEADER, HEADER_SIZE
 from ..errors import OffsetOutOfRange, StreamletError
-from ..records import AppendResult, FetchResult, TopicDescription
+from ..records import AppendResult, FetchResult, ProducerIdentity, TopicDescription
 from ..validation import decode_records
 from . import auth, codes
 from .protocol import ApiKey, response_class
+from .transactions import TxnApis, txn_code
 
 if TYPE_CHECKING:
     from .auth import Session
@@ -109,6 +114,7 @@ class DataApis:
         self.gw = gateway
         self.window_ms = idempotence_window_ms
         self.producers = ProducerMemory()
+        self.txn = TxnApis(gateway)
         self._appended: dict[tuple[str, int], asyncio.Event] = {}
 
     def handlers(self) -> dict[int, Any]:
@@ -178,14 +184,9 @@ class DataApis:
         body = request.body
         cls = response_class(ApiKey.Produce, request.api_version)
         topic_cls = cls.TopicProduceResponse
-        if body.transactional_id is not None:
-            return cls(responses=[topic_cls(name=t.name, partition_responses=[
-                topic_cls.PartitionProduceResponse(
-                    index=p.index, error_code=codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                    base_offset=-1, error_message="Transactions are not supported yet.")
-                for p in t.partition_data]) for t in body.topic_data], throttle_time_ms=0)
         jobs = [(t.name, p.index, p.records) for t in body.topic_data for p in t.partition_data]
-        results = await asyncio.gather(*(self._append(session, *job) for job in jobs))
+        results = await asyncio.gather(*(self._append(session, *job, body.transactional_id)
+                                         for job in jobs))
         by_topic: dict[str, list[Any]] = {}
         for (name, index, _), (code, result, message) in zip(jobs, results, strict=True):
             by_topic.setdefault(name, []).append(topic_cls.PartitionProduceResponse(
@@ -200,7 +201,8 @@ class DataApis:
                               for n, r in by_topic.items()], throttle_time_ms=0)
 
     async def _append(self, session: Session, topic: str, partition: int,
-                      records: bytes | None) -> tuple[int, AppendResult | None, str | None]:
+                      records: bytes | None, transactional_id: str | None = None
+                      ) -> tuple[int, AppendResult | None, str | None]:
         if not self.gw.auth.allows(session, *auth.produce_route(topic, partition)):
             return codes.TOPIC_AUTHORIZATION_FAILED, None, "Outside the caller's grant."
         if not records:
@@ -208,6 +210,9 @@ class DataApis:
         if len(records) < HEADER_SIZE:
             return codes.CORRUPT_MESSAGE, None, "A record set shorter than a batch header."
         producer = _producer_of(records)
+        if transactional_id is not None:
+            return await self._append_transactional(session, topic, partition, bytes(records),
+                                                    transactional_id, producer)
         try:
             if producer is not None:
                 result = await self._idempotent(topic, partition, bytes(records), *producer)
@@ -219,15 +224,39 @@ class DataApis:
         self._wake(topic, partition)
         return codes.NONE, result, None
 
+    async def _append_transactional(
+            self, session: Session, topic: str, partition: int, batch: bytes,
+            transactional_id: str, producer: tuple[int, int, int, int] | None
+    ) -> tuple[int, AppendResult | None, str | None]:
+        """A batch of the transaction open for its producer id and epoch: appended naming
+        that transaction, then staged in its record for EndTxn (:mod:`.transactions`)."""
+        if not self.txn.allowed(session, transactional_id):
+            return codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None, "Outside the grant."
+        if producer is None:
+            return codes.INVALID_TXN_STATE, None, "A transactional batch needs a producer id."
+        kafka = self.gw.engine.kafka_transactions
+        who = ProducerIdentity(transactional_id, producer[0], producer[1])
+        try:
+            number = await self.gw.call(kafka.current, who)
+            result = await self._idempotent(topic, partition, batch, *producer,
+                                            transaction=(transactional_id, number))
+            await self.gw.call(kafka.stage_batch, who, number, topic, partition,
+                               result.base_offset)
+        except StreamletError as error:
+            return txn_code(error, ApiKey.Produce, 0), None, error.message
+        self._wake(topic, partition)
+        return codes.NONE, result, None
+
     async def _idempotent(self, topic: str, partition: int, batch: bytes, producer_id: int,
-                          epoch: int, sequence: int, count: int) -> AppendResult:
+                          epoch: int, sequence: int, count: int,
+                          transaction: tuple[str, int] | None = None) -> AppendResult:
         key = (producer_id, topic, partition)
         known = self.producers.classify(key, epoch, sequence)
         if isinstance(known, AppendResult):
             return known
         since = None if known else int(time.time() * 1000) - self.window_ms
         result: AppendResult = await self.gw.call(self.gw.engine.append, topic, partition,
-                                                  batch, None, since)
+                                                  batch, None, since, transaction)
         self.producers.record(key, _Appended(epoch, sequence, count, result))
         return result
 
@@ -384,9 +413,7 @@ class DataApis:
     async def init_producer_id(self, session: Session, request: Request) -> Any:
         cls = response_class(ApiKey.InitProducerId, request.api_version)
         if request.body.transactional_id is not None:
-            return cls(throttle_time_ms=0,
-                       error_code=codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                       producer_id=-1, producer_epoch=-1)
+            return await self.txn.init_producer_id(session, request)
         if not self.gw.auth.allows(session, *auth.PRODUCER_ID_ROUTE):
             return cls(throttle_time_ms=0, error_code=codes.CLUSTER_AUTHORIZATION_FAILED,
                        producer_id=-1, producer_epoch=-1)

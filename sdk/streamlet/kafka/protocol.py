@@ -55,6 +55,10 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     ApiKey.DeleteTopics: (1, 5),
     ApiKey.DeleteRecords: (0, 2),
     ApiKey.InitProducerId: (0, 4),
+    ApiKey.AddPartitionsToTxn: (0, 3),
+    ApiKey.AddOffsetsToTxn: (0, 3),
+    ApiKey.EndTxn: (0, 3),
+    ApiKey.TxnOffsetCommit: (0, 3),
     ApiKey.DescribeConfigs: (1, 4),
     ApiKey.AlterConfigs: (0, 2),
     ApiKey.SaslAuthenticate: (0, 2),
@@ -64,13 +68,9 @@ SUPPORTED: dict[int, tuple[int, int]] = {
 }
 """API key -> (min, max) version served and advertised by ApiVersions. The maxima stop
 before versions that need topic ids in requests (Fetch 13, Produce 13), KIP-848's member
-epochs (OffsetCommit 9) or batched group lookups (FindCoordinator 4, OffsetFetch 8)."""
-
-UNADVERTISED: frozenset[int] = frozenset({
-    ApiKey.AddPartitionsToTxn, ApiKey.AddOffsetsToTxn, ApiKey.EndTxn, ApiKey.TxnOffsetCommit,
-})
-"""Transactions (not built yet): not advertised, so clients report them unsupported at
-``init_transactions``; a request for one is answered UNSUPPORTED_VERSION."""
+epochs (OffsetCommit 9), batched group lookups (FindCoordinator 4, OffsetFetch 8) or
+KIP-890's transaction protocol (AddPartitionsToTxn 4 and the versions answering
+TRANSACTION_ABORTABLE: AddOffsetsToTxn, EndTxn and TxnOffsetCommit 4, InitProducerId 5)."""
 
 _MODULES = (_metadata, _consumer, _producer, _admin, _sasl)
 

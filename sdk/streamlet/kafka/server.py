@@ -31,7 +31,6 @@ from ..clock import SYSTEM, Clock
 from . import codes
 from .auth import Authenticator, Session, open_access
 from .protocol import (
-    UNADVERTISED,
     ApiKey,
     Request,
     decode_request,
@@ -85,7 +84,7 @@ class KafkaGateway:
         self.admin = AdminApis(self)
         self._handlers: dict[int, Handler] = {
             ApiKey.ApiVersions: self._api_versions,
-            **self.data.handlers(), **self.groups.handlers(),
+            **self.data.handlers(), **self.data.txn.handlers(), **self.groups.handlers(),
             **GroupOffsets(self.groups).handlers(), **self.admin.handlers(),
         }
 
@@ -203,8 +202,7 @@ class KafkaGateway:
         key, version, correlation = parse_header(frame)
         handler = self._handlers.get(key)
         if handler is None or not servable(key, version):
-            if key not in UNADVERTISED:
-                log.info("unsupported request: api %d v%d", key, version)
+            log.info("unsupported request: api %d v%d", key, version)
             return error_response(key, version, correlation)
         try:
             request = decode_request(frame)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -74,6 +75,14 @@ class _Reply:
 
     def json(self) -> Any:
         return json.loads(self.data)
+
+
+class _NoReply(RequestTimedOut):
+    """No answer came back at all: the request may still be running in the API."""
+
+
+_NOT_CONNECTED = (urllib3.exceptions.NewConnectionError,
+                  urllib3.exceptions.ConnectTimeoutError)
 
 
 def error_from_reply(status: int, data: bytes) -> StreamletError:
@@ -131,6 +140,7 @@ class HttpTransport:
         self._pool = urllib3.PoolManager(maxsize=16, retries=False,
                                          timeout=urllib3.Timeout(connect=5.0, read=timeout))
         self._groups = HttpGroups(self._request)
+        self._sleep: Callable[[float], None] = lambda s: time.sleep(max(0.0, s))
 
     def _region_for(self, session: Any) -> str:
         found = _REGION_IN_HOST.search(self._host)
@@ -187,9 +197,12 @@ class HttpTransport:
         try:
             response = self._pool.request(method, url, body=body, headers=headers,
                                           redirect=False, preload_content=True)
-        except urllib3.exceptions.HTTPError as e:
+        except _NOT_CONNECTED as e:  # nothing was sent
             raise RequestTimedOut(f"{method} {urlsplit(url).path}: no answer from the API "
-                                  f"({type(e).__name__}); it may have been applied.") from e
+                                  f"({type(e).__name__}); nothing was sent.") from e
+        except urllib3.exceptions.HTTPError as e:
+            raise _NoReply(f"{method} {urlsplit(url).path}: no answer from the API "
+                           f"({type(e).__name__}); it may have been applied.") from e
         return _Reply(response.status, dict(response.headers.items()), response.data)
 
     def _topic_path(self, topic: str, suffix: str = "") -> str:
@@ -276,12 +289,23 @@ class HttpTransport:
     def append(self, topic: str, partition: int, batch: bytes,
                expected_offset: int | None = None, since_ms: int | None = None,
                transaction: tuple[str, int] | None = None) -> AppendResult:
-        """``POST /v1/.../batches``: one RecordBatch v2 as the body."""
+        """``POST /v1/.../batches``: one RecordBatch v2 as the body.
+
+        Without any reply (a dropped connection, a read timeout) the attempt may still be
+        running in the API: the error is raised only once its deadline has passed
+        (``wire.APPEND_RETRY_AFTER_MS`` after sending), so a retry never overlaps it.
+        """
         tid, number = transaction if transaction is not None else (None, None)
-        out = self._request("POST", self._native(topic, partition, "batches"), body=batch,
-                            query={"expected_offset": expected_offset,
-                                   "since_ms": since_ms, "transactional_id": tid,
-                                   "transaction": number}).json()
+        sent = time.monotonic()
+        try:
+            out = self._request("POST", self._native(topic, partition, "batches"),
+                                body=batch, query={"expected_offset": expected_offset,
+                                                   "since_ms": since_ms,
+                                                   "transactional_id": tid,
+                                                   "transaction": number}).json()
+        except _NoReply:
+            self._sleep(sent + wire.APPEND_RETRY_AFTER_MS / 1000 - time.monotonic())
+            raise
         return wire.append_from_json(out)
 
     def fetch(self, topic: str, partition: int, offset: int,

@@ -9,6 +9,8 @@
   instances (assignments, subscriptions, offset commits).
 - ``archiver_handler``: tiered storage. EventBridge invokes it on a schedule (an archiver
   and retention pass); its HTTP routes run the same on demand, and delete records.
+- ``dispatcher_handler``: triggers and sinks (no HTTP routes): DynamoDB stream batches,
+  wake-ups and activation (``functions.dispatcher``).
 
 Each is a Powertools ``APIGatewayHttpResolver`` with request validation, wrapped in
 Logger, Metrics and Tracer. :func:`routes` lists every route key (``"GET /v3/clusters"``)
@@ -30,6 +32,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+from . import dispatcher as _dispatcher
 from . import (
     native,
     native_groups,
@@ -47,7 +50,7 @@ from ._resolver import StreamletResolver
 from ._runtime import bound_engine, local_mode, logger, metrics, tracer
 
 __all__ = ["admin_handler", "apps", "archiver_handler", "bound_engine", "bound_grants",
-           "consume_handler", "local_mode", "produce_handler", "routes"]
+           "consume_handler", "dispatcher_handler", "local_mode", "produce_handler", "routes"]
 
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -110,6 +113,14 @@ def archiver_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         result: dict[str, Any] = _scheduled(event, context)
         return result
     return _archiver_http(event, context)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def dispatcher_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point: the trigger dispatcher (stream batches, wake-ups, activation)."""
+    _drop_disabled_metrics()
+    return _dispatcher.handle(event, context)
 
 
 def apps() -> dict[str, tuple[StreamletResolver, Handler]]:

@@ -152,6 +152,8 @@ class StreamletFunctions(Construct):
         super().__init__(scope, construct_id)
         self._storage = storage
         shared = code or lambda_code()
+        self.code = shared
+        """The one code asset (the trigger dispatcher runs it too)."""
         reserved = dict(reserved_concurrency or {})
         self.functions = {
             spec.name: self._function(spec, shared, log_retention, reserved.get(spec.name),

@@ -34,12 +34,16 @@ from .api import StreamletApi
 from .functions import ARCHIVE_EVERY, StreamletFunctions
 from .monitoring import ARCHIVE_LAG_ALARM, StreamletMonitoring
 from .storage import SEGMENT_GLACIER_IR_AFTER, SEGMENT_IA_AFTER, StreamletStorage
+from .triggers import TriggerMethods
 
 INVOKE = "execute-api:Invoke"
 
 
-class StreamletPlatform(Construct):
+class StreamletPlatform(TriggerMethods, Construct):
     """A complete Streamlet deployment: what ``cdk deploy`` of the Streamlet stack creates.
+
+    Triggers and sinks (``add_trigger``, ``add_s3_sink``, ``add_firehose_sink``,
+    ``add_eventbridge_sink``, ``add_sqs_sink``) come from :mod:`infra.triggers`.
 
     Args:
         prefix: table-name prefix (``direct://PREFIX``); one platform per prefix and region.
@@ -86,6 +90,8 @@ class StreamletPlatform(Construct):
             self, "Monitoring", functions=self.functions.functions,
             tables=self.storage.tables, api=self.api.http_api, alarm_email=alarm_email,
             archive_every=archive_every, archive_lag_alarm=archive_lag_alarm)
+        self._trigger_code, self._trigger_logs = self.functions.code, log_retention
+        self._trigger_removal = removal_policy
 
     @property
     def api_url(self) -> str:

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from .common import CliError, stderr, stdout
+from .triggers import parse_triggers, start_triggers
 
 if TYPE_CHECKING:
     from ..local import LocalPlatform
@@ -84,6 +85,18 @@ def local(
              "key NAME, a random secret printed at start; e.g. a grant's policy to test "
              "its scope. The default credentials stay an administrator.",
     )] = None,
+    trigger: Annotated[list[str] | None, typer.Option(
+        "--trigger", metavar="TOPIC=MODULE:FUNCTION[?SETTING=VALUE&...]",
+        help="Invoke this Python handler with the topic's new records, as a Lambda trigger "
+             "would (repeatable): the same Kafka event, batching, retries and commits to "
+             "the trigger's consumer group; settings as in StreamletPlatform.add_trigger, "
+             "e.g. ?batch_size=10&starting_position=TRIM_HORIZON.",
+    )] = None,
+    sink: Annotated[list[str] | None, typer.Option(
+        "--sink", metavar="TOPIC=KIND:TARGET[?SETTING=VALUE&...]",
+        help="Deliver the topic into s3:BUCKET, firehose:STREAM, eventbridge:BUS or "
+             "sqs:QUEUE_URL of this platform (repeatable), e.g. orders=s3:lake?prefix=raw/.",
+    )] = None,
     kafka_port: Annotated[int | None, typer.Option(
         "--kafka-port", min=0, max=65535,
         help="Also serve the Kafka protocol on this port (0 picks a free one) and print "
@@ -96,10 +109,12 @@ def local(
     SDK, the CLI and AWS tools at it. Its state lives in memory and ends with it.
     """
     principals = _principals(principal or [])
+    triggers = parse_triggers(trigger or [], sink)
     _check_port(host, port)
     if api_port:
         _check_port(host, api_port)
     platform = _start(port, host)
+    runner = None
     kafka = None
     try:
         with _interruptible():
@@ -118,10 +133,13 @@ def local(
             _announce_api(platform, api_port, principals)
             if archive_interval:
                 platform.start_archiver(archive_interval)
+            runner = start_triggers(platform, triggers) if triggers else None
             platform.serve_forever()
     except KeyboardInterrupt:
         stderr().print("Stopped.")
     finally:
+        if runner is not None:
+            runner.stop()
         if kafka is not None:
             kafka.stop()
         platform.stop()

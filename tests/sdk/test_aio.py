@@ -24,9 +24,11 @@ from streamlet.aio import AIOAdmin, AIOConsumer, AIOProducer
 pytestmark = pytest.mark.asyncio
 
 TICK_S = 0.010
-MAX_GAP_S = 0.3
+MAX_GAP_S = 0.8
 """The longest pause the ticker may see. A blocked loop pauses for the whole long poll
-(1 s and more); what remains here is the OS sharing 2 cores among many processes."""
+(1 s and more, and any sleep, socket or botocore call on the loop fails the test at
+once); what remains here is the OS sharing 2 cores among many processes (0.33 s seen
+under load)."""
 
 
 class Ticker:

@@ -3,7 +3,6 @@ fresh pytest process on a user-style test file (the README's example)."""
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from importlib.metadata import entry_points
@@ -37,21 +36,6 @@ def test_no_server_was_started(streamlet_endpoint):
     assert [t.name for t in threading.enumerate() if t.name == "streamlet-local"] == []
 """
 
-TIMING_CONFTEST = """
-import json, time
-import pytest
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item):
-    wall, cpu = time.perf_counter(), time.process_time()
-    try:
-        return (yield)
-    finally:
-        with open("setup-times.jsonl", "a") as out:
-            out.write(json.dumps({"test": item.name, "wall": time.perf_counter() - wall,
-                                  "cpu": time.process_time() - cpu}) + "\\n")
-"""
-
 
 def _plugin_args() -> list[str]:
     """The installed entry point loads the plugin; a checkout installed before it existed
@@ -69,13 +53,9 @@ def test_the_example_runs_in_process_by_default(pytester: pytest.Pytester) -> No
     """The default backend is memory://: the engine over in-process moto, no server and no
     port. How fast its first test starts is measured by ``python -m bench.bench_testing``
     (docs/benchmarks.md), not asserted here."""
-    pytester.makeconftest(TIMING_CONFTEST)
     pytester.makepyfile(test_orders=EXAMPLE + SECOND_TEST + IN_PROCESS)
     result = _run(pytester, "-v")
     result.assert_outcomes(passed=3)
-    lines = (pytester.path / "setup-times.jsonl").read_text().splitlines()
-    first = json.loads(lines[0])
-    print(f"first test setup: {first['cpu']:.3f} s CPU, {first['wall']:.3f} s wall")
 
 
 def test_the_example_runs_over_http_on_a_local_platform(pytester: pytest.Pytester) -> None:

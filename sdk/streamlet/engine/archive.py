@@ -37,15 +37,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from .._values import is_int
 from ..clock import SYSTEM, Clock
 from ..errors import AppendConflict, DataUnavailable, OffsetOutOfRange, TopicNotFound
 from ..records import ArchiveReport, RetentionReport
 from ..topicconfig import config_int
 from . import schema
-from .aws import ObjectGone, batch_write, conditional, error_code, items, translated
+from .aws import ObjectGone, batch_write, conditional, items, transacted
 from .blobs import BlobStore
 from .log import NEVER, PartitionLog, PartitionState, StoredBatch, batch_from_item
 from .manifest import Manifest
@@ -208,15 +206,10 @@ class Archiver:
             skips = self._skips_until(meta, ref, segment.base_offset, segment.last_offset + 1)
         segment = replace(segment, skipped=tuple(skips))
         safe = self._safe_until(meta, last, after)
-        try:
-            with translated(f"record segment {key}"):
-                self._ddb.transact_write_items(TransactItems=[
-                    self._raise_watermark(ref, state, last, safe),
-                    self._manifest.put_action(ref, segment)])
-        except ClientError as e:
-            if error_code(e) in ("TransactionCanceledException", "TransactionConflictException"):
-                return None
-            raise
+        if not transacted(self._ddb.transact_write_items, f"record segment {key}",
+                          TransactItems=[self._raise_watermark(ref, state, last, safe),
+                                         self._manifest.put_action(ref, segment)]):
+            return None
         self._log.forget_partition(ref)
         return segment
 

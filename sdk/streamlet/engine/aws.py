@@ -94,6 +94,19 @@ def conditional(call: Callable[..., Any], what: str, **kwargs: Any) -> bool:
     return True
 
 
+def transacted(call: Callable[..., Any], what: str, **kwargs: Any) -> bool:
+    """Run one TransactWriteItems; False (nothing written) if it was cancelled (a
+    condition failed) or conflicted with another transaction on the same items."""
+    try:
+        with translated(what):
+            call(**kwargs)
+    except ClientError as e:
+        if error_code(e) not in ("TransactionCanceledException", "TransactionConflictException"):
+            raise
+        return False
+    return True
+
+
 def items(call: Callable[..., Any], what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a paginated Query or Scan (``call`` is ``client.query``/``.scan``)."""
     while True:

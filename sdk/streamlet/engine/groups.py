@@ -35,7 +35,7 @@ from ..groups.leases import GroupSnapshot, Lease, Member, check_member
 from ..groups.leases import validate_group as _validate_group
 from ..records import TopicPartition
 from . import schema
-from .aws import batch_write, conditional, error_code, items, translated
+from .aws import batch_write, conditional, error_code, items, transacted, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -359,14 +359,8 @@ class GroupStore:
                     offsets: Mapping[TopicPartition, tuple[int, int, str]]) -> bool:
         """One fenced TransactWriteItems; False if a condition failed (nothing written)."""
         items = [self._commit_item(group, member_id, tp, *v) for tp, v in offsets.items()]
-        try:
-            with translated(f"commit offsets of group '{group}'"):
-                self._ddb.transact_write_items(TransactItems=items)
-        except ClientError as e:
-            if error_code(e) in ("TransactionCanceledException", "TransactionConflictException"):
-                return False
-            raise
-        return True
+        return transacted(self._ddb.transact_write_items,
+                          f"commit offsets of group '{group}'", TransactItems=items)
 
     def _check_owned(self, group: str, member_id: str,
                      offsets: Mapping[TopicPartition, tuple[int, int, str]],

@@ -72,7 +72,7 @@ from ..txn import (
     validate_transactional_id,
 )
 from . import schema
-from .aws import cancellation_reasons, conditional, error_code, items, translated
+from .aws import cancellation_reasons, conditional, error_code, items, transacted, translated
 from .groups import GroupStore
 from .kafka_groups import ClassicTxnOffsets, KafkaGroupStore
 
@@ -340,14 +340,8 @@ class TransactionStore:
             {"Put": {"TableName": self._table, "Item": record,
                      "ConditionExpression": "attribute_not_exists(#sk)",
                      "ExpressionAttributeNames": {"#sk": schema.SK}}}]
-        try:
-            with translated(f"begin a transaction of '{tid}'"):
-                self._ddb.transact_write_items(TransactItems=actions)
-        except ClientError as e:
-            if error_code(e) in ("TransactionCanceledException", "TransactionConflictException"):
-                return False
-            raise
-        return True
+        return transacted(self._ddb.transact_write_items,
+                          f"begin a transaction of '{tid}'", TransactItems=actions)
 
     def check(self, who: ProducerIdentity, number: int) -> Transaction:
         """Before a transactional batch is appended: the transaction is this producer's,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import statistics
 import time
 
 import pytest
@@ -230,7 +231,10 @@ def test_fetch_max_wait_ms_caps_the_idle_pause(endpoint: str, topic: str) -> Non
         assert consumer.poll(timeout=3.0) == []  # ~0.6 s of doubling, then 0.4 s pauses
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap >= min(0.005 * 2**i, 0.4) * 0.99 for i, gap in enumerate(gaps)), gaps
-    assert sum(gap >= 0.4 * 0.99 for gap in gaps) >= 2 and max(gaps) < 0.4 + 0.3, gaps
+    capped = [gap for gap in gaps if gap >= 0.4 * 0.99]
+    # pauses stop growing at 0.4 s (uncapped they would go 0.64, 1.28); the median, since
+    # a loaded machine can make a single fetch slow
+    assert len(capped) >= 2 and statistics.median(capped) < 0.4 + 0.3, gaps
 
     with Consumer(topic, endpoint=endpoint, fetch_max_wait_ms=400) as consumer:
         times = _fetch_times(consumer)

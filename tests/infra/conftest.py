@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,10 @@ ALARM_EMAIL = "oncall@example.com"
 
 
 @dataclass
-class Synthesized:
-    """The synthesized test app: the Streamlet stack and a stack of users granted access."""
+class SynthesizedStack:
+    """A synthesized Streamlet stack, its template and the cloud assembly's folder."""
 
     stack: StreamletStack
-    users: cdk.Stack
-    roles: dict[str, iam.Role]
     template: Template
     outdir: Path
 
@@ -44,6 +42,14 @@ class Synthesized:
     def resources(self, kind: str) -> dict[str, dict[str, Any]]:
         """``{logical id: resource}`` of one CloudFormation type."""
         return {k: v for k, v in self.json["Resources"].items() if v["Type"] == kind}
+
+
+@dataclass
+class Synthesized(SynthesizedStack):
+    """The synthesized test app: the Streamlet stack and a stack of users granted access."""
+
+    users: cdk.Stack = field(kw_only=True)
+    roles: dict[str, iam.Role] = field(kw_only=True)
 
     def users_template(self) -> dict[str, Any]:
         return json.loads((self.outdir / f"{self.users.stack_name}.template.json").read_text())
@@ -75,5 +81,5 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     cdk.Aspects.of(stack).add(cdk_nag.AwsSolutionsChecks(reports=True))
     cdk.Aspects.of(stack).add(cdk_nag.ServerlessChecks(reports=True))
     app.synth()
-    return Synthesized(stack, users, roles, Template.from_stack(stack), outdir)
+    return Synthesized(stack, Template.from_stack(stack), outdir, users=users, roles=roles)
 

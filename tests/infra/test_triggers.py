@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from infra import StreamletStack
 from infra.checks import acknowledge
 from infra.triggers import StreamletTriggers
 
+from .conftest import SynthesizedStack
 from .test_checks import PACKS, SECURITY_DOC, checkov  # noqa: F401  (the checkov fixture)
 
 STACK = "Triggered"
@@ -41,19 +41,7 @@ _USER_FUNCTION = ("A stand-in for the user's own function in this test stack; it
                   "are the user's choice, not Streamlet's.")
 
 
-@dataclass
-class Triggered:
-    stack: StreamletStack
-    template: Template
-    outdir: Path
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return self.template.to_json()
-
-    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.json["Resources"].items() if v["Type"] == kind}
-
+class Triggered(SynthesizedStack):
     def dispatcher(self) -> tuple[str, dict[str, Any]]:
         return next((k, f) for k, f in self.resources("AWS::Lambda::Function").items()
                     if f["Properties"]["Handler"] == "functions.api.dispatcher_handler")

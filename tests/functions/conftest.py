@@ -29,7 +29,10 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "streamlet")
 from functions import _access, _runtime, api
 from streamlet.engine import Engine, Names
 from streamlet.engine.grants import Grant, registry_entry, registry_path
+from streamlet.groups.leases import Member
 from streamlet.local import serialized_moto
+from streamlet.records import TopicPartition
+from tests.batches import make_batch
 
 EVENTS = Path(__file__).parent / "events"
 NAMES = Names(prefix="fn", bucket="fn-data")
@@ -183,3 +186,23 @@ def orders(aws: Engine) -> str:
     """A three-partition topic named ``orders``."""
     aws.create_topic("orders", 3)
     return "orders"
+
+
+def with_groups(aws: Engine, topic: str) -> Engine:
+    """Fills ``topic`` (3 partitions) and groups it: ``g``: member m-1 owns partition 0
+    (committed 2 of 5); partition 1 committed 2 of 2 and released; partition 2 leased,
+    never committed. ``idle``: one lease, no member."""
+    aws.append(topic, 0, make_batch([b"x"] * 5))
+    aws.append(topic, 1, make_batch([b"y"] * 2))
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    store = aws.groups
+    store.ensure_leases("g", tps)
+    store.heartbeat("g", Member("m-1", 0, "cli", "10.0.0.1", "inst-1", (topic,)))
+    leases = store.snapshot("g").leases
+    p0 = store.take("g", tps[0], "m-1", leases[tps[0]])
+    p1 = store.take("g", tps[1], "m-1", leases[tps[1]])
+    assert p0 is not None and p1 is not None
+    store.commit("g", "m-1", {tps[0]: (p0.epoch, 2, ""), tps[1]: (p1.epoch, 2, "")})
+    store.release("g", tps[1], "m-1", p1.epoch)
+    store.ensure_leases("idle", tps[:1])
+    return aws

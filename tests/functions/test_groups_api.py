@@ -9,9 +9,7 @@ import pytest
 
 from streamlet.engine import Engine
 from streamlet.groups.leases import Member
-from streamlet.records import TopicPartition
-from tests.batches import make_batch
-from tests.functions.conftest import NAMES, call
+from tests.functions.conftest import NAMES, call, with_groups
 
 BASE = "https://abc123.execute-api.us-east-1.amazonaws.com"
 G = "/v3/clusters/streamlet/consumer-groups"
@@ -21,20 +19,7 @@ G = "/v3/clusters/streamlet/consumer-groups"
 def groups(aws: Engine, orders: str) -> Engine:
     """``g``: member m-1 owns orders/0 (committed 2 of 5); orders/1 committed 2 of 2 and
     released; orders/2 never committed. ``idle``: leases only, no member."""
-    aws.append(orders, 0, make_batch([b"x"] * 5))
-    aws.append(orders, 1, make_batch([b"y"] * 2))
-    tps = [TopicPartition(orders, p) for p in range(3)]
-    store = aws.groups
-    store.ensure_leases("g", tps)
-    store.heartbeat("g", Member("m-1", 0, "cli", "10.0.0.1", "inst-1", (orders,)))
-    leases = store.snapshot("g").leases
-    p0 = store.take("g", tps[0], "m-1", leases[tps[0]])
-    p1 = store.take("g", tps[1], "m-1", leases[tps[1]])
-    assert p0 is not None and p1 is not None
-    store.commit("g", "m-1", {tps[0]: (p0.epoch, 2, ""), tps[1]: (p1.epoch, 2, "")})
-    store.release("g", tps[1], "m-1", p1.epoch)
-    store.ensure_leases("idle", tps[:1])
-    return aws
+    return with_groups(aws, orders)
 
 
 def _stored(engine: Engine) -> Any:

@@ -32,9 +32,7 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 from streamlet.engine import Engine
 from streamlet.groups.leases import Member
-from streamlet.records import TopicPartition
-from tests.batches import make_batch
-from tests.functions.conftest import call
+from tests.functions.conftest import call, with_groups
 
 DATA = Path(__file__).parent / "data"
 CONTRACT: dict[str, Any] = json.loads((DATA / "rest-v3-responses.json").read_text())
@@ -124,20 +122,8 @@ def cluster(aws: Engine) -> Engine:
     committed, no member."""
     aws.create_topic("orders", 3)
     aws.create_topic("doomed", 1)
-    aws.append("orders", 0, make_batch([b"x"] * 5))
-    aws.append("orders", 1, make_batch([b"y"] * 2))
-    tps = [TopicPartition("orders", p) for p in range(3)]
-    store = aws.groups
-    store.ensure_leases("g", tps)
-    store.heartbeat("g", Member("m-1", 0, "cli", "10.0.0.1", "inst-1", ("orders",)))
-    store.heartbeat("g", Member("m-2", 0, topics=("orders",)))  # no client id, owns nothing
-    leases = store.snapshot("g").leases
-    p0 = store.take("g", tps[0], "m-1", leases[tps[0]])
-    p1 = store.take("g", tps[1], "m-1", leases[tps[1]])
-    assert p0 is not None and p1 is not None
-    store.commit("g", "m-1", {tps[0]: (p0.epoch, 2, ""), tps[1]: (p1.epoch, 2, "")})
-    store.release("g", tps[1], "m-1", p1.epoch)
-    store.ensure_leases("idle", tps[:1])
+    with_groups(aws, "orders")
+    aws.groups.heartbeat("g", Member("m-2", 0, topics=("orders",)))  # no client id, owns nothing
     return aws
 
 

@@ -137,18 +137,22 @@ class Engine:
     def append(self, topic: str, partition: int, batch: bytes,
                expected_offset: int | None = None, since_ms: int | None = None,
                transaction: tuple[str, int] | None = None, *,
-               deadline_ms: int | None = None) -> AppendResult:
+               deadline_ms: int | None = None, check_sequence: bool = False
+               ) -> AppendResult:
         """Append one batch. ``transaction``: (transactional id, number) of the open
         transaction it belongs to; the batch's producer id and epoch must be the
         transaction's (checked with one read: ProducerFenced, TransactionAborted or
         InvalidTxnState, nothing written). ``deadline_ms``: no write starts after it
-        (RequestTimedOut, nothing written)."""
+        (RequestTimedOut, nothing written). ``check_sequence``: hold an idempotent
+        retry (``since_ms``) to its producer's sequence, as a broker does
+        (:meth:`PartitionLog.append`)."""
         if transaction is not None:
             header = parse_header(batch)
             who = ProducerIdentity(transaction[0], header.producer_id, header.producer_epoch)
             self.transactions.check(who, transaction[1])
         return self.log.append(topic, partition, batch, expected_offset, since_ms,
-                               transaction, deadline_ms=deadline_ms)
+                               transaction, deadline_ms=deadline_ms,
+                               check_sequence=check_sequence)
 
     def fetch(self, topic: str, partition: int, offset: int,
               max_bytes: int = DEFAULT_FETCH_BYTES, max_records: int | None = None,

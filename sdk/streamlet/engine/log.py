@@ -70,6 +70,8 @@ from ..errors import (
     AppendOutcomeUnknown,
     InvalidRecord,
     OffsetMismatch,
+    OutOfOrderSequence,
+    ProducerFenced,
     RequestTimedOut,
     StreamletError,
     TailUnverified,
@@ -99,6 +101,10 @@ MEMORY = 10_000
 """Attempts with an unknown outcome remembered in this process (their keys)."""
 NEVER = -1
 """An expiry that never comes (local.retention.ms = -1)."""
+SEQUENCE_MEMORY = 5
+"""A batch may repeat one of its producer's last this many batches (a broker's
+max.in.flight.requests.per.connection bound for idempotence); older ones are gaps."""
+SEQUENCE_MODULUS = 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,11 +246,20 @@ class PartitionLog:
     def append(self, topic: str, partition: int, batch: bytes,
                expected_offset: int | None = None, since_ms: int | None = None,
                txn: tuple[str, int] | None = None, *,
-               deadline_ms: int | None = None) -> AppendResult:
+               deadline_ms: int | None = None, check_sequence: bool = False
+               ) -> AppendResult:
         """Append one RecordBatch v2; returns the offsets it was given.
 
         ``since_ms``: this batch was first sent at that wall time and its outcome is
         unknown (a retry): if an earlier attempt landed, its offsets are answered.
+        ``check_sequence`` (with ``since_ms``, for an idempotent batch): the look-back
+        also holds the batch to its producer's newest batch in that window, as a Kafka
+        broker holds it to its producer state: an older epoch raises
+        :class:`ProducerFenced`, a sequence that neither repeats one of the producer's
+        last ``SEQUENCE_MEMORY`` batches nor follows the newest raises
+        :class:`OutOfOrderSequence` (nothing written). No batch of the producer in the
+        window: any sequence is taken, as a broker takes it once the producer's state
+        expired.
         ``txn``: the (transactional id, number) of the transaction it belongs to (the
         caller checked that transaction is open).
         ``deadline_ms``: no write is started after this wall time (the caller may retry
@@ -256,7 +271,8 @@ class PartitionLog:
             raise InvalidRecord("A transactional batch (attribute bit 4) is appended only "
                                 "inside its transaction.")
         ref = meta.ref(partition)
-        earlier, checked = self._earlier_attempt(meta, ref, header, batch, since_ms)
+        earlier, checked = self._earlier_attempt(meta, ref, header, batch, since_ms,
+                                                 check_sequence)
         if earlier is not None:
             return earlier
         return self._append_loop(meta, ref, header, batch, expected_offset, txn, checked,
@@ -434,7 +450,7 @@ class PartitionLog:
             self._attempts.pop((ref.pk, identity), None)
 
     def _earlier_attempt(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
-                         batch: bytes, since_ms: int | None
+                         batch: bytes, since_ms: int | None, check_sequence: bool = False
                          ) -> tuple[AppendResult | None, int | None]:
         """The offsets of an earlier attempt of this very batch that landed, if any; else
         the offset below which no copy of it can sit (None: nothing known)."""
@@ -446,8 +462,52 @@ class PartitionLog:
             if found is not None:
                 return found, None
         if since_ms is not None and header.idempotent:
+            if check_sequence:
+                return self._look_back_in_sequence(meta, ref, header, identity, since_ms)
             return self._look_back(meta, ref, identity, since_ms)
         return None, None
+
+    def _look_back_in_sequence(self, meta: TopicMeta, ref: schema.PartitionRef,
+                               header: BatchHeader, identity: tuple[object, ...],
+                               since_ms: int) -> tuple[AppendResult | None, int | None]:
+        """The look-back of ``check_sequence``. The first batch of a producer's epoch
+        (sequence 0) is claimed before it is written: a claim item records the tail then,
+        below which no attempt of that batch can be. So a first batch the look-back cannot
+        settle (over LOOKBACK_MAX_BYTES of other producers' batches: a new producer on a
+        busy partition) is new if nobody claimed it, else searched for from the claim's
+        mark, instead of answering AppendOutcomeUnknown."""
+        sequence = _SequenceCheck(meta.name, ref.partition, header)
+        first = header.base_sequence == 0
+        try:
+            found, checked = self._look_back(meta, ref, identity, since_ms, sequence)
+        except AppendOutcomeUnknown:
+            if not first or sequence.expected is not None:
+                raise
+            tail = self.read_tail(meta, ref)
+            mark = self._claim(meta, ref, header, tail.chain.next_offset)
+            if mark is None:
+                return None, tail.chain.next_offset
+            earlier = self._search(meta, ref, identity, mark, tail)
+            return (earlier, None) if earlier is not None else (None, tail.chain.next_offset)
+        if found is None and first:
+            self._claim(meta, ref, header, checked or 0)
+        return found, checked
+
+    def _claim(self, meta: TopicMeta, ref: schema.PartitionRef, header: BatchHeader,
+               mark: int) -> int | None:
+        """Record that the first batch of the producer's epoch is being attempted from
+        ``mark`` on (an earlier claim's mark is kept); the earlier mark, if any."""
+        with translated(f"append to '{meta.name}' partition {ref.partition}"):
+            old = self._ddb.update_item(
+                TableName=self._table,
+                Key=ref.key(schema.claim_sk(header.producer_id, header.producer_epoch)),
+                UpdateExpression="SET #m = if_not_exists(#m, :m), #t = :t",
+                ExpressionAttributeNames={"#m": schema.A_MARK, "#t": schema.TTL},
+                ExpressionAttributeValues={
+                    ":m": {"N": str(mark)},
+                    ":t": {"N": str(self._now_ms() // 1000 + schema.CLAIM_SECONDS)}},
+                ReturnValues="ALL_OLD").get("Attributes")
+        return int(old[schema.A_MARK]["N"]) if old else None
 
     def _check_key(self, meta: TopicMeta, ref: schema.PartitionRef,
                    identity: tuple[object, ...], key: int) -> AppendResult | None:
@@ -462,11 +522,14 @@ class PartitionLog:
         return None  # not there: the next write targets that key again or a later one
 
     def _look_back(self, meta: TopicMeta, ref: schema.PartitionRef,
-                   identity: tuple[object, ...], since_ms: int
+                   identity: tuple[object, ...], since_ms: int,
+                   sequence: _SequenceCheck | None = None
                    ) -> tuple[AppendResult | None, int | None]:
         """Search the batches appended since ``since_ms`` (minus the clock margin), newest
         first, for this producer's batch; bounded by LOOKBACK_MAX_BYTES. Not found: the
-        end of the newest batch seen, below which no copy of it sits."""
+        end of the newest batch seen, below which no copy of it sits. With ``sequence``
+        the search ends at the producer's newest batch when the sequence follows it, and
+        refuses a stale epoch or a sequence out of order."""
         floor, read, top = since_ms - TRUST_MARGIN_MS, 0, None
         for item in self._descending(meta, ref):
             found = batch_from_item(item)
@@ -475,9 +538,13 @@ class PartitionLog:
                 break
             if _identity_of(item) == identity:
                 return _duplicate(found, AppendResult(found.base, found.end - 1, -1, 0)), None
+            if sequence is not None and sequence.settled_by(found):
+                return None, top
             read += found.size + 200
             if read > LOOKBACK_MAX_BYTES:
                 raise _outcome_unknown(meta, ref, f"first sent at {since_ms} ms")
+        if sequence is not None:
+            sequence.at_floor()
         return None, 0 if top is None else top
 
     def _search(self, meta: TopicMeta, ref: schema.PartitionRef,
@@ -749,6 +816,49 @@ def _identity_of_bytes(item: Mapping[str, Any]) -> tuple[object, ...] | None:
     if schema.A_DATA in item:
         return _records_identity(bytes(item[schema.A_DATA]["B"]))
     return None
+
+
+class _SequenceCheck:
+    """Kafka's producer-state rule, applied to a producer's batches newest first (those a
+    look-back meets that are not the batch itself)."""
+
+    def __init__(self, topic: str, partition: int, header: BatchHeader) -> None:
+        self.topic, self.partition, self.header = topic, partition, header
+        self.expected: int | None = None
+        """The sequence after the producer's newest batch, once it was met."""
+        self.older = 0
+
+    def settled_by(self, found: StoredBatch) -> bool:
+        """True when ``found`` shows the batch is new; raises when it shows the batch may
+        not be appended; False to search on (an older batch it may repeat)."""
+        h = self.header
+        if found.producer is None or found.producer[0] != h.producer_id:
+            return False
+        _, epoch, base_sequence = found.producer
+        if self.expected is None:
+            if epoch > h.producer_epoch:
+                raise ProducerFenced(self.topic, self.partition, h.producer_id,
+                                     h.producer_epoch, epoch)
+            self.expected = 0 if epoch < h.producer_epoch else \
+                (base_sequence + found.count) % SEQUENCE_MODULUS
+            if h.base_sequence == self.expected:
+                return True
+            if epoch < h.producer_epoch:
+                self._refuse()
+        self.older += 1
+        if self.older >= SEQUENCE_MEMORY or epoch != h.producer_epoch:
+            self._refuse()  # not among the producer's last batches: a gap
+        return False
+
+    def at_floor(self) -> None:
+        """The window ended: a producer met in it holds the batch to its sequence."""
+        if self.expected is not None:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        h = self.header
+        raise OutOfOrderSequence(self.topic, self.partition, h.producer_id, h.base_sequence,
+                                 self.expected if self.expected is not None else 0)
 
 
 def _duplicate(found: StoredBatch, result: AppendResult) -> AppendResult:

@@ -17,6 +17,10 @@ Tables
                                it (max append time, max record timestamp, bytes appended);
                                TTL = running max append time + local.retention.ms;
                                a transactional batch also names its transaction (id, number)
+    ``a/{producer_id}/{epoch}`` the first batch of an idempotent producer's epoch on the
+                               partition was attempted (sorts before every batch key): the
+                               tail offset then, below which no attempt of it can be
+                               (written by appends that hold batches to their sequence)
     ``p``                      the partition item (sorts after every batch key): log start,
                                archive watermark and the running values there, ``safe_until``
                                (when the oldest unarchived batch can start to expire), seal
@@ -98,6 +102,14 @@ A_TXN = "x"
 A_TXN_NUMBER = "xn"
 SEAL = "sealed"
 """A batch item holding this attribute (and no batch) seals a deleted incarnation."""
+
+# log table: first-batch claims
+CLAIM_PREFIX = "a/"
+A_MARK = "mk"
+"""The tail offset when an attempt of the producer epoch's first batch began."""
+CLAIM_SECONDS = 24 * 3600
+"""How long a claim is kept (DynamoDB's TTL): far past any retry of the batch."""
+
 
 # log table: the partition item
 STATE_SK = "p"
@@ -214,6 +226,10 @@ def batch_sk(base_offset: int) -> str:
 
 def segment_sk(last_offset: int) -> str:
     return f"{SEGMENT_SK_PREFIX}{last_offset:0{OFFSET_WIDTH}d}"
+
+
+def claim_sk(producer_id: int, epoch: int) -> str:
+    return f"{CLAIM_PREFIX}{producer_id}/{epoch}"
 
 
 # ---- scopes for IAM (dynamodb:LeadingKeys, S3 object ARNs) ------------------------------

@@ -185,6 +185,11 @@ class FetchResult:
     log_start_offset: int
     topic_id: str = ""
     """The topic incarnation read (a topic deleted and recreated gets a new id)."""
+    reached_end: bool = False
+    """The fetch read to the partition's end: ``high_watermark`` is the partition's."""
+    last_stable_offset: int | None = None
+    """Where a read_committed fetch stopped before a transaction still open (Kafka's last
+    stable offset); None when it did not."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,9 @@ class _Fetch:
     records: int = 0
     at: int = -1
     """The offset after the last batch gathered or skipped (where the next read starts)."""
+    reached_end: bool = False
+    open_at: int | None = None
+    """The first offset of an open transaction's batch a read_committed fetch stopped at."""
 
     def __post_init__(self) -> None:
         self.at = self.offset
@@ -167,7 +170,9 @@ class LogReader:
             hot, _, complete = self._page(meta, ref, gathered.at)
         caught_up = not hot and boundary_of == meta.topic_id
         first = None if caught_up else self._start_at(meta, ref, gathered.at, hot, state)
-        if first is not None:
+        if first is None:
+            gathered.reached_end = True
+        else:
             self._from_hot(meta, ref, gathered, first, complete, committed)
         return self._result(meta, gathered, state)
 
@@ -182,7 +187,8 @@ class LogReader:
     def _result(self, meta: TopicMeta, gathered: _Fetch, state: PartitionState) -> FetchResult:
         """The batches; ``high_watermark`` is the end of the last batch this fetch knows of
         (the log may go on: ``watermarks`` reads the tail)."""
-        return FetchResult(gathered.batches, gathered.at, state.log_start, meta.topic_id)
+        return FetchResult(gathered.batches, gathered.at, state.log_start, meta.topic_id,
+                           gathered.reached_end, gathered.open_at)
 
     def _batches(self, meta: TopicMeta, found: list[dict[str, Any]]) -> list[StoredBatch]:
         batches = [batch_from_item(i) for i in found if is_batch(i)]
@@ -221,12 +227,14 @@ class LogReader:
                 seen = self._txns.visibility(found.txn, meta.topic_id, ref.partition,
                                              found.base)
             if seen is Visibility.WAIT:
+                gathered.open_at = found.base
                 return
             if seen is Visibility.SKIP:
                 if gathered.skip(found.end, found.size):
                     return
             elif gathered.add(self._log.batch_bytes(found)):
                 return
+        gathered.reached_end = True
 
     def _pages(self, meta: TopicMeta, ref: schema.PartitionRef, gathered: _Fetch,
                first: list[StoredBatch], complete: bool) -> Iterator[StoredBatch]:

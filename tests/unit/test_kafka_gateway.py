@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from streamlet.engine.kafka_groups import ClassicGroup, ClassicMember
-from streamlet.errors import AppendConflict, CorruptRecord, TopicNotFound
+from streamlet.errors import (
+    AppendConflict,
+    CorruptRecord,
+    OutOfOrderSequence,
+    ProducerFenced,
+    TopicNotFound,
+)
 from streamlet.kafka import codes
 from streamlet.kafka.auth import Authenticator, PlainVerifier, oauth_token
 from streamlet.kafka.coordinator import (
@@ -35,13 +43,17 @@ def test_producer_memory_tells_duplicates_next_batches_and_unknowns_apart() -> N
     assert memory.classify(key, 0, 40) is False  # a gap: look back
     assert memory.classify(key, 1, 0) is False  # a new epoch
     memory.record(key, _appended(1, 0, 1, 200))
-    assert memory.classify(key, 0, 0) is False  # the old epoch is forgotten
+    with pytest.raises(ProducerFenced, match="epoch 0 is fenced on 'orders' partition 0"):
+        memory.classify(key, 0, 15)  # an older epoch than one appended: refused
+    assert memory.classify(key, 1, 1) is True
 
 
 def test_errors_map_to_kafka_codes_clients_understand() -> None:
     assert codes.code_for(TopicNotFound("t")) == codes.UNKNOWN_TOPIC_OR_PARTITION
     assert codes.code_for(AppendConflict("busy")) == codes.REQUEST_TIMED_OUT  # retriable
     assert codes.code_for(CorruptRecord("t", 0, "bad")) == codes.CORRUPT_MESSAGE
+    assert codes.code_for(OutOfOrderSequence("t", 0, 7, 9, 5)) == 45
+    assert codes.code_for(ProducerFenced("t", 0, 7, 0, 1)) == 47  # INVALID_PRODUCER_EPOCH
 
 
 def _member(member_id: str, joined: int, protocols: tuple[str, ...] = ("range",),

@@ -77,6 +77,8 @@ class Session:
     expires_ms: int | None = None
     closing: bool = False
     decisions: dict[tuple[str, str], bool] = field(default_factory=dict)
+    handler_state: dict[str, object] = field(default_factory=dict)
+    """What the API handlers keep for this connection (its producers' last batches)."""
 
 
 class Verifier(Protocol):

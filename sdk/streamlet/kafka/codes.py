@@ -19,7 +19,9 @@ from ..errors import (
     InvalidTimestamp,
     InvalidTopicName,
     OffsetOutOfRange,
+    OutOfOrderSequence,
     PartitionNotFound,
+    ProducerFenced,
     RecordTooLarge,
     RetriableError,
     StreamletError,
@@ -56,6 +58,7 @@ INVALID_PARTITIONS = 37
 INVALID_REPLICATION_FACTOR = 38
 INVALID_REQUEST = 42
 INVALID_CONFIG = 40
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 INVALID_PRODUCER_ID_MAPPING = 49
@@ -89,6 +92,8 @@ _BY_CLASS: tuple[tuple[type[StreamletError], int], ...] = (
     (GroupActive, NON_EMPTY_GROUP),
     (DataUnavailable, KAFKA_STORAGE_ERROR),
     (AppendOutcomeUnknown, UNKNOWN_SERVER_ERROR),
+    (OutOfOrderSequence, OUT_OF_ORDER_SEQUENCE_NUMBER),
+    (ProducerFenced, INVALID_PRODUCER_EPOCH),
     (RetriableError, REQUEST_TIMED_OUT),
     (InvalidRequest, INVALID_REQUEST),
 )

@@ -5,24 +5,38 @@ validates it as a broker does and patches the base offset in); Fetch returns the
 batches as they are. Nothing is re-encoded, so the gateway's CPU per byte stays small.
 
 **Idempotent producers.** The engine keeps no producer-state item (see
-:mod:`streamlet.engine.log`), so the gateway decides which batches may be retries:
+:mod:`streamlet.engine.log`): a producer's state is its newest batches in the log, and
+each connection remembers what it appended. A client sends a connection's requests in
+order, the gateway answers them in order, and a Kafka client produces through one
+connection to a broker at a time (it opens the next when that one broke), so per
+connection:
 
 - it remembers, per (producer id, partition), the last 5 batches it appended (epoch,
   base sequence, record count, offsets), as a broker does;
 - a batch whose sequence is one of those is a duplicate: its original offsets are
   answered and nothing is appended;
+- a batch whose epoch is older than the newest remembered is refused
+  (INVALID_PRODUCER_EPOCH): epochs only grow;
 - a batch whose sequence follows the last one remembered is new: appended as is;
-- any other idempotent batch (the first this gateway sees from that producer on that
-  partition, or one after a gap: the producer reconnected, maybe to another gateway, and
-  is resending what may have landed) is appended with ``since_ms`` = now minus
-  ``idempotence_window_ms`` (the producer's delivery timeout, 120 s by default): the
-  engine then looks back over what the partition took in that window for a batch with the
-  same producer id, epoch and base sequence and answers its offsets instead of writing
-  a second copy. The lookback reads at most 4 MiB; past that the engine refuses with
-  ``AppendOutcomeUnknown`` (answered UNKNOWN_SERVER_ERROR), never a duplicate.
+- any other idempotent batch (the first this connection sees from that producer on that
+  partition, a new epoch, one after a gap, or one after a batch the log answered as a
+  duplicate: the producer reconnected, maybe to another gateway, and is resending what
+  may have landed) is appended with ``since_ms`` = now
+  minus ``idempotence_window_ms`` (the producer's delivery timeout, 120 s by default) and
+  ``check_sequence``: the engine looks back over what the partition took in that window,
+  newest first, and answers the offsets of a batch with the same producer id, epoch and
+  base sequence instead of writing a second copy; it stops at the producer's newest batch
+  when the sequence follows it, and refuses an older epoch (INVALID_PRODUCER_EPOCH) or a
+  sequence that neither repeats one of the producer's last 5 batches nor follows the
+  newest (OUT_OF_ORDER_SEQUENCE_NUMBER), nothing written. A producer with no batch in the
+  window may start at any sequence (a broker's producer state expired). The look-back
+  reads at most 4 MiB before it meets the producer; past that the engine refuses with
+  ``AppendOutcomeUnknown`` (answered UNKNOWN_SERVER_ERROR), never a duplicate, except for
+  the first batch of a producer's epoch, which the engine claims before writing it and
+  so can always judge.
 
-So a retry is never written twice whichever gateway serves it; the cost is one lookback
-per producer and partition per gateway connection, not per batch.
+So a retry is never written twice and a gap is never written, whichever gateway serves
+it; the cost is one look-back per producer and partition per connection, not per batch.
 
 **Transactional producers** (a Produce naming a transactional id): each batch goes the
 same idempotent way into the transaction open for its producer id and epoch, and is then
@@ -35,13 +49,14 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..codec import HEADER, HEADER_SIZE
-from ..errors import OffsetOutOfRange, StreamletError
+from ..errors import OffsetOutOfRange, ProducerFenced, StreamletError
 from ..records import AppendResult, FetchResult, ProducerIdentity, TopicDescription
 from ..validation import decode_records
+from ..wire import APPEND_DEADLINE_MS
 from . import auth, codes
 from .protocol import ApiKey, response_class
 from .transactions import TxnApis, txn_code
@@ -53,13 +68,17 @@ if TYPE_CHECKING:
 
 CLUSTER_ID = "streamlet"
 REMEMBERED_BATCHES = 5
-PRODUCER_MEMORY = 100_000
+PRODUCER_MEMORY = 10_000
+"""(producer id, partition) pairs remembered per connection, least recently used out."""
 POLL_MIN_S, POLL_MAX_S = 0.01, 0.25
+"""A long-polling fetch reads again after a pause doubling between these (and at once
+when this gateway appends to one of its partitions)."""
 ISOLATION = {0: "read_uncommitted", 1: "read_committed"}
 SKIP_ROUNDS = 4
 """Further reads of one partition in one Fetch past runs of aborted batches."""
-"""A long-polling fetch reads again after a pause doubling between these (and at once
-when this gateway appends to one of its partitions)."""
+MIN_WRITE_WINDOW_MS = 1_000
+FETCH_BYTES_UNSET = 50 * 1024 * 1024
+"""A Fetch's max_bytes when it sets none (the consumers' fetch.max.bytes default)."""
 
 
 def topic_uuid(topic_id: str) -> uuid.UUID:
@@ -79,7 +98,7 @@ class _Appended:
 
 
 class ProducerMemory:
-    """The last batches appended per (producer id, topic, partition) in this gateway."""
+    """The last batches appended per (producer id, topic, partition) on one connection."""
 
     def __init__(self) -> None:
         self._seen: OrderedDict[tuple[int, str, int], deque[_Appended]] = OrderedDict()
@@ -87,7 +106,8 @@ class ProducerMemory:
     def classify(self, key: tuple[int, str, int], epoch: int, sequence: int
                  ) -> AppendResult | bool:
         """The original result of a duplicate, True for the expected next batch, False
-        for a batch that may be a retry of something this gateway did not see."""
+        for a batch the log must judge (one this connection did not see may have landed
+        through another); ProducerFenced for an epoch older than one it appended."""
         seen = self._seen.get(key)
         if not seen:
             return False
@@ -95,7 +115,12 @@ class ProducerMemory:
             if batch.epoch == epoch and batch.sequence == sequence:
                 return batch.result
         last = seen[-1]
+        if epoch < last.epoch:
+            raise ProducerFenced(key[1], key[2], key[0], epoch, last.epoch)
         return last.epoch == epoch and sequence == (last.sequence + last.count) % 2**31
+
+    def forget(self, key: tuple[int, str, int]) -> None:
+        self._seen.pop(key, None)
 
     def record(self, key: tuple[int, str, int], batch: _Appended) -> None:
         seen = self._seen.setdefault(key, deque(maxlen=REMEMBERED_BATCHES))
@@ -113,7 +138,6 @@ class DataApis:
     def __init__(self, gateway: Host, idempotence_window_ms: int) -> None:
         self.gw = gateway
         self.window_ms = idempotence_window_ms
-        self.producers = ProducerMemory()
         self.txn = TxnApis(gateway)
         self._appended: dict[tuple[str, int], asyncio.Event] = {}
 
@@ -185,8 +209,9 @@ class DataApis:
         cls = response_class(ApiKey.Produce, request.api_version)
         topic_cls = cls.TopicProduceResponse
         jobs = [(t.name, p.index, p.records) for t in body.topic_data for p in t.partition_data]
-        results = await asyncio.gather(*(self._append(session, *job, body.transactional_id)
-                                         for job in jobs))
+        deadline = int(time.time() * 1000) + _write_window(body.timeout_ms)
+        results = await asyncio.gather(*(self._append(session, *job, body.transactional_id,
+                                                      deadline) for job in jobs))
         by_topic: dict[str, list[Any]] = {}
         for (name, index, _), (code, result, message) in zip(jobs, results, strict=True):
             by_topic.setdefault(name, []).append(topic_cls.PartitionProduceResponse(
@@ -201,7 +226,7 @@ class DataApis:
                               for n, r in by_topic.items()], throttle_time_ms=0)
 
     async def _append(self, session: Session, topic: str, partition: int,
-                      records: bytes | None, transactional_id: str | None = None
+                      records: bytes | None, transactional_id: str | None, deadline_ms: int
                       ) -> tuple[int, AppendResult | None, str | None]:
         if not self.gw.auth.allows(session, *auth.produce_route(topic, partition)):
             return codes.TOPIC_AUTHORIZATION_FAILED, None, "Outside the caller's grant."
@@ -212,10 +237,11 @@ class DataApis:
         producer = _producer_of(records)
         if transactional_id is not None:
             return await self._append_transactional(session, topic, partition, bytes(records),
-                                                    transactional_id, producer)
+                                                    transactional_id, producer, deadline_ms)
         try:
             if producer is not None:
-                result = await self._idempotent(topic, partition, bytes(records), *producer)
+                result = await self._idempotent(session, topic, partition, bytes(records),
+                                                *producer, deadline_ms=deadline_ms)
             else:
                 result = await self.gw.call(self.gw.engine.append, topic, partition,
                                             bytes(records))
@@ -226,8 +252,8 @@ class DataApis:
 
     async def _append_transactional(
             self, session: Session, topic: str, partition: int, batch: bytes,
-            transactional_id: str, producer: tuple[int, int, int, int] | None
-    ) -> tuple[int, AppendResult | None, str | None]:
+            transactional_id: str, producer: tuple[int, int, int, int] | None,
+            deadline_ms: int) -> tuple[int, AppendResult | None, str | None]:
         """A batch of the transaction open for its producer id and epoch: appended naming
         that transaction, then staged in its record for EndTxn (:mod:`.transactions`)."""
         if not self.txn.allowed(session, transactional_id):
@@ -238,8 +264,9 @@ class DataApis:
         who = ProducerIdentity(transactional_id, producer[0], producer[1])
         try:
             number = await self.gw.call(kafka.current, who)
-            result = await self._idempotent(topic, partition, batch, *producer,
-                                            transaction=(transactional_id, number))
+            result = await self._idempotent(session, topic, partition, batch, *producer,
+                                            transaction=(transactional_id, number),
+                                            deadline_ms=deadline_ms)
             await self.gw.call(kafka.stage_batch, who, number, topic, partition,
                                result.base_offset)
         except StreamletError as error:
@@ -247,17 +274,28 @@ class DataApis:
         self._wake(topic, partition)
         return codes.NONE, result, None
 
-    async def _idempotent(self, topic: str, partition: int, batch: bytes, producer_id: int,
-                          epoch: int, sequence: int, count: int,
-                          transaction: tuple[str, int] | None = None) -> AppendResult:
+    async def _idempotent(self, session: Session, topic: str, partition: int, batch: bytes,
+                          producer_id: int, epoch: int, sequence: int, count: int,
+                          transaction: tuple[str, int] | None = None,
+                          deadline_ms: int | None = None) -> AppendResult:
+        """Append a batch of an idempotent producer (see the module's description). No
+        write starts after ``deadline_ms`` (half the request's timeout, 10 s at most): a
+        client resends only after its request timed out, so the attempts of one batch
+        through two connections never overlap because of a timeout."""
+        memory = session.handler_state.setdefault("producers", ProducerMemory())
+        assert isinstance(memory, ProducerMemory)
         key = (producer_id, topic, partition)
-        known = self.producers.classify(key, epoch, sequence)
+        known = memory.classify(key, epoch, sequence)
         if isinstance(known, AppendResult):
             return known
         since = None if known else int(time.time() * 1000) - self.window_ms
-        result: AppendResult = await self.gw.call(self.gw.engine.append, topic, partition,
-                                                  batch, None, since, transaction)
-        self.producers.record(key, _Appended(epoch, sequence, count, result))
+        result: AppendResult = await self.gw.call(
+            self.gw.engine.append, topic, partition, batch, None, since, transaction,
+            deadline_ms=deadline_ms, check_sequence=since is not None)
+        if result.duplicate:  # found in the log: the producer's newest may come after it
+            memory.forget(key)
+        else:
+            memory.record(key, _Appended(epoch, sequence, count, result))
         return result
 
     def _wake(self, topic: str, partition: int) -> None:
@@ -290,12 +328,26 @@ class DataApis:
                 break
             await self._wait_for_append(wanted, min(pause, left))
             pause = min(POLL_MAX_S, pause * 2)
-        return self._fetch_response(cls, wanted, answers)
+        answers = _within(answers, body.max_bytes)
+        ends = await asyncio.gather(*(self._end_of(w[0], w[1], a[1])
+                                      for w, a in zip(wanted, answers, strict=True)))
+        return self._fetch_response(cls, wanted, answers, ends)
+
+    async def _end_of(self, topic: str, partition: int, found: FetchResult | int
+                      ) -> tuple[int, int]:
+        """(high watermark, last stable offset) to answer: a fetch that stopped short of
+        the partition's end (max_bytes, an open transaction) reads the tail (one Query)."""
+        if not isinstance(found, FetchResult):
+            return found, found
+        high = found.high_watermark if found.reached_end else \
+            max(found.high_watermark, await self._high(topic, partition))
+        stable = found.last_stable_offset
+        return high, high if stable is None else stable
 
     async def _fetch_once(self, session: Session, wanted: list[tuple[str, int, int, int]],
                           max_bytes: int, isolation: str
                           ) -> list[tuple[int, FetchResult | int]]:
-        budget = max_bytes if max_bytes > 0 else 50 * 1024 * 1024
+        budget = max_bytes if max_bytes > 0 else FETCH_BYTES_UNSET
 
         async def one(topic: str, partition: int, offset: int, limit: int
                       ) -> tuple[int, FetchResult | int]:
@@ -336,21 +388,22 @@ class DataApis:
                 waiter.cancel()
 
     def _fetch_response(self, cls: Any, wanted: list[tuple[str, int, int, int]],
-                        answers: list[tuple[int, FetchResult | int]]) -> Any:
+                        answers: list[tuple[int, FetchResult | int]],
+                        ends: list[tuple[int, int]]) -> Any:
         topic_cls = cls.FetchableTopicResponse
         part_cls = topic_cls.PartitionData
         by_topic: dict[str, list[Any]] = {}
-        for (topic, partition, _, _), (code, found) in zip(wanted, answers, strict=True):
+        for (topic, partition, _, _), (code, found), (high, stable) in zip(
+                wanted, answers, ends, strict=True):
             if isinstance(found, FetchResult):
                 data = part_cls(partition_index=partition, error_code=code,
-                                high_watermark=found.high_watermark,
-                                last_stable_offset=found.high_watermark,
+                                high_watermark=high, last_stable_offset=stable,
                                 log_start_offset=found.log_start_offset,
                                 aborted_transactions=[], preferred_read_replica=-1,
                                 records=b"".join(found.batches))
             else:
                 data = part_cls(partition_index=partition, error_code=code,
-                                high_watermark=found, last_stable_offset=found,
+                                high_watermark=high, last_stable_offset=stable,
                                 log_start_offset=-1, aborted_transactions=[],
                                 preferred_read_replica=-1, records=b"")
             by_topic.setdefault(topic, []).append(data)
@@ -423,6 +476,37 @@ class DataApis:
             return cls(throttle_time_ms=0, error_code=codes.code_for(error), producer_id=-1,
                        producer_epoch=-1)
         return cls(throttle_time_ms=0, error_code=0, producer_id=pid, producer_epoch=0)
+
+
+def _write_window(timeout_ms: int) -> int:
+    """How long after a Produce arrived its appends may start a write: half the client's
+    request timeout, between 1 and 10 s (wire.APPEND_DEADLINE_MS, as over HTTP)."""
+    if timeout_ms <= 0:
+        return APPEND_DEADLINE_MS
+    return max(MIN_WRITE_WINDOW_MS, min(timeout_ms // 2, APPEND_DEADLINE_MS))
+
+
+def _within(answers: list[tuple[int, FetchResult | int]], max_bytes: int
+            ) -> list[tuple[int, FetchResult | int]]:
+    """The answers cut to the request's ``max_bytes`` over all partitions, in the order
+    asked, as a broker cuts them: whole batches only, and the first batch of the first
+    partition with data even when it alone is larger (so a consumer always progresses).
+    A partition cut short answers fewer batches; its consumer asks again from there."""
+    budget = max_bytes if max_bytes > 0 else FETCH_BYTES_UNSET
+    used, out = 0, list[tuple[int, FetchResult | int]]()
+    for code, found in answers:
+        kept: list[bytes] = []
+        if isinstance(found, FetchResult):
+            for batch in found.batches:
+                if used + len(batch) > budget and used > 0:
+                    break
+                kept.append(batch)
+                used += len(batch)
+            if len(kept) < len(found.batches):
+                out.append((code, replace(found, batches=kept, reached_end=False)))
+                continue
+        out.append((code, found))
+    return out
 
 
 def _producer_of(records: bytes) -> tuple[int, int, int, int] | None:

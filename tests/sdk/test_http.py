@@ -240,7 +240,7 @@ def test_gateway_builds_http_api_events(live_platform: LocalPlatform,
 
     fake = types.SimpleNamespace(
         routes=lambda: [("POST /v1/topics/{topic}/partitions/{partition}/batches", "h")],
-        local_mode=lambda: None, bound_engine=lambda engine: contextlib.nullcontext(),
+        local_mode=lambda: None, bound_engine=lambda engine, endpoint: contextlib.nullcontext(),
         bound_grants=lambda source: contextlib.nullcontext(), h=handler)
     monkeypatch.setitem(sys.modules, "fake_handlers", fake)
     gateway = Gateway(None, credentials={KEY: SECRET}, handlers="fake_handlers").start()

@@ -118,7 +118,8 @@ def test_the_gateway_command_serves_the_storage_an_http_endpoint_names(
         while "advertised as" not in said[-1]:
             assert said[-1], f"the gateway exited: {said}"
             said.append(proc.stderr.readline())  # type: ignore[union-attr]
-        assert f"{api} keeps its data in {live_platform.direct_endpoint}" in said[0]
+        assert any(f"{api} keeps its data in {live_platform.direct_endpoint}" in line
+                   for line in said), said
         bootstrap = re.search(r"advertised as (\S+:\d+)", said[-1])[1]  # type: ignore[index]
         producer = KafkaProducer(bootstrap_servers=bootstrap)
         producer.send(topic, key=b"k", value=b"through the API's storage").get(10)

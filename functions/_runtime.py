@@ -3,7 +3,8 @@
 The engine is built on the first request, never at import (moto must start first in
 tests, and cold starts stay short), from ``STREAMLET_TABLE_PREFIX`` and
 ``STREAMLET_BUCKET``. The local gateway binds its own engine per request with
-:func:`bound_engine` instead, so handler tests and the gateway never share one.
+:func:`bound_engine` instead, so handler tests and the gateway never share one; with it,
+the endpoint that reaches that engine's storage (:func:`direct_endpoint`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextvars import ContextVar
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from streamlet.engine import Engine, Names
+from streamlet.errors import StreamletError
 
 SERVICE = "streamlet"
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -31,6 +33,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Stre
 tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
 
 _bound: ContextVar[Engine | None] = ContextVar("streamlet_engine", default=None)
+_bound_endpoint: ContextVar[str | None] = ContextVar("streamlet_direct_endpoint", default=None)
 
 
 class _ProcessEngine:
@@ -56,13 +59,32 @@ def engine() -> Engine:
 
 
 @contextlib.contextmanager
-def bound_engine(bound: Engine) -> Iterator[None]:
-    """Serve the requests handled inside this block (this thread) with ``bound``."""
+def bound_engine(bound: Engine, direct_endpoint: str | None = None) -> Iterator[None]:
+    """Serve the requests handled inside this block (this thread) with ``bound``, whose
+    storage ``direct_endpoint`` reaches (what ``GET /v1/deployment`` answers)."""
     token = _bound.set(bound)
+    endpoint_token = _bound_endpoint.set(direct_endpoint)
     try:
         yield
     finally:
+        _bound_endpoint.reset(endpoint_token)
         _bound.reset(token)
+
+
+def direct_endpoint() -> str:
+    """The endpoint that reaches this request's storage directly: the bound one (the local
+    gateway's), else ``direct://PREFIX?bucket=B&region=R`` of the tables and bucket the
+    environment names, in the function's region."""
+    if _bound.get() is None:
+        from streamlet.transport.direct import direct_endpoint as written
+
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        return written(_names_from_env(), region or "us-east-1")
+    bound = _bound_endpoint.get()
+    if bound is None:
+        raise StreamletError("This server was not told which endpoint reaches its storage "
+                             "directly (bound_engine without direct_endpoint).")
+    return bound
 
 
 def local_mode() -> None:
@@ -85,9 +107,12 @@ def _engine_from_env() -> Engine:
     import boto3
     from botocore.config import Config
 
-    prefix = os.environ.get("STREAMLET_TABLE_PREFIX", "streamlet")
-    names = Names(prefix=prefix, bucket=os.environ.get("STREAMLET_BUCKET", f"{prefix}-data"))
     config = Config(retries={"mode": "standard", "max_attempts": 3},
                     connect_timeout=3, read_timeout=10)
     return Engine(boto3.client("dynamodb", config=config), boto3.client("s3", config=config),
-                  names)
+                  _names_from_env())
+
+
+def _names_from_env() -> Names:
+    prefix = os.environ.get("STREAMLET_TABLE_PREFIX", "streamlet")
+    return Names(prefix=prefix, bucket=os.environ.get("STREAMLET_BUCKET", f"{prefix}-data"))

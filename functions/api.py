@@ -1,7 +1,8 @@
 """The three Lambda handlers behind the HTTP API (API Gateway HTTP API, payload 2.0).
 
 - ``admin_handler``: REST Proxy v3 clusters, topics, partitions, configs and consumer
-  groups (read-only), and the native group administration (list, reset, delete);
+  groups (read-only), the native group administration (list, reset, delete), open
+  transactions, and the deployment's direct endpoint (``GET /v1/deployment``);
 - ``produce_handler``: v3 records and ``records:batch``, the native batch append,
   producer ids and transactions (init, begin, commit, abort);
 - ``consume_handler``: the native fetch (long-poll), offsets and topic metadata, the
@@ -32,8 +33,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from . import dispatcher as _dispatcher
 from . import (
+    deployment,
     native,
     native_groups,
     native_txn,
@@ -45,6 +46,7 @@ from . import (
     v3_groups,
     v3_produce,
 )
+from . import dispatcher as _dispatcher
 from ._access import bound_grants
 from ._resolver import StreamletResolver
 from ._runtime import bound_engine, local_mode, logger, metrics, tracer
@@ -64,7 +66,7 @@ def _app(*routers: Any) -> StreamletResolver:
 
 
 admin_app = _app(v3_configs.router, v3_admin.router, v3_groups.router,
-                 native_groups.admin_router, native_txn.admin_router)
+                 native_groups.admin_router, native_txn.admin_router, deployment.router)
 produce_app = _app(v3_produce.router, native.produce_router, native_txn.router)
 consume_app = _app(native.consume_router, native_groups.consume_router, v2.router,
                    v2_subscriptions.router)

@@ -51,6 +51,7 @@ ROUTES: tuple[tuple[str, apigw.HttpMethod, str], ...] = (
     ("admin", PUT, "/v1/groups/{group}/offsets"),
     ("admin", DELETE, "/v1/groups/{group}"),
     ("admin", GET, "/v1/transactions"),
+    ("admin", GET, "/v1/deployment"),
 )
 
 # HTTP API access-log variables (one JSON object per request).

@@ -46,7 +46,7 @@ CONTRACT = {
         "/{partition}",
         "GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary",
         "GET /v1/groups", "PUT /v1/groups/{group}/offsets", "DELETE /v1/groups/{group}",
-        "GET /v1/transactions"],
+        "GET /v1/transactions", "GET /v1/deployment"],
     "produce_handler": [
         "POST /v3/clusters/{cluster_id}/topics/{topic}/records",
         "POST /v3/clusters/{cluster_id}/topics/{topic}/records:batch",

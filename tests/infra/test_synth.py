@@ -48,6 +48,7 @@ CONTRACT = {
     "PUT /v1/groups/{group}/offsets": "functions.api.admin_handler",
     "DELETE /v1/groups/{group}": "functions.api.admin_handler",
     "GET /v1/transactions": "functions.api.admin_handler",
+    "GET /v1/deployment": "functions.api.admin_handler",
 }
 API_TIMEOUT_S = 30
 

@@ -3,24 +3,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import os
 import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
+from typer.testing import CliRunner
 
 from streamlet import Admin
+from streamlet.cli import app
 from streamlet.engine.grants import Grant, http_policy
 from streamlet.local import LocalPlatform
+from streamlet.local.credentials import LOCAL_CREDENTIALS
+from streamlet.local.gateway import Gateway
+from streamlet.local.principals import Principal
+from streamlet.policy import Policy
 
 QUIET = {"log_level": 3}
+LOCAL_API = "arn:aws:execute-api:us-east-1:000000000000:local"
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +104,100 @@ def test_the_gateway_command_serves_any_direct_endpoint(live_platform: LocalPlat
     assert live_platform.engine().watermarks(topic, 0) == (0, 1)
 
 
-def test_the_gateway_command_refuses_http_endpoints() -> None:
-    result = subprocess.run([sys.executable, "-m", "streamlet.cli", "gateway", "--endpoint",
-                             "http://127.0.0.1:1", "--auth", "none"], capture_output=True,
-                            text=True, timeout=60, check=False)
-    assert result.returncode == 1 and "direct://" in result.stderr
+def test_the_gateway_command_serves_the_storage_an_http_endpoint_names(
+        live_platform: LocalPlatform, topic: str) -> None:
+    api = live_platform.start_gateway()  # the HTTP API of `streamlet local`
+    live_platform.engine().create_topic(topic, 1)
+    key, secret = LOCAL_CREDENTIALS  # the caller's: they sign the question and reach moto
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlet.cli", "gateway", "--endpoint",
+                             api, "--host", "127.0.0.1", "--port", "0", "--auth", "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        said = [proc.stderr.readline()]  # type: ignore[union-attr]
+        while "advertised as" not in said[-1]:
+            assert said[-1], f"the gateway exited: {said}"
+            said.append(proc.stderr.readline())  # type: ignore[union-attr]
+        assert any(f"{api} keeps its data in {live_platform.direct_endpoint}" in line
+                   for line in said), said
+        bootstrap = re.search(r"advertised as (\S+:\d+)", said[-1])[1]  # type: ignore[index]
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer.send(topic, key=b"k", value=b"through the API's storage").get(10)
+        producer.close()
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=10_000)
+        consumer.assign([KafkaTopicPartition(topic, 0)])
+        got = next(iter(consumer))
+        consumer.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert (got.offset, got.key, got.value) == (0, b"k", b"through the API's storage")
+    assert live_platform.engine().watermarks(topic, 0) == (0, 1)
+
+
+@contextlib.contextmanager
+def _api_without_the_route() -> Iterator[str]:
+    """What an HTTP API deployed before ``GET /v1/deployment`` answers: API Gateway's 404."""
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"message":"Not Found"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _gateway_fails(url: str, *needles: str, key: str = LOCAL_CREDENTIALS[0],
+                   secret: str = LOCAL_CREDENTIALS[1]) -> None:
+    """``streamlet gateway --endpoint url`` exits 1 with one ``error:`` line naming every
+    needle, and no traceback."""
+    result = CliRunner().invoke(app, ["gateway", "--endpoint", url, "--auth", "none"],
+                                env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_the_gateway_command_explains_an_unreachable_api() -> None:
+    _gateway_fails("http://127.0.0.1:1", "Cannot ask http://127.0.0.1:1 for its storage",
+                   "no answer from the API")
+
+
+def test_the_gateway_command_explains_a_deployment_older_than_the_route() -> None:
+    with _api_without_the_route() as url:
+        _gateway_fails(url, f"{url} does not answer GET /v1/deployment (404)",
+                       "update the deployment", "--endpoint 'direct://PREFIX?bucket=BUCKET&region=REGION'",
+                       "DirectEndpoint")
+
+
+def test_the_gateway_command_explains_a_caller_without_the_admin_grant(
+        live_platform: LocalPlatform) -> None:
+    policy = Policy.from_json(http_policy([Grant.produce(), Grant.consume()], LOCAL_API))
+    api = Gateway(live_platform.engine(), direct_endpoint=live_platform.direct_endpoint,
+                  principals=[Principal("writer", "writer", "writer-secret", (policy,))]
+                  ).start()
+    try:
+        _gateway_fails(api.url, f"{api.url} would not name its storage",
+                       "user/writer is not authorized", "GET/v1/deployment", "grant_admin",
+                       "direct://PREFIX", key="writer", secret="writer-secret")
+    finally:
+        api.stop()
 
 
 def test_local_principals_authenticate_with_plain_and_keep_their_grants(

@@ -47,7 +47,8 @@ PRINCIPALS = [_principal("billing", Grant.produce("billing"), Grant.consume("bil
 @pytest.fixture(scope="module")
 def module_gateway(platform: LocalPlatform) -> Iterator[Gateway]:
     """A gateway of its own over the session platform, with the three principals."""
-    started = Gateway(platform.engine(), principals=PRINCIPALS).start()
+    started = Gateway(platform.engine(), principals=PRINCIPALS,
+                      direct_endpoint=platform.direct_endpoint).start()
     yield started
     started.stop()
 
@@ -155,6 +156,21 @@ def test_a_principal_without_a_grant_for_the_route_is_refused(gateway: Gateway,
     forbidden(status, body, "arn:aws:iam::000000000000:user/billing", "POST/v3/clusters",
               "implicitly denied")
     assert f"billing-{topic}" not in Admin(transport=administrator(gateway)).list_topics()
+
+
+def test_only_an_administrator_is_told_where_the_storage_is(gateway: Gateway,
+                                                           live_platform: LocalPlatform,
+                                                           topic: str) -> None:
+    url = f"{gateway.url}/v1/deployment"
+    status, body = send("GET", url, key="billing")  # produce and consume grants only
+    forbidden(status, body, "arn:aws:iam::000000000000:user/billing", "GET/v1/deployment",
+              "implicitly denied")
+    with pytest.raises(AccessDenied, match="not authorized"):
+        transport(gateway, "billing").direct_endpoint()
+    answer = administrator(gateway).direct_endpoint()
+    assert answer == live_platform.direct_endpoint
+    Admin(transport=administrator(gateway)).create_topic(topic)
+    assert topic in Admin(answer).list_topics()  # the storage the HTTP API serves
 
 
 # ---- end to end: two principals ---------------------------------------------------------------

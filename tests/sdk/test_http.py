@@ -32,7 +32,7 @@ from streamlet import (
     TopicNotFound,
     wire,
 )
-from streamlet.errors import AccessDenied
+from streamlet.errors import AccessDenied, StreamletError
 from streamlet.local import LocalPlatform
 from streamlet.local.credentials import LOCAL_CREDENTIALS
 from streamlet.local.gateway import Gateway, SigV4Verifier
@@ -203,6 +203,36 @@ def test_an_append_left_without_a_reply_is_retried_only_after_its_deadline() -> 
     assert len(waits) == 1
 
 
+@pytest.mark.parametrize(("status", "body", "outcome"), [
+    (200, b'{"direct_endpoint": "direct://s?bucket=b&region=eu-west-1"}',
+     "direct://s?bucket=b&region=eu-west-1"),
+    (404, b'{"message":"Not Found"}', None),  # API Gateway: a deployment without the route
+    (403, b'{"message":"Forbidden"}', AccessDenied),
+    (200, b'{"direct_endpoint": "https://elsewhere"}', "answered no direct endpoint"),
+    (200, b"<html>", "answered no direct endpoint"),
+])
+def test_direct_endpoint_reads_the_deployments_answer(
+        monkeypatch: pytest.MonkeyPatch, status: int, body: bytes, outcome: Any) -> None:
+    transport = HttpTransport("https://abc123.execute-api.eu-west-1.amazonaws.com",
+                              boto3.Session(aws_access_key_id=KEY, aws_secret_access_key=SECRET))
+    sent: list[str] = []
+
+    def answer(method: str, url: str, body_: bytes | None, headers: dict[str, str]) -> Any:
+        sent.append(f"{method} {url} {'Authorization' in headers}")
+        return _Reply(status, {}, body)
+
+    monkeypatch.setattr(transport, "_send", answer)
+    if isinstance(outcome, type):
+        with pytest.raises(outcome):
+            transport.direct_endpoint()
+    elif outcome is None or outcome.startswith("direct"):
+        assert transport.direct_endpoint() == outcome
+    else:
+        with pytest.raises(StreamletError, match=outcome):
+            transport.direct_endpoint()
+    assert sent == ["GET https://abc123.execute-api.eu-west-1.amazonaws.com/v1/deployment True"]
+
+
 def test_the_producer_rides_out_throttling_over_http(gateway: str, topic: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     transport = HttpTransport(gateway)
@@ -240,7 +270,7 @@ def test_gateway_builds_http_api_events(live_platform: LocalPlatform,
 
     fake = types.SimpleNamespace(
         routes=lambda: [("POST /v1/topics/{topic}/partitions/{partition}/batches", "h")],
-        local_mode=lambda: None, bound_engine=lambda engine: contextlib.nullcontext(),
+        local_mode=lambda: None, bound_engine=lambda engine, endpoint: contextlib.nullcontext(),
         bound_grants=lambda source: contextlib.nullcontext(), h=handler)
     monkeypatch.setitem(sys.modules, "fake_handlers", fake)
     gateway = Gateway(None, credentials={KEY: SECRET}, handlers="fake_handlers").start()

@@ -91,6 +91,14 @@ def test_http_v3_reads_are_the_admin_grants_only() -> None:
     assert http(consume, "GET", "/v1/groups/billing-app")
 
 
+def test_http_only_the_admin_grant_asks_for_the_direct_endpoint() -> None:
+    """``GET /v1/deployment`` names the tables and bucket: whoever serves them directly
+    (``streamlet gateway``) needs the engine's full access, i.e. an administrator."""
+    assert http(Grant.admin(), "GET", "/v1/deployment")
+    for grant in (Grant.produce(), Grant.consume()):
+        assert not http(grant, "GET", "/v1/deployment"), grant
+
+
 def test_grants_encode_compactly_and_refuse_widening_patterns() -> None:
     assert Grant.consume("orders.", "billing").encode() == "consume:orders.*:billing*"
     assert Grant.decode("admin:*:*") == Grant.admin()

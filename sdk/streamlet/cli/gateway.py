@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from ..local.principals import Principal
 
 AUTH_MODES = ("iam", "none")
+HTTP_SCHEMES = ("http", "https")
+ASK_TIMEOUT_S = 15.0
+PASS_DIRECT = ("pass its direct endpoint instead: --endpoint "
+               "'direct://PREFIX?bucket=BUCKET&region=REGION' (the stack's DirectEndpoint "
+               "output).")
 
 
 def _engine(url: str) -> Engine:
@@ -29,9 +34,37 @@ def _engine(url: str) -> Engine:
 
     transport = connect(url) if urlsplit(url).scheme.startswith("direct") else None
     if not isinstance(transport, Engine):
-        raise CliError(f"The gateway serves the engine itself: give a direct:// or "
-                       f"direct+http:// endpoint, not {url!r}.")
+        raise CliError(f"The gateway serves the engine itself: give a direct://, "
+                       f"direct+http:// or http(s):// endpoint, not {url!r}.")
     return transport
+
+
+def _storage_of(url: str) -> str:
+    """The direct endpoint the gateway serves: ``url`` itself, or the one an HTTP API
+    names (``GET /v1/deployment``, an administrator's route), said on stderr."""
+    if urlsplit(url).scheme not in HTTP_SCHEMES:
+        return url
+    from ..errors import AccessDenied, StreamletError
+    from ..transport.http import HttpTransport
+
+    transport = HttpTransport(url, timeout=ASK_TIMEOUT_S)
+    try:
+        found = transport.direct_endpoint()
+    except AccessDenied as error:
+        raise CliError(f"{url} would not name its storage ({error.message.rstrip('.')}). "
+                       "Asking it (GET /v1/deployment) takes an administrator's AWS "
+                       f"credentials (grant_admin); or {PASS_DIRECT}") from None
+    except StreamletError as error:  # no answer (unreachable, timed out) or a failure
+        raise CliError(f"Cannot ask {url} for its storage: {error.message}") from None
+    finally:
+        transport.close()
+    if found is None:
+        raise CliError(f"{url} does not answer GET /v1/deployment (404): a deployment "
+                       "older than that route, or not a Streamlet API; update the deployment "
+                       f"(cdk deploy), or {PASS_DIRECT}")
+    stderr().print(f"{url} keeps its data in {found}: the gateway serves that storage "
+                   "directly, with this machine's AWS credentials.", markup=False)
+    return found
 
 
 def iam_authenticator(url: str, audience: str, region: str | None,
@@ -55,8 +88,9 @@ def iam_authenticator(url: str, audience: str, region: str | None,
 def gateway(
     ctx: typer.Context,
     endpoint_option: Annotated[str | None, typer.Option(
-        "--endpoint", "-b", help="The Streamlet endpoint to serve (direct:// or "
-        "direct+http://); default: the global --endpoint / $STREAMLET_ENDPOINT.")] = None,
+        "--endpoint", "-b", help="The Streamlet endpoint to serve: direct://, direct+http://, "
+        "or a deployment's HTTP API (https://, http://), which names its storage; default: "
+        "the global --endpoint / $STREAMLET_ENDPOINT.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option("--port", min=0, max=65535,
                                       help="Kafka port (0 picks a free one).")] = 9092,
@@ -78,6 +112,9 @@ def gateway(
 
     Kafka clients (kcat, kafka-python, aiokafka, confluent-kafka) then bootstrap from it.
     Stateless: run as many as you like behind one TCP load balancer, each advertising it.
+    Given an HTTP API's URL, it asks the deployment where its tables and bucket are
+    (GET /v1/deployment, an administrator's route) and serves them directly, with this
+    machine's AWS credentials.
     """
     from ..kafka import KafkaGateway
 
@@ -85,9 +122,10 @@ def gateway(
         raise CliError(f"--auth is one of {', '.join(AUTH_MODES)}, not {auth!r}.")
     url = endpoint_option or endpoint(ctx)
     adv_host, adv_port = _address(advertise)
-    authenticator = iam_authenticator(url, audience, region, grants_path) \
+    storage = _storage_of(url)
+    authenticator = iam_authenticator(storage, audience, region, grants_path) \
         if auth == "iam" else None
-    server = KafkaGateway(_engine(url), host=host, port=port, advertised_host=adv_host,
+    server = KafkaGateway(_engine(storage), host=host, port=port, advertised_host=adv_host,
                           advertised_port=adv_port, authenticator=authenticator)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 

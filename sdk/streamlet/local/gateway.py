@@ -178,15 +178,18 @@ class Gateway:
     """Serves the HTTP API on ``host:port`` by invoking the Lambda handlers in-process.
 
     ``engine`` serves every request (bound per request, so tests of the handlers keep
-    their own). ``credentials`` maps access keys to secrets of administrators (default:
-    the local credentials); ``principals`` adds principals with their own policies.
+    their own); ``direct_endpoint`` reaches its storage from this machine (what
+    ``GET /v1/deployment`` answers; without it that route fails). ``credentials`` maps
+    access keys to secrets of administrators (default: the local credentials);
+    ``principals`` adds principals with their own policies.
     """
 
     def __init__(self, engine: Any, *, host: str = "127.0.0.1", port: int = 0,
                  credentials: Mapping[str, str] | None = None,
                  principals: Iterable[Principal] = (),
-                 handlers: str = HANDLERS_MODULE) -> None:
+                 handlers: str = HANDLERS_MODULE, direct_endpoint: str | None = None) -> None:
         self.engine = engine
+        self.direct_endpoint = direct_endpoint
         self.host = host
         self._requested_port = port
         self.principals = {p.access_key: p for p in
@@ -286,7 +289,8 @@ class Gateway:
     def _invoke(self, response_class: Any, route: _Route, event: dict[str, Any]) -> Any:
         handler = getattr(self._module, route.handler)
         try:
-            with self._module.bound_engine(self.engine), self._module.bound_grants(self._grants):
+            with self._module.bound_engine(self.engine, self.direct_endpoint), \
+                    self._module.bound_grants(self._grants):
                 result = handler(event, LocalLambdaContext(route.handler))
         except Exception:
             log.exception("handler %s failed on %s", route.handler, route.key)

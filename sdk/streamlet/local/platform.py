@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, overload
 from ..engine import Engine, Names
 from ..engine.aws import RETRIES
 from ..errors import StreamletError
+from ..transport.direct import direct_endpoint
 from .credentials import LOCAL_CREDENTIALS, REGION
 from .serving import WSGIApp, serve, stop_serving
 
@@ -118,6 +119,13 @@ class LocalPlatform:
         suffix = "" if self.names.prefix == "streamlet" else f"/{self.names.prefix}"
         return f"direct+http://{self.host}:{self.port}{suffix}"
 
+    @property
+    def direct_endpoint(self) -> str:
+        """:attr:`endpoint` with the bucket and region spelled out
+        (``direct+http://HOST:PORT/PREFIX?bucket=B&region=us-east-1``): what the HTTP
+        gateway's ``GET /v1/deployment`` answers."""
+        return direct_endpoint(self.names, REGION, self.aws_endpoint_url)
+
     def env(self) -> dict[str, str]:
         """Environment variables a client process needs to reach this platform."""
         key, secret = LOCAL_CREDENTIALS
@@ -164,7 +172,8 @@ class LocalPlatform:
 
         if self._gateway is None:
             self._gateway = Gateway(self.engine(), host=self.host, port=port,
-                                    credentials=credentials, principals=principals).start()
+                                    credentials=credentials, principals=principals,
+                                    direct_endpoint=self.direct_endpoint).start()
         return str(self._gateway.url)
 
     @property

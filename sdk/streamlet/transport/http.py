@@ -174,6 +174,14 @@ class HttpTransport:
     def _request(self, method: str, path: str, *, query: Mapping[str, object] | None = None,
                  json_body: object = None, body: bytes | None = None) -> _Reply:
         """Sign and send one request; an error status raises its StreamletError."""
+        reply = self._exchange(method, path, query=query, json_body=json_body, body=body)
+        if reply.status >= 400:
+            raise error_from_reply(reply.status, reply.data)
+        return reply
+
+    def _exchange(self, method: str, path: str, *, query: Mapping[str, object] | None = None,
+                  json_body: object = None, body: bytes | None = None) -> _Reply:
+        """Sign and send one request; its reply, whatever the status."""
         url = self._url(path, query)
         headers = {"Accept": "application/json"}
         if json_body is not None:
@@ -183,10 +191,7 @@ class HttpTransport:
             headers["Content-Type"] = "application/octet-stream"
         signed = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
         SigV4Auth(self._credentials(), SERVICE, self._region).add_auth(signed)
-        reply = self._send(method, url, body, dict(signed.headers.items()))
-        if reply.status >= 400:
-            raise error_from_reply(reply.status, reply.data)
-        return reply
+        return self._send(method, url, body, dict(signed.headers.items()))
 
     def _url(self, path: str, query: Mapping[str, object] | None) -> str:
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
@@ -389,6 +394,36 @@ class HttpTransport:
     def enforce_retention(self, topic: str | None = None) -> list[RetentionReport]:
         out = self._request("POST", "/v1/retention", json_body={"topic": topic}).json()
         return wire.retention_reports_from_json(out)
+
+    # ---- the deployment ---------------------------------------------------------------
+
+    def direct_endpoint(self) -> str | None:
+        """``GET /v1/deployment``: the endpoint that reaches this deployment's tables and
+        bucket directly (``direct://PREFIX?bucket=B&region=R``; a local platform answers
+        ``direct+http://...``), for programs that serve the engine itself with their own
+        AWS credentials (``streamlet gateway``). An administrator's route.
+
+        None if the API has no such route (404: a deployment older than the route, or
+        not a Streamlet API); AccessDenied without ``grant_admin``.
+
+        Example:
+            >>> HttpTransport("https://abc123.execute-api.eu-west-1.amazonaws.com"
+            ...               ).direct_endpoint()                      # doctest: +SKIP
+            'direct://streamlet?bucket=streamlet-data&region=eu-west-1'
+        """
+        reply = self._exchange("GET", "/v1/deployment")
+        if reply.status == 404:
+            return None
+        if reply.status >= 400:
+            raise error_from_reply(reply.status, reply.data)
+        try:
+            found = reply.json()["direct_endpoint"]
+        except (ValueError, KeyError, TypeError):
+            found = None
+        if not isinstance(found, str) or not found.startswith("direct"):
+            raise StreamletError("GET /v1/deployment answered no direct endpoint: "
+                                 f"{reply.data[:200]!r}.")
+        return found
 
 
 def _txn_path(transactional_id: str, suffix: str) -> str:

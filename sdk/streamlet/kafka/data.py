@@ -220,7 +220,9 @@ class DataApis:
                 log_append_time_ms=result.log_append_time if result else -1,
                 log_start_offset=result.log_start_offset if result else -1,
                 record_errors=[], error_message=message))
-        if body.acks == 0:
+        if body.acks == 0:  # no answer; a failure closes the connection, as a broker does,
+            # so the client notices (and refreshes its metadata)
+            session.closing = any(code != codes.NONE for code, _, _ in results)
             return None
         return cls(responses=[topic_cls(name=n, partition_responses=r)
                               for n, r in by_topic.items()], throttle_time_ms=0)

@@ -187,7 +187,8 @@ class KafkaGateway:
                 if reply is not None:
                     writer.write(reply)
                     await writer.drain()
-                if session.closing:  # after a refused authentication, as a broker does
+                if session.closing:  # after a refused authentication or a failed acks=0
+                    # produce, as a broker does
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass

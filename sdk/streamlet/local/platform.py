@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, overload
+from urllib.parse import urlencode
 
 from ..engine import Engine, Names
 from ..engine.aws import RETRIES
@@ -115,8 +116,11 @@ class LocalPlatform:
 
     @property
     def endpoint(self) -> str:
-        """The STREAMLET_ENDPOINT value for SDK and CLI clients."""
+        """The STREAMLET_ENDPOINT value for SDK and CLI clients (the bucket is named when
+        it is not the ``PREFIX-data`` that a direct endpoint assumes)."""
         suffix = "" if self.names.prefix == "streamlet" else f"/{self.names.prefix}"
+        if self.names.bucket != f"{self.names.prefix}-data":
+            suffix += f"?{urlencode({'bucket': self.names.bucket})}"
         return f"direct+http://{self.host}:{self.port}{suffix}"
 
     @property

@@ -19,6 +19,7 @@ from streamlet.clock import ManualClock
 from streamlet.codec import decode_batch
 from streamlet.engine import Engine, schema
 from streamlet.engine.log import CACHE_SECONDS, batch_from_item
+from streamlet.engine.topics import CACHE_SECONDS as TOPIC_CACHE_SECONDS
 from streamlet.engine.topics import TRUST_MARGIN_MS
 from streamlet.errors import (
     AppendOutcomeUnknown,
@@ -149,10 +150,12 @@ def test_a_cached_tail_expires_on_the_wall_clock(engine: Engine, clock: ManualCl
     calls = Calls(engine)
     clock.advance(CACHE_SECONDS - 0.5)
     engine.append("t", 0, make_batch([b"b"]))
-    assert calls.ops == {"PutItem": 1}
+    # the tail is still trusted (no Query); the topic's metadata, cached for a shorter
+    # time (topics.CACHE_SECONDS), is read again
+    assert calls.ops == {"PutItem": 1, "GetItem": 1}
     clock.advance(CACHE_SECONDS + 0.5)  # the deadline passed: read the tail again
     engine.append("t", 0, make_batch([b"c"]))
-    assert calls.ops == {"PutItem": 2, "Query": 1}
+    assert calls.ops == {"PutItem": 2, "GetItem": 2, "Query": 1}
 
 
 # ---- dense offsets from many writers ----------------------------------------------------
@@ -588,3 +591,17 @@ def test_a_retry_behind_more_than_4_mib_of_appends_is_unknown_not_written(
     clock.advance(TRUST_MARGIN_MS / 1000 + 1)
     assert engine.append("busy", 0, ours, since_ms=int(clock.time() * 1000)).base_offset == 5
     assert engine.append("busy", 0, ours, since_ms=int(clock.time() * 1000)).duplicate
+
+
+def test_the_topic_metadata_cache_runs_on_the_engines_clock(
+        world: tuple[Any, Any], clock: ManualClock) -> None:
+    """Cached for topics.CACHE_SECONDS of the engine's clock (a ManualClock here), then
+    read again: another engine's config change shows then, not before."""
+    reader, writer = engine_on(world, clock), engine_on(world, clock)
+    writer.create_topic("cfg", 1)
+    assert reader.topics.get("cfg").config["retention.ms"] == "604800000"
+    writer.alter_topic_config("cfg", {"retention.ms": "1000"})
+    time.sleep(TOPIC_CACHE_SECONDS + 0.2)  # the host's time passes; the engine's does not
+    assert reader.topics.get("cfg").config["retention.ms"] == "604800000"
+    clock.advance(TOPIC_CACHE_SECONDS)
+    assert reader.topics.get("cfg").config["retention.ms"] == "1000"

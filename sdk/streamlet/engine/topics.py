@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import builtins
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -146,7 +145,7 @@ class TopicStore:
 
     def get(self, name: str, *, fresh: bool = False) -> TopicMeta:
         """The topic's metadata; raises TopicNotFound (UnsupportedLayout for an old one)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         with self._lock:
             hit = self._cache.get(name)
         if hit and not fresh and now - hit[0] < CACHE_SECONDS:
@@ -183,7 +182,7 @@ class TopicStore:
             self._delete_partition_items(meta, range(partitions))
             raise
         with self._lock:
-            self._cache[name] = (time.monotonic(), meta)
+            self._cache[name] = (self._clock.monotonic(), meta)
         return meta
 
     def _commit_topic(self, meta: TopicMeta) -> None:

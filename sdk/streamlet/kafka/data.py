@@ -56,7 +56,7 @@ from ..codec import HEADER, HEADER_SIZE
 from ..errors import OffsetOutOfRange, ProducerFenced, StreamletError
 from ..records import AppendResult, FetchResult, ProducerIdentity, TopicDescription
 from ..validation import decode_records
-from ..wire import APPEND_DEADLINE_MS
+from ..wire import APPEND_DEADLINE_MS, CLUSTER_ID
 from . import auth, codes
 from .protocol import ApiKey, response_class
 from .transactions import TxnApis, txn_code
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
     from .host import Host
     from .protocol import Request
 
-CLUSTER_ID = "streamlet"
 REMEMBERED_BATCHES = 5
 PRODUCER_MEMORY = 10_000
 """(producer id, partition) pairs remembered per connection, least recently used out."""

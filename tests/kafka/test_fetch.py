@@ -1,6 +1,7 @@
 """Fetch's byte limits and offsets as a broker answers them: ``max_bytes`` bounds the whole
 response (the first batch always comes), the high watermark is the partition's even when
-the fetch stopped short, and a read_committed fetch stops at the last stable offset."""
+the fetch stopped short, and a read_committed fetch stops at the last stable offset. And
+poisoned batches through Produce: refused, nothing written, the partition still readable."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from streamlet.kafka import KafkaGateway
 from streamlet.local import LocalPlatform
 from tests.batches import make_batch
 from tests.engine.test_transactions import TxnProducer
+from tests.functions.test_poisoned_batches import attacks
 from tests.kafka.raw import Connection
 
 BATCHES = 5
+CORRUPT_MESSAGE, INVALID_TIMESTAMP = 2, 32
 
 
 def _batch(n: int) -> bytes:
@@ -93,3 +96,19 @@ def test_read_committed_stops_at_the_last_stable_offset(
     (after,) = conn.fetch(name, [0], max_bytes=1 << 20, isolation_level=1)
     assert (after.high_watermark, after.last_stable_offset) == (3, 3)
     assert len(after.records) == 2 * BATCH  # the aborted batch skipped
+
+
+@pytest.mark.parametrize("name", list(attacks()))
+def test_a_poisoned_produce_is_refused_and_the_partition_stays_readable(
+        platform: LocalPlatform, conn: Connection, name: str) -> None:
+    """The hardening's attack batches through the gateway's Produce (acks=all): each gets
+    the matching Kafka error code, nothing is written, the partition reads as before."""
+    engine = platform.engine()
+    topic = f"poison-{uuid.uuid4().hex[:8]}"
+    engine.create_topic(topic, 1)
+    assert conn.produce(topic, _batch(0)) == (0, 0)
+    expected = INVALID_TIMESTAMP if name.startswith("timestamp") else CORRUPT_MESSAGE
+    assert conn.produce(topic, attacks()[name]) == (expected, -1)
+    assert engine.watermarks(topic, 0) == (0, 1)
+    (answer,) = conn.fetch(topic, [0], max_bytes=1 << 20)
+    assert len(answer.records) == BATCH and answer.high_watermark == 1

@@ -13,6 +13,22 @@ from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from streamlet.kafka import KafkaGateway
 
 
+def read_exactly(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from ``sock``; fails the test if the gateway closes it first."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "the gateway closed the connection"
+        data += chunk
+    return data
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One size-prefixed response frame (its header and body)."""
+    (size,) = struct.unpack(">i", read_exactly(sock, 4))
+    return read_exactly(sock, size)
+
+
 class Connection:
     """Requests on one connection, answered in order."""
 
@@ -24,8 +40,7 @@ class Connection:
         self.correlation += 1
         request.with_header(correlation_id=self.correlation, client_id="raw")
         self.sock.sendall(bytes(request.encode(header=True, framed=True)))
-        (size,) = struct.unpack(">i", self._read(4))
-        return response[version].decode(self._read(size), version=version, header=True)
+        return response[version].decode(read_frame(self.sock), version=version, header=True)
 
     def produce(self, topic: str, batch: bytes, partition: int = 0,
                 timeout_ms: int = 10_000) -> tuple[int, int]:
@@ -53,14 +68,6 @@ class Connection:
                           for p in partitions])], forgotten_topics_data=[], rack_id="")
         reply = self.exchange(request, FetchResponse, 11)
         return list(reply.responses[0].partitions)
-
-    def _read(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            assert chunk, "the gateway dropped the connection"
-            data += chunk
-        return data
 
     def close(self) -> None:
         self.sock.close()

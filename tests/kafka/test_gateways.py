@@ -32,6 +32,7 @@ from streamlet.kafka.protocol import ApiKey, decode_request, parse_header
 from streamlet.local import LocalPlatform
 from streamlet.partitioner import murmur2_partition
 from streamlet.records import Record
+from tests.kafka.raw import read_frame
 
 from .conftest import eventually
 
@@ -222,19 +223,6 @@ def _produce_frame(topic: str, partition: int, records: bytes, acks: int,
                   9, correlation)
 
 
-def _reply(sock: socket.socket) -> bytes:
-    def read(n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            assert chunk, "the gateway closed the connection"
-            data += chunk
-        return data
-
-    (size,) = struct.unpack(">i", read(4))
-    return read(size)
-
-
 def test_acks_0_produces_are_not_answered_and_the_connection_serves_on(
         start: Callable[..., KafkaGateway], live_platform: LocalPlatform, topic: str) -> None:
     """On one connection: an acks=0 Produce that succeeds, then an acks=1 Produce and an
@@ -251,8 +239,8 @@ def test_acks_0_produces_are_not_answered_and_the_connection_serves_on(
     ]
     with socket.create_connection(served.gateway.advertised, timeout=10) as sock:
         sock.sendall(b"".join(frames))
-        produced = ProduceResponse[9].decode(_reply(sock), version=9, header=True)
-        versions = _reply(sock)
+        produced = ProduceResponse[9].decode(read_frame(sock), version=9, header=True)
+        versions = read_frame(sock)
         assert struct.unpack_from(">i", versions)[0] == 7  # ApiVersions' correlation id
         sock.settimeout(0.5)
         with pytest.raises(TimeoutError):  # nothing else comes, and the socket is open

@@ -18,6 +18,7 @@ from streamlet.errors import GroupActive
 from streamlet.kafka import KafkaGateway
 from streamlet.kafka.protocol import SUPPORTED
 from streamlet.local import LocalPlatform
+from tests.kafka.raw import read_frame
 
 
 def _exchange(gateway: KafkaGateway, request: object, version: int) -> bytes:
@@ -26,17 +27,7 @@ def _exchange(gateway: KafkaGateway, request: object, version: int) -> bytes:
     frame = bytes(request.encode(header=True, framed=True))  # type: ignore[attr-defined]
     with socket.create_connection(gateway.advertised, timeout=10) as sock:
         sock.sendall(frame)
-        (size,) = struct.unpack(">i", _read(sock, 4))
-        return _read(sock, size)
-
-
-def _read(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "the gateway dropped the connection"
-        data += chunk
-    return data
+        return read_frame(sock)
 
 
 def test_api_versions_advertises_what_is_served(gateway: KafkaGateway) -> None:
@@ -60,8 +51,7 @@ def test_a_future_api_versions_gets_the_v0_answer(gateway: KafkaGateway) -> None
     frame = struct.pack(">hhih", 18, 99, 8, 3) + b"raw"
     with socket.create_connection(gateway.advertised, timeout=10) as sock:
         sock.sendall(struct.pack(">i", len(frame)) + frame)
-        (size,) = struct.unpack(">i", _read(sock, 4))
-        reply = _read(sock, size)
+        reply = read_frame(sock)
     decoded = ApiVersionsResponse.decode(reply, version=0, header=True)
     assert decoded.error_code == 35 and len(decoded.api_keys) == len(SUPPORTED)
 

@@ -62,14 +62,14 @@ def _member(member_id: str, joined: int, protocols: tuple[str, ...] = ("range",)
                          beat_ms=beat, rebalance_ms=5000)
 
 
-def _coordinator() -> Coordinator:
+def _coordinator(initial_delay_ms: int = 0) -> Coordinator:
     class Host:
         engine: Any = type("E", (), {"kafka_groups": None})()
         auth: Any = None
         node_id = 0
         advertised = ("h", 1)
 
-    return Coordinator(Host(), initial_delay_ms=0)  # type: ignore[arg-type]
+    return Coordinator(Host(), initial_delay_ms=initial_delay_ms)  # type: ignore[arg-type]
 
 
 def test_a_generation_forms_when_every_member_rejoined_or_the_deadline_passed() -> None:
@@ -84,6 +84,32 @@ def test_a_generation_forms_when_every_member_rejoined_or_the_deadline_passed() 
     coordinator._try_complete(group, now=group.deadline_ms)
     assert group.state == COMPLETING and list(group.members) == ["a"]  # b dropped
     assert (group.generation, group.leader) == (1, "a")
+
+
+def test_the_first_member_of_a_new_group_waits_the_initial_delay_for_the_others() -> None:
+    """Like group.initial.rebalance.delay.ms: the first JoinGroup of an empty group does not
+    form a generation of one (whose leader would assign before the others arrive); members
+    joining within the delay are in generation 1."""
+    coordinator, group = _coordinator(initial_delay_ms=1000), ClassicGroup("g")
+    assert coordinator._admit(group, _member("a", 0), "consumer", now=10_000) \
+        == (codes.NONE, 1)
+    coordinator._try_complete(group, now=10_500)
+    assert group.state == PREPARING and group.generation == 0
+    assert coordinator._admit(group, _member("b", 0), "consumer", now=10_600) \
+        == (codes.NONE, 1)
+    assert group.state == PREPARING  # b is in the round, the delay is not over
+    coordinator._try_complete(group, now=11_000)
+    assert group.state == COMPLETING and group.generation == 1
+    assert (sorted(group.members), group.leader) == (["a", "b"], "a")
+    assert group.deadline_ms == 10_000 + 5000  # the joining member's rebalance timeout
+
+
+def test_a_member_of_another_protocol_type_is_refused() -> None:
+    coordinator, group = _coordinator(), ClassicGroup("g")
+    coordinator._admit(group, _member("a", 0), "consumer", now=1000)
+    assert coordinator._admit(group, _member("b", 0), "connect", now=1100) \
+        == (codes.INCONSISTENT_GROUP_PROTOCOL, None)
+    assert list(group.members) == ["a"]
 
 
 def test_silent_members_expire_and_start_a_rebalance() -> None:

@@ -210,27 +210,34 @@ class Coordinator:
             [(p.name, base64.b64encode(bytes(p.metadata)).decode()) for p in body.protocols])
 
         def add(group: ClassicGroup) -> Outcome:
-            now = _now_ms()
-            self._expire(group, now)
-            if group.members and group.protocol_type != body.protocol_type:
-                return codes.INCONSISTENT_GROUP_PROTOCOL, None
-            if group.members and not _common_protocol([*group.members.values(), member]):
-                return codes.INCONSISTENT_GROUP_PROTOCOL, None
-            if member.instance_id is not None:
-                for other in list(group.members.values()):
-                    if other.instance_id == member.instance_id and other.member_id != member_id:
-                        del group.members[other.member_id]  # a restarted static member
-            group.protocol_type = body.protocol_type
-            self._start_rebalance(group, now)
-            member.joined, member.beat_ms = group.round, now
-            group.members[member_id] = member
-            self._try_complete(group, now)
-            return codes.NONE, group.round
+            return self._admit(group, member, body.protocol_type, _now_ms())
 
         code, round_ = await self._update(body.group_id, add)
         if code != codes.NONE:
             return answer(code, member_id)
         return await self._await_generation(body.group_id, member_id, round_, answer)
+
+    def _admit(self, group: ClassicGroup, member: ClassicMember, protocol_type: str,
+               now: int) -> Outcome:
+        """``member`` joins (or rejoins) ``group``: (error code, the round it joined)."""
+        self._expire(group, now)
+        if group.members and group.protocol_type != protocol_type:
+            return codes.INCONSISTENT_GROUP_PROTOCOL, None
+        if group.members and not _common_protocol([*group.members.values(), member]):
+            return codes.INCONSISTENT_GROUP_PROTOCOL, None
+        if member.instance_id is not None:
+            for other in list(group.members.values()):
+                if other.instance_id == member.instance_id and \
+                        other.member_id != member.member_id:
+                    del group.members[other.member_id]  # a restarted static member
+        group.protocol_type = protocol_type
+        # a member before the rebalance starts: its rebalance timeout counts for the
+        # deadline (the first member of a new group waits the initial delay for others)
+        group.members[member.member_id] = member
+        self._start_rebalance(group, now)
+        member.joined, member.beat_ms = group.round, now
+        self._try_complete(group, now)
+        return codes.NONE, group.round
 
     async def _join_checks(self, session: Session, body: Any) -> int:
         try:

@@ -10,12 +10,13 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.errors import InconsistentGroupProtocolError
 from kafka.protocol.admin import DescribeAclsRequest
+from kafka.protocol.api_header import ResponseClassRegistry
 from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.producer import EndTxnRequest
 
 from streamlet import Consumer
 from streamlet.errors import GroupActive
-from streamlet.kafka import KafkaGateway
+from streamlet.kafka import KafkaGateway, protocol
 from streamlet.kafka.protocol import SUPPORTED
 from streamlet.local import LocalPlatform
 from tests.kafka.raw import read_frame
@@ -28,6 +29,23 @@ def _exchange(gateway: KafkaGateway, request: object, version: int) -> bytes:
     with socket.create_connection(gateway.advertised, timeout=10) as sock:
         sock.sendall(frame)
         return read_frame(sock)
+
+
+def test_no_message_class_is_created_after_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kafka-python registers each response class it creates lazily (``Class[version]``)
+    by weak reference; created by two threads at once, the registered one can be freed and
+    every client in the process then fails to read that API's responses. Importing the
+    gateway's protocol module creates them all: no lookup after it registers anything."""
+    registered: list[str] = []
+    monkeypatch.setattr(ResponseClassRegistry, "register_response_class",
+                        classmethod(lambda _, cls: registered.append(cls.__name__)))
+    for cls in (*protocol._REQUESTS.values(), *protocol._RESPONSES.values()):
+        for version in range(cls.min_version, cls.max_version + 1):
+            assert cls[version] is cls[version]
+    assert registered == []
+    assert len(protocol._RESPONSES) == len(ResponseClassRegistry._response_class_registry)
+    for key, cls in ResponseClassRegistry._response_class_registry.items():
+        assert key == cls.API_KEY  # every registered class alive (a freed one raises)
 
 
 def test_api_versions_advertises_what_is_served(gateway: KafkaGateway) -> None:

@@ -91,6 +91,24 @@ def _classes() -> tuple[dict[int, Any], dict[int, Any]]:
 _REQUESTS, _RESPONSES = _classes()
 
 
+def _create_every_version() -> None:
+    """Create each message class's per-version classes now, at import, on one thread.
+
+    kafka-python creates ``Class[version]`` on first use, and each new response class
+    registers itself, by weak reference, as *the* class for reading responses of its API.
+    Two threads creating the same version at once (a gateway and Kafka clients in one
+    process, or two clients) can leave that reference pointing at the class that lost the
+    race and was freed: every later response of that API, for every kafka-python client
+    in the process, then fails with ``ReferenceError`` and its connection stops reading.
+    Created here, every later lookup is a cache hit and nothing registers again."""
+    for cls in (*_REQUESTS.values(), *_RESPONSES.values()):
+        for version in range(cls.min_version, cls.max_version + 1):
+            cls[version]
+
+
+_create_every_version()
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """One decoded request: its API key and version, correlation id, client id, body."""

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import Producer as ConfluentProducer
 from confluent_kafka import TopicPartition as ConfluentPartition
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.protocol.consumer import JoinGroupRequest
 from kafka.protocol.metadata import ApiVersionsRequest
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from kafka.record.default_records import DefaultRecordBatchBuilder
@@ -253,6 +254,34 @@ def test_acks_0_produces_are_not_answered_and_the_connection_serves_on(
     (read,) = _read_back(live_platform, topic, 1).values()
     assert [r.value for r in read] == [b"acks0-0", b"acks0-1", b"acks0-2",
                                        b"acks1-0", b"acks1-1"]
+
+
+def test_a_stopped_gateway_closes_the_connections_it_served(
+        start: Callable[..., KafkaGateway], topic: str) -> None:
+    """Stopping a gateway ends each open connection, an idle one and one whose JoinGroup
+    is still waiting (a new group's initial delay): the clients read the end of the
+    stream at once, not when the process exits."""
+    gateway = start()
+    idle, joining = (socket.create_connection(gateway.advertised, timeout=10)
+                     for _ in range(2))
+    try:
+        idle.sendall(_frame(ApiVersionsRequest[3](client_software_name="raw",
+                                                  client_software_version="1"), 3, 1))
+        assert struct.unpack_from(">i", read_frame(idle))[0] == 1
+        join = JoinGroupRequest[3]
+        joining.sendall(_frame(join(
+            group_id=f"stop-{topic}", session_timeout_ms=10_000, rebalance_timeout_ms=10_000,
+            member_id="", protocol_type="consumer",
+            protocols=[join.JoinGroupRequestProtocol(name="range", metadata=b"")]), 3, 2))
+        eventually(lambda: len(gateway._connections) == 2, what="both connections served")
+        time.sleep(0.2)  # the JoinGroup waits a second for more members
+        gateway.stop()
+        for sock in (idle, joining):
+            sock.settimeout(5)
+            assert sock.recv(1) == b""  # closed by the gateway
+    finally:
+        idle.close()
+        joining.close()
 
 
 @pytest.mark.parametrize("failure", ["missing topic", "bad crc", "truncated",

@@ -121,8 +121,12 @@ class KafkaGateway:
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._connections):
+            connections = list(self._connections)
+            for task in connections:
                 task.cancel()
+            with contextlib.suppress(Exception):  # each closes its socket as it ends
+                await asyncio.wait_for(
+                    asyncio.gather(*connections, return_exceptions=True), 2)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None

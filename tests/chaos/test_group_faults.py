@@ -15,7 +15,9 @@ def test_group_survives_kills_pauses_and_skew(live_platform: LocalPlatform, topi
                                               ) -> None:
     scenario, acked, seconds = run_group_scenario(live_platform, topic, SEED)
     history = scenario.history
-    report = check_group(history, acked, handoff_limit=2 * SESSION_S)
+    # a handoff is a session (2 s) plus the survivors' next heartbeat and poll: measured
+    # 1.5-2.8 s alone, up to 4.3 s beside another test worker and two busy loops (2 cores)
+    report = check_group(history, acked, handoff_limit=3 * SESSION_S)
     redelivered = len(history.deliveries) - len({(d.tp, d.offset) for d in history.deliveries})
     print(f"seed={SEED} {seconds:.1f}s takes={len(history.takes)} "
           f"commits={len(history.commits)} refused={sum(not c.accepted for c in history.commits)}"

@@ -61,6 +61,7 @@ from ..codec import (
     RECORD_COUNT_OFFSET,
     TRANSACTIONAL_BIT,
     BatchHeader,
+    increment_sequence,
     parse_header,
     with_base_offset,
     with_log_append_time,
@@ -104,7 +105,6 @@ NEVER = -1
 SEQUENCE_MEMORY = 5
 """A batch may repeat one of its producer's last this many batches (a broker's
 max.in.flight.requests.per.connection bound for idempotence); older ones are gaps."""
-SEQUENCE_MODULUS = 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -840,7 +840,7 @@ class _SequenceCheck:
                 raise ProducerFenced(self.topic, self.partition, h.producer_id,
                                      h.producer_epoch, epoch)
             self.expected = 0 if epoch < h.producer_epoch else \
-                (base_sequence + found.count) % SEQUENCE_MODULUS
+                increment_sequence(base_sequence, found.count)
             if h.base_sequence == self.expected:
                 return True
             if epoch < h.producer_epoch:

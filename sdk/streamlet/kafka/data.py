@@ -52,7 +52,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ..codec import HEADER, HEADER_SIZE
+from ..codec import HEADER, HEADER_SIZE, increment_sequence
+from ..engine.log import SEQUENCE_MEMORY
 from ..errors import OffsetOutOfRange, ProducerFenced, StreamletError
 from ..records import AppendResult, FetchResult, ProducerIdentity, TopicDescription
 from ..validation import decode_records
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
     from .host import Host
     from .protocol import Request
 
-REMEMBERED_BATCHES = 5
 PRODUCER_MEMORY = 10_000
 """(producer id, partition) pairs remembered per connection, least recently used out."""
 POLL_MIN_S, POLL_MAX_S = 0.01, 0.25
@@ -116,13 +116,14 @@ class ProducerMemory:
         last = seen[-1]
         if epoch < last.epoch:
             raise ProducerFenced(key[1], key[2], key[0], epoch, last.epoch)
-        return last.epoch == epoch and sequence == (last.sequence + last.count) % 2**31
+        return last.epoch == epoch and sequence == increment_sequence(last.sequence,
+                                                                      last.count)
 
     def forget(self, key: tuple[int, str, int]) -> None:
         self._seen.pop(key, None)
 
     def record(self, key: tuple[int, str, int], batch: _Appended) -> None:
-        seen = self._seen.setdefault(key, deque(maxlen=REMEMBERED_BATCHES))
+        seen = self._seen.setdefault(key, deque(maxlen=SEQUENCE_MEMORY))
         if seen and seen[-1].epoch != batch.epoch:
             seen.clear()
         seen.append(batch)

@@ -426,6 +426,15 @@ def test_members_on_three_gateways_form_one_group_and_take_over_from_each_other(
                 f"{[(m.name, sorted(m.assignment)) for m in members]}, errors "
                 f"{[m.errors[-3:] for m in members]}")
 
+    def stop_reading(member: Member, via: Served, tag: str, read_below: int) -> None:
+        """``member`` stops polling and five more records go to each partition through
+        ``via``: the others read theirs, ``member``'s wait unread at ``read_below``."""
+        member.pause()
+        held = member.assignment
+        sent.update(_produce_to_each(via.gateway.bootstrap, topic, partitions, 5, tag))
+        eventually(lambda: read_and_committed(held), what=progress)
+        assert all(o < read_below for p, o in consumed() if p in held)
+
     try:
         eventually(lambda: _owners_are_one_each(members, partitions)
                    and all(m.assignment for m in members), timeout=30,
@@ -436,11 +445,7 @@ def test_members_on_three_gateways_form_one_group_and_take_over_from_each_other(
         eventually(read_and_committed, what=progress)
 
         # b stops reading; the records sent now to its partitions wait for it
-        b.pause()
-        held = b.assignment
-        sent |= _produce_to_each(served[1].gateway.bootstrap, topic, partitions, 5, "two")
-        eventually(lambda: read_and_committed(held), what=progress)
-        assert all(o < 5 for p, o in consumed() if p in held)  # b's second five wait
+        stop_reading(b, served[1], "two", 5)  # b's second five wait
         b.leave()  # LeaveGroup through gateway b: a and c rebalance and read b's share
         members.remove(b)
         eventually(lambda: _owners_are_one_each([a, c], partitions), timeout=30,
@@ -448,11 +453,7 @@ def test_members_on_three_gateways_form_one_group_and_take_over_from_each_other(
         eventually(read_and_committed, what=progress)
 
         # c stops reading, then its gateway stops: c is never heard from again
-        c.pause()
-        held = c.assignment
-        sent |= _produce_to_each(served[2].gateway.bootstrap, topic, partitions, 5, "three")
-        eventually(lambda: read_and_committed(held), what=progress)
-        assert all(o < 10 for p, o in consumed() if p in held)  # c's third five wait
+        stop_reading(c, served[2], "three", 10)  # c's third five wait
         served[2].gateway.stop()
         c.stop()
         eventually(lambda: a.assignment == frozenset(range(partitions)), timeout=30,

@@ -47,11 +47,13 @@ def expected(record: Input) -> Iterable[str]:
 class ProcessPlan(FaultPlan):
     """A process's faults: seeded random ones, and a crash armed at the n-th request one
     thread sends. After any crash the process is dead: every request of it crashes
-    before it is sent (a dead process neither aborts, closes nor beats)."""
+    before it is sent (a dead process neither aborts, closes nor beats). A process that
+    plays a :class:`Pause` is ``spared`` random crashes from then on: its part (fenced,
+    aborted, timed out) is scripted, and a crash would give it another one."""
 
     def __init__(self, seed: int, rates: FaultRates, fired: list[tuple[int, Fault]]) -> None:
         super().__init__(seed=seed, rates=rates)
-        self.dead = False
+        self.dead = self.spared = False
         self._armed: list[Any] | None = None  # [thread, n, fault, requests seen]
         self.fired = fired
 
@@ -66,6 +68,8 @@ class ProcessPlan(FaultPlan):
             return "crash_before"
         armed = self._armed
         fault = super()._next_fault()
+        if self.spared and fault in ("crash_before", "crash_after"):
+            fault = "ok"
         if armed is not None and armed[0] == threading.get_ident():
             if armed[3] == armed[1]:
                 fault, self._armed = armed[2], None
@@ -215,7 +219,7 @@ class Processor:
                                 session_timeout_ms=SESSION_MS, max_poll_records=8,
                                 fetch_max_wait_ms=50, isolation_level="read_committed")
             engine.consumer, engine.after_commit = consumer, self._after_commit
-            stats = processing.run(consumer, producer, self._fn(consumer, producer),
+            stats = processing.run(consumer, producer, self._fn(engine, consumer, producer),
                                    poll_timeout=0.1, stop=self.s.stop)
             self.s.count(retried=stats.retried, committed=stats.committed)
         except ProducerFenced:
@@ -228,7 +232,8 @@ class Processor:
             return self._die(plan, consumer, producer)
         except (SimulatedCrash, StreamletError) as error:
             self.s.count(**{type(error).__name__: 1})
-            return self._die(plan, consumer, producer)
+            # a replaced zombie that dies is not restarted: its replacement already runs
+            return self._die(plan, consumer, producer) and self._mine() is None
         consumer.close()
         producer.close()
         return False
@@ -251,7 +256,8 @@ class Processor:
     def _pending(self, *where: str) -> Pause | None:
         return next((p for p in self.pauses if p.thread is None and p.where in where), None)
 
-    def _fn(self, consumer: Consumer, producer: Producer) -> Callable[[Record], list[Out]]:
+    def _fn(self, engine: RecordingEngine, consumer: Consumer, producer: Producer
+            ) -> Callable[[Record], list[Out]]:
         last: list[TxnId] = []
 
         def transform(record: Record) -> list[Out]:
@@ -262,7 +268,7 @@ class Processor:
                 else self._pending("send")
             last[:] = [tag]
             if pause is not None:
-                self._pause(consumer, tag, pause)
+                self._pause(engine, consumer, tag, pause)
             key = (record.key or b"").decode()
             outs = [Out(f"{self.s.topic}-{sink}", Output(tag, sink, (record.partition,
                                                                      record.offset),
@@ -277,7 +283,7 @@ class Processor:
     def _before_commit(self, engine: RecordingEngine, txn: TxnId) -> None:
         pause = self._pending("commit")
         if pause is not None:
-            self._pause(engine.consumer, txn, pause)
+            self._pause(engine, engine.consumer, txn, pause)
         crash, self.crash = self.crash, None
         if crash is not None and isinstance(engine.plan, ProcessPlan):
             engine.plan.arm(*crash)
@@ -287,11 +293,14 @@ class Processor:
             if pause.txn == txn and not pause.outcome:
                 pause.outcome = outcome
 
-    def _pause(self, consumer: Consumer | None, txn: TxnId, pause: Pause) -> None:
+    def _pause(self, engine: RecordingEngine, consumer: Consumer | None, txn: TxnId,
+               pause: Pause) -> None:
         with self.s.lock:
             if pause.thread is not None:
                 return  # another process of this slot got there first
             pause.thread, pause.txn = threading.get_ident(), txn
+        if isinstance(engine.plan, ProcessPlan):
+            engine.plan.spared = True
         group = consumer._group if consumer is not None else None
         if pause.kind == "slow":
             time.sleep(self.timeout_ms / 1000 + 0.5)

@@ -232,8 +232,9 @@ class Processor:
             return self._die(plan, consumer, producer)
         except (SimulatedCrash, StreamletError) as error:
             self.s.count(**{type(error).__name__: 1})
+            self._die(plan, consumer, producer)
             # a replaced zombie that dies is not restarted: its replacement already runs
-            return self._die(plan, consumer, producer) and self._mine() is None
+            return self._mine() is None
         consumer.close()
         producer.close()
         return False
